@@ -1,0 +1,3 @@
+module github.com/eftml/eft/events
+
+go 1.26

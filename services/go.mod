@@ -1,0 +1,3 @@
+module github.com/eftml/eft/services
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/eftml/eft/shared
+
+go 1.26

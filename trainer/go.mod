@@ -1,0 +1,3 @@
+module github.com/eftml/eft/trainer
+
+go 1.26
