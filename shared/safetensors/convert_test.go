@@ -100,9 +100,9 @@ func TestBF16KnownValues(t *testing.T) {
 		h uint16
 	}{
 		{1, 0x3f80}, {-2, 0xc000}, {3.140625, 0x4049},
-		{1 + 1.0/256, 0x3f80},            // tie, rounds to even
-		{1 + 3.0/256, 0x3f82},            // tie, rounds up to even
-		{math.MaxFloat32, 0x7f80},        // overflows to +Inf, as torch does
+		{1 + 1.0/256, 0x3f80},     // tie, rounds to even
+		{1 + 3.0/256, 0x3f82},     // tie, rounds up to even
+		{math.MaxFloat32, 0x7f80}, // overflows to +Inf, as torch does
 		{float32(math.NaN()), 0x7fc0},
 		{float32(math.Inf(-1)), 0xff80},
 	}

@@ -35,11 +35,11 @@ func TestReadLlamaFixture(t *testing.T) {
 		t.Errorf("%d tensors, want 21: %v", n, f.Names())
 	}
 	want := map[string][]int{
-		"lm_head.weight":                        {2048, 64},
-		"model.embed_tokens.weight":             {2048, 64},
+		"lm_head.weight":                         {2048, 64},
+		"model.embed_tokens.weight":              {2048, 64},
 		"model.layers.1.self_attn.k_proj.weight": {32, 64},
-		"model.layers.0.mlp.down_proj.weight":   {64, 160},
-		"model.norm.weight":                     {64},
+		"model.layers.0.mlp.down_proj.weight":    {64, 160},
+		"model.norm.weight":                      {64},
 	}
 	for name, shape := range want {
 		info, ok := f.Info(name)
