@@ -50,11 +50,11 @@ const IgnoreIndex = -100
 // j when SegStart(i) <= j <= QOffset+i and, with a window, QOffset+i-j <
 // Window.
 type AttentionSpec struct {
-	Batch, QLen, KVLen       int
-	Heads, KVHeads, HeadDim  int
-	Scale                    float32 // multiplies q·k; usually 1/sqrt(HeadDim)
-	Window                   int     // sliding window in tokens; 0 means none
-	QOffset                  int
+	Batch, QLen, KVLen      int
+	Heads, KVHeads, HeadDim int
+	Scale                   float32 // multiplies q·k; usually 1/sqrt(HeadDim)
+	Window                  int     // sliding window in tokens; 0 means none
+	QOffset                 int
 	// SegStart, when set, holds for every kv position (Batch*KVLen entries)
 	// the kv index where its sample starts inside the row: packed samples
 	// never attend to each other. Nil means each row is one sample.

@@ -3,6 +3,8 @@ package tensor
 import (
 	"fmt"
 	"strings"
+
+	"github.com/eftml/eft/shared/safetensors"
 )
 
 // MaxDims is the largest rank a Tensor may have. Shapes live in a fixed array
@@ -182,12 +184,39 @@ func (t *Tensor) ToF32() *Tensor {
 		copy(out.F32, t.F32)
 	case BF16:
 		for i, b := range t.Raw {
-			out.F32[i] = BF16ToF32(b)
+			out.F32[i] = safetensors.BF16ToFloat32(b)
 		}
 	case F16:
 		for i, b := range t.Raw {
-			out.F32[i] = F16ToF32(b)
+			out.F32[i] = safetensors.F16ToFloat32(b)
 		}
 	}
 	return out
+}
+
+// SliceRows points view at rows [r0, r1) of t seen as a matrix of Cols()
+// columns, without copying, and returns view. The caller owns view (often a
+// header kept across steps), so slicing allocates nothing.
+func (t *Tensor) SliceRows(view *Tensor, r0, r1 int) *Tensor {
+	cols := t.Cols()
+	if r0 < 0 || r1 < r0 || r1 > t.Rows() {
+		panic(fmt.Sprintf("tensor: rows [%d,%d) of %v", r0, r1, t))
+	}
+	*view = Tensor{DType: t.DType}
+	view.shape[0], view.shape[1], view.ndim = r1-r0, cols, 2
+	view.F32 = t.F32[r0*cols : r1*cols : r1*cols]
+	return view
+}
+
+// Prefix points view at the first rows·cols elements of t as a [rows, cols]
+// matrix, without copying, and returns view: one scratch buffer can serve
+// differently shaped uses.
+func (t *Tensor) Prefix(view *Tensor, rows, cols int) *Tensor {
+	if rows < 0 || cols <= 0 || rows*cols > t.Len() {
+		panic(fmt.Sprintf("tensor: %dx%d prefix of %v", rows, cols, t))
+	}
+	*view = Tensor{DType: t.DType}
+	view.shape[0], view.shape[1], view.ndim = rows, cols, 2
+	view.F32 = t.F32[: rows*cols : rows*cols]
+	return view
 }

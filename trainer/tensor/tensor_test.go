@@ -1,72 +1,19 @@
 package tensor
 
 import (
-	"math"
 	"testing"
 )
 
-func TestF16KnownValues(t *testing.T) {
-	cases := []struct {
-		bits uint16
-		val  float32
-	}{
-		{0x0000, 0}, {0x3c00, 1}, {0xc000, -2}, {0x7bff, 65504}, {0x0400, 6.103515625e-05},
-		{0x0001, 5.960464477539063e-08}, {0x3555, 0.333251953125}, {0x7c00, float32(math.Inf(1))},
-	}
-	for _, c := range cases {
-		if got := F16ToF32(c.bits); got != c.val {
-			t.Errorf("F16ToF32(%#04x) = %g, want %g", c.bits, got, c.val)
+func TestToF32WidensStorageTypes(t *testing.T) {
+	bf := &Tensor{DType: BF16, Raw: []uint16{0x3f80, 0xc040}}
+	bf.setShape([]int{2})
+	hf := &Tensor{DType: F16, Raw: []uint16{0x3c00, 0xc200}}
+	hf.setShape([]int{2})
+	for _, src := range []*Tensor{bf, hf} {
+		got := src.ToF32()
+		if got.DType != F32 || got.F32[0] != 1 || got.F32[1] != -3 {
+			t.Fatalf("%v widened to %v %v, want [1 -3]", src, got, got.F32)
 		}
-		if got := F32ToF16(c.val); got != c.bits {
-			t.Errorf("F32ToF16(%g) = %#04x, want %#04x", c.val, got, c.bits)
-		}
-	}
-	// Rounding: 1/3 rounds to 0x3555; 65520 overflows to Inf; ties go to even.
-	if got := F32ToF16(1.0 / 3); got != 0x3555 {
-		t.Errorf("F32ToF16(1/3) = %#04x", got)
-	}
-	if got := F32ToF16(65520); got != 0x7c00 {
-		t.Errorf("F32ToF16(65520) = %#04x, want Inf", got)
-	}
-	if got := F32ToF16(1 + 1.0/2048); got != 0x3c00 { // halfway between 1 and next: even is 1
-		t.Errorf("tie to even: %#04x", got)
-	}
-	if got := F32ToF16(1 + 3.0/2048); got != 0x3c02 {
-		t.Errorf("tie to even (odd): %#04x", got)
-	}
-}
-
-func TestF16RoundTripEveryHalf(t *testing.T) {
-	for h := 0; h < 1<<16; h++ {
-		f := F16ToF32(uint16(h))
-		if f != f {
-			continue // NaN payloads need not survive
-		}
-		if back := F32ToF16(f); back != uint16(h) {
-			t.Fatalf("round trip %#04x -> %g -> %#04x", h, f, back)
-		}
-	}
-}
-
-func TestBF16(t *testing.T) {
-	for h := 0; h < 1<<16; h++ {
-		f := BF16ToF32(uint16(h))
-		if f != f {
-			continue
-		}
-		if back := F32ToBF16(f); back != uint16(h) {
-			t.Fatalf("round trip %#04x -> %g -> %#04x", h, f, back)
-		}
-	}
-	// 1 + 2^-8 is halfway between bf16 1 and 1+2^-7: ties to even -> 1.
-	if got := F32ToBF16(1 + 1.0/256); got != 0x3f80 {
-		t.Errorf("tie to even: %#04x", got)
-	}
-	if got := F32ToBF16(1 + 3.0/256); got != 0x3f82 {
-		t.Errorf("tie to even (odd): %#04x", got)
-	}
-	if got := F32ToBF16(float32(math.NaN())); BF16ToF32(got) == BF16ToF32(got) {
-		t.Errorf("NaN became %#04x", got)
 	}
 }
 
