@@ -24,12 +24,12 @@ const (
 
 // Stage names, as RunFailed.Stage and the tracker's run status use them.
 const (
-	StageValidate  = "validate"
-	StageIngest    = "ingest"
-	StageTokenize  = "tokenize"
-	StageTrain     = "train"
-	StageEvaluate  = "evaluate"
-	StageMerge     = "merge"
+	StageValidate = "validate"
+	StageIngest   = "ingest"
+	StageTokenize = "tokenize"
+	StageTrain    = "train"
+	StageEvaluate = "evaluate"
+	StageMerge    = "merge"
 )
 
 // MaxConfigBytes bounds the config text a RunRequested may carry: events stay
