@@ -1,0 +1,187 @@
+package hfmodel
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/eftml/eft/shared/testfixtures"
+)
+
+func TestFixtureConfigs(t *testing.T) {
+	type want struct {
+		kv, headDim                    int
+		eps, theta                     float64
+		tie, attnBias, outBias, qkNorm bool
+		window                         []int
+		bos                            *int
+		eos                            []int
+	}
+	cases := map[string]want{
+		"llama":   {kv: 2, headDim: 16, eps: 1e-5, theta: 10000, window: []int{0, 0}, bos: intPtr(1), eos: []int{2}},
+		"mistral": {kv: 2, headDim: 16, eps: 1e-6, theta: 10000, window: []int{8, 8}, bos: intPtr(1), eos: []int{2}},
+		// qwen2: bos/eos are explicit nulls; q, k, v always carry biases.
+		"qwen2": {kv: 2, headDim: 16, eps: 1e-6, theta: 1e6, tie: true, attnBias: true, window: []int{0, 0}},
+		"qwen3": {kv: 2, headDim: 16, eps: 1e-6, theta: 1e6, qkNorm: true, window: []int{0, 0}},
+	}
+	for arch, w := range cases {
+		d, err := Open(testfixtures.Path(t, "hf", arch))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := d.Config
+		if c.ModelType != arch || c.VocabSize != 2048 || c.HiddenSize != 64 || c.IntermediateSize != 160 ||
+			c.NumHiddenLayers != 2 || c.NumAttentionHeads != 4 || c.NumKeyValueHeads != w.kv || c.HeadDim != w.headDim ||
+			c.MaxPositionEmbeddings != 256 || c.HiddenAct != "silu" || c.DType != "float32" {
+			t.Errorf("%s: sizes %+v", arch, *c)
+		}
+		if c.RMSNormEps != w.eps || c.RoPE.Theta != w.theta || c.RoPE.Type != "default" || c.RoPE.Factor != 0 {
+			t.Errorf("%s: eps %g, rope %+v", arch, c.RMSNormEps, c.RoPE)
+		}
+		if c.TieWordEmbeddings != w.tie || c.AttentionBias != w.attnBias || c.OutputBias != w.outBias || c.QKNorm != w.qkNorm || c.MLPBias {
+			t.Errorf("%s: tie %v attnBias %v outBias %v qkNorm %v mlpBias %v", arch, c.TieWordEmbeddings, c.AttentionBias, c.OutputBias, c.QKNorm, c.MLPBias)
+		}
+		if !slices.Equal(c.LayerWindow(), w.window) {
+			t.Errorf("%s: layer windows %v, want %v", arch, c.LayerWindow(), w.window)
+		}
+		if !equalOpt(c.BOSTokenID, w.bos) || !slices.Equal(c.EOSTokenIDs, w.eos) || c.PadTokenID != nil {
+			t.Errorf("%s: bos %v eos %v pad %v", arch, c.BOSTokenID, c.EOSTokenIDs, c.PadTokenID)
+		}
+		if !d.HasTokenizer() || d.GenerationConfig != "generation_config.json" || d.Weights != "model.safetensors" {
+			t.Errorf("%s: files %+v", arch, d)
+		}
+	}
+}
+
+func equalOpt(a, b *int) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+
+func loadNamed(t *testing.T, name string) *Config {
+	t.Helper()
+	c, err := LoadConfig(testfixtures.Path(t, "hfmodel", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestRealWorldConfigs(t *testing.T) {
+	l := loadNamed(t, "llama3.1-8b.json")
+	wantRope := RoPE{Type: "llama3", Theta: 500000, Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositions: 8192, from: "rope_scaling"}
+	if !ropeEqual(l.RoPE, wantRope) {
+		t.Errorf("llama 3.1 rope %+v, want %+v", l.RoPE, wantRope)
+	}
+	if l.HeadDim != 128 || l.NumKeyValueHeads != 8 || !slices.Equal(l.EOSTokenIDs, []int{128001, 128008, 128009}) || l.DType != "bfloat16" {
+		t.Errorf("llama 3.1: head_dim %d kv %d eos %v dtype %s", l.HeadDim, l.NumKeyValueHeads, l.EOSTokenIDs, l.DType)
+	}
+	// 8.03B parameters, as the model card says.
+	if n := l.ParamCount(); n != 8030261248 {
+		t.Errorf("llama 3.1 8B parameter count %d", n)
+	}
+
+	q := loadNamed(t, "qwen2.5-7b.json")
+	// sliding_window is set but use_sliding_window is false: no layer slides.
+	if q.SlidingWindow != 0 || slices.Max(q.LayerWindow()) != 0 || q.RoPE.Theta != 1e6 || q.RoPE.Type != "default" || !q.AttentionBias || q.OutputBias {
+		t.Errorf("qwen2.5: window %d rope %+v bias %v/%v", q.SlidingWindow, q.RoPE, q.AttentionBias, q.OutputBias)
+	}
+	if n := q.ParamCount(); n != 7615616512 {
+		t.Errorf("qwen2.5 7B parameter count %d", n)
+	}
+
+	legacy := loadNamed(t, "llama2-linear-legacy.json")
+	// Legacy "type" key, integer factor, no rope_theta: 10000; no
+	// num_key_value_heads: as many as heads; explicit pad id.
+	if legacy.RoPE.Type != "linear" || legacy.RoPE.Factor != 2 || legacy.RoPE.Theta != 10000 ||
+		legacy.NumKeyValueHeads != 32 || legacy.PadTokenID == nil || *legacy.PadTokenID != 0 || legacy.DType != "float16" {
+		t.Errorf("llama 2 legacy: rope %+v kv %d pad %v", legacy.RoPE, legacy.NumKeyValueHeads, legacy.PadTokenID)
+	}
+
+	y := loadNamed(t, "qwen3-yarn-sliding.json")
+	f := false
+	wantYarn := RoPE{Type: "yarn", Theta: 1e6, Factor: 4, OriginalMaxPositions: 32768, BetaFast: 16, Truncate: &f, from: "rope_parameters"}
+	if !ropeEqual(y.RoPE, wantYarn) {
+		t.Errorf("yarn rope %+v", y.RoPE)
+	}
+	// Qwen3 defaults: head_dim 128 when absent; layers from max_window_layers slide.
+	if y.HeadDim != 128 || !slices.Equal(y.LayerWindow(), []int{0, 0, 512, 512}) || y.BOSTokenID != nil {
+		t.Errorf("qwen3: head_dim %d windows %v bos %v", y.HeadDim, y.LayerWindow(), y.BOSTokenID)
+	}
+}
+
+func ropeEqual(a, b RoPE) bool {
+	ta, tb := a.Truncate, b.Truncate
+	a.Truncate, b.Truncate = nil, nil
+	return a == b && (ta == nil) == (tb == nil) && (ta == nil || *ta == *tb)
+}
+
+func TestUnsupportedArchitecturesSaySo(t *testing.T) {
+	dir := testfixtures.Path(t, "hfmodel", "unsupported")
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) < 8 {
+		t.Fatalf("unsupported configs: %v, %d files", err, len(entries))
+	}
+	for _, e := range entries {
+		arch := strings.TrimSuffix(e.Name(), ".json")
+		_, err := LoadConfig(filepath.Join(dir, e.Name()))
+		if err == nil || !strings.Contains(err.Error(), `model_type "`+arch+`"`) || !strings.Contains(err.Error(), "not supported yet") {
+			t.Errorf("%s: %v", arch, err)
+		}
+	}
+	_, err = ParseConfig("x/config.json", []byte(`{"model_type":"bert","architectures":["BertModel"]}`))
+	if err == nil || !strings.Contains(err.Error(), `model_type "bert" (BertModel) is unknown; supported: llama, mistral, qwen2, qwen3`) {
+		t.Errorf("unknown arch: %v", err)
+	}
+	// No model_type: the architecture name decides.
+	c, err := ParseConfig("x/config.json", []byte(`{"architectures":["MistralForCausalLM"],"hidden_size":64,"num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":128,"num_hidden_layers":1,"vocab_size":100,"bos_token_id":null,"eos_token_id":null}`))
+	if err != nil || c.ModelType != "mistral" || c.SlidingWindow != 4096 {
+		t.Errorf("architecture fallback: %v %+v", err, c)
+	}
+}
+
+func TestConfigErrorsNameFileAndKey(t *testing.T) {
+	base, err := os.ReadFile(testfixtures.Path(t, "hf", "llama", "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit := func(old, new string) []byte {
+		if !strings.Contains(string(base), old) {
+			t.Fatalf("fixture lacks %q", old)
+		}
+		return []byte(strings.Replace(string(base), old, new, 1))
+	}
+	cases := []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"syntax", edit(`"hidden_size": 64,`, `"hidden_size": 64,,`), "line 12"},
+		{"string size", edit(`"hidden_size": 64`, `"hidden_size": "64"`), `key "hidden_size": want an integer, got "64"`},
+		{"fraction", edit(`"num_hidden_layers": 2`, `"num_hidden_layers": 2.5`), `key "num_hidden_layers": want an integer`},
+		{"zero", edit(`"intermediate_size": 160`, `"intermediate_size": 0`), `key "intermediate_size": must be a positive integer`},
+		{"gqa", edit(`"num_key_value_heads": 2`, `"num_key_value_heads": 3`), `key "num_key_value_heads": 3 does not divide num_attention_heads 4`},
+		{"odd head", edit(`"head_dim": 16`, `"head_dim": 15`), `key "head_dim": 15 is odd`},
+		{"eps", edit(`"rms_norm_eps": 1e-05`, `"rms_norm_eps": 0`), `key "rms_norm_eps"`},
+		{"act", edit(`"hidden_act": "silu"`, `"hidden_act": "gelu"`), `key "hidden_act": "gelu" is not supported`},
+		{"bool", edit(`"tie_word_embeddings": false`, `"tie_word_embeddings": "no"`), `key "tie_word_embeddings": want true or false`},
+		{"eos", edit(`"eos_token_id": 2`, `"eos_token_id": 5000`), "token id 5000 is outside the vocabulary of 2048"},
+		{"rope type", edit(`"rope_type": "default"`, `"rope_type": "longrope"`), `key "rope_parameters": rope_type "longrope" is not supported`},
+		{"rope factor", edit(`"rope_type": "default"`, `"rope_type": "linear"`), `rope_type "linear" needs a positive factor`},
+		{"rope theta", edit(`"rope_theta": 10000.0`, `"rope_theta": "big"`), `key "rope_theta": want a number, got "big" (inside "rope_parameters")`},
+		{"llama3 fields", edit(`"rope_type": "default"`, `"rope_type": "llama3", "factor": 8`), "rope_type llama3 needs"},
+		{"rope not object", edit(`"rope_parameters": {`, `"rope_parameters": 3, "x": {`), `key "rope_parameters": want an object`},
+		{"model type", edit(`"model_type": "llama"`, `"model_type": 7`), `key "model_type": want a string`},
+	}
+	for _, c := range cases {
+		_, err := ParseConfig("m/config.json", c.data)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "m/config.json") {
+			t.Errorf("%s: %v\nwant it to name m/config.json and say %q", c.name, err, c.want)
+		}
+	}
+	q, _ := os.ReadFile(testfixtures.Path(t, "hf", "qwen2", "config.json"))
+	bad := strings.Replace(string(q), `"full_attention",
+    "full_attention"`, `"full_attention"`, 1)
+	if _, err := ParseConfig("q/config.json", []byte(bad)); err == nil || !strings.Contains(err.Error(), `key "layer_types": has 1 entries for 2 layers`) {
+		t.Errorf("layer_types length: %v", err)
+	}
+}
