@@ -43,6 +43,9 @@ func readCSV(r io.Reader, name string, c *collector) error {
 	if err != nil {
 		return fmt.Errorf("%s: header: %w", name, err)
 	}
+	if !allValidUTF8(header) {
+		return fmt.Errorf("%s:1: header is not valid UTF-8", name)
+	}
 	header = dedupeHeader(header)
 
 	type rawRow struct {

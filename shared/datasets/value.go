@@ -1,6 +1,7 @@
 package datasets
 
 import (
+	"bytes"
 	"math"
 	"strconv"
 	"unicode/utf8"
@@ -101,28 +102,24 @@ func appendFloat(dst []byte, f float64) []byte {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return append(dst, "null"...)
 	}
-	// Like encoding/json: plain notation for ordinary magnitudes, exponent
-	// otherwise; always a '.', 'e' or 'E' so the value reads back as a float.
-	abs := math.Abs(f)
-	format := byte('f')
-	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
+	// Python's float repr: the shortest digits that round-trip, in plain
+	// notation when the decimal exponent is in [-4, 16), else with a
+	// two-digit-minimum exponent; always a '.' or an exponent so the value
+	// reads back as a float.
+	exp := 0
+	if f != 0 {
+		e := strconv.AppendFloat(nil, f, 'e', -1, 64)
+		exp, _ = strconv.Atoi(string(e[bytes.IndexByte(e, 'e')+1:]))
+	}
+	if exp < -4 || exp >= 16 {
+		return strconv.AppendFloat(dst, f, 'e', -1, 64)
 	}
 	start := len(dst)
-	dst = strconv.AppendFloat(dst, f, format, -1, 64)
-	if format == 'e' {
-		n := len(dst)
-		if n-start >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
-			dst[n-2] = dst[n-1]
-			dst = dst[:n-1]
-		}
+	dst = strconv.AppendFloat(dst, f, 'f', -1, 64)
+	if bytes.IndexByte(dst[start:], '.') < 0 {
+		dst = append(dst, ".0"...)
 	}
-	for _, c := range dst[start:] {
-		if c == '.' || c == 'e' || c == 'E' || c == 'n' || c == 'I' {
-			return dst
-		}
-	}
-	return append(dst, ".0"...)
+	return dst
 }
 
 const hexDigits = "0123456789abcdef"
@@ -157,7 +154,7 @@ func appendString(dst []byte, s string) []byte {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && size == 1 {
 			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
+			dst = append(dst, "\uFFFD"...) // the replacement character itself, so re-encoding is stable
 			i += size
 			start = i
 			continue
