@@ -79,7 +79,7 @@ func TestPrepareMergesDedupsAndSplits(t *testing.T) {
 	if !slices.Equal(texts(p.Eval), texts(again.Eval)) {
 		t.Error("same seed gave a different validation split")
 	}
-	for _, bad := range []float64{1, 2.5, -0.1, 10, 0.01} {
+	for _, bad := range []float64{1, 2.5, -0.1, 10, 0.95} {
 		if _, err := Prepare([][]Record{numbered("d", 10)}, PrepareOptions{ValSetSize: bad}); err == nil {
 			t.Errorf("val_set_size %v accepted", bad)
 		} else if !strings.Contains(err.Error(), "val_set_size") {
