@@ -1,0 +1,197 @@
+package packing
+
+import (
+	"cmp"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+)
+
+// IgnoreIndex is the label of a token that does not count in the loss.
+const IgnoreIndex = -100
+
+// Sample is one tokenized training example.
+type Sample struct {
+	InputIDs []int32
+	Labels   []int32 // same length; IgnoreIndex where the token is not trained
+}
+
+// Options configure packing. SequenceLen and MicroBatchSize must be positive.
+type Options struct {
+	SequenceLen      int    // sequence_len: tokens per row
+	MicroBatchSize   int    // micro_batch_size: rows per micro-batch
+	Pack             bool   // sample_packing
+	PadToSequenceLen bool   // pad_to_sequence_len (rows are always sequence_len wide when packing)
+	PadTokenID       int32  // input id written into padding
+	Seed             uint64 // orders samples and bins
+}
+
+// MicroBatch is Rows rows of Width tokens, row-major.
+type MicroBatch struct {
+	Rows        int
+	Width       int
+	InputIDs    []int32 // Rows*Width; PadTokenID after a row's length
+	Labels      []int32 // Rows*Width; IgnoreIndex in padding
+	PositionIDs []int32 // Rows*Width; restart at 0 for every sample, 0 in padding
+	RowLengths  []int32 // real tokens per row
+	// Boundaries[r] holds the offsets where the samples of row r start plus
+	// the row's length: cu_seqlens of that row, [0, len0, len0+len1, ...].
+	Boundaries [][]int32
+	// SampleIDs[r] are the indices (into the input samples) packed in row r.
+	SampleIDs [][]int32
+}
+
+// Stats describe a packing.
+type Stats struct {
+	Samples      int
+	Tokens       int // real tokens placed
+	Rows         int
+	MicroBatches int
+	// Efficiency is Tokens over the slots of all rows (Rows × sequence_len
+	// when packing; the padded width otherwise): 1 means no padding at all.
+	Efficiency float64
+}
+
+// Build orders, bins and lays out the samples into micro-batches.
+func Build(samples []Sample, o Options) ([]MicroBatch, Stats, error) {
+	if o.SequenceLen <= 0 || o.MicroBatchSize <= 0 {
+		return nil, Stats{}, fmt.Errorf("packing: sequence_len %d and micro_batch_size %d must be positive", o.SequenceLen, o.MicroBatchSize)
+	}
+	lengths := make([]int, len(samples))
+	for i, s := range samples {
+		if len(s.InputIDs) != len(s.Labels) {
+			return nil, Stats{}, fmt.Errorf("packing: sample %d has %d input ids but %d labels", i, len(s.InputIDs), len(s.Labels))
+		}
+		if len(s.InputIDs) == 0 {
+			return nil, Stats{}, fmt.Errorf("packing: sample %d is empty", i)
+		}
+		if len(s.InputIDs) > o.SequenceLen {
+			return nil, Stats{}, fmt.Errorf("packing: sample %d has %d tokens, more than sequence_len %d (drop or truncate it first)", i, len(s.InputIDs), o.SequenceLen)
+		}
+		lengths[i] = len(s.InputIDs)
+	}
+	var rows [][]int
+	if o.Pack {
+		rows = Bins(lengths, o.SequenceLen, o.Seed)
+	} else {
+		order := shuffled(len(samples), o.Seed)
+		rows = make([][]int, len(order))
+		for i, s := range order {
+			rows[i] = []int{s}
+		}
+	}
+	var batches []MicroBatch
+	st := Stats{Samples: len(samples), Rows: len(rows)}
+	slots := 0
+	for start := 0; start < len(rows); start += o.MicroBatchSize {
+		group := rows[start:min(start+o.MicroBatchSize, len(rows))]
+		width := o.SequenceLen
+		if !o.Pack && !o.PadToSequenceLen {
+			width = 0
+			for _, r := range group {
+				width = max(width, lengths[r[0]])
+			}
+		}
+		mb := layout(samples, group, width, o.PadTokenID)
+		for _, n := range mb.RowLengths {
+			st.Tokens += int(n)
+		}
+		slots += mb.Rows * mb.Width
+		batches = append(batches, mb)
+	}
+	st.MicroBatches = len(batches)
+	if slots > 0 {
+		st.Efficiency = float64(st.Tokens) / float64(slots)
+	}
+	return batches, st, nil
+}
+
+func layout(samples []Sample, group [][]int, width int, pad int32) MicroBatch {
+	n := len(group) * width
+	mb := MicroBatch{
+		Rows: len(group), Width: width,
+		InputIDs: make([]int32, n), Labels: make([]int32, n), PositionIDs: make([]int32, n),
+		RowLengths: make([]int32, len(group)), Boundaries: make([][]int32, len(group)), SampleIDs: make([][]int32, len(group)),
+	}
+	for r, ids := range group {
+		row := r * width
+		at := 0
+		bounds := []int32{0}
+		for _, id := range ids {
+			s := samples[id]
+			copy(mb.InputIDs[row+at:], s.InputIDs)
+			copy(mb.Labels[row+at:], s.Labels)
+			for p := range s.InputIDs {
+				mb.PositionIDs[row+at+p] = int32(p)
+			}
+			at += len(s.InputIDs)
+			bounds = append(bounds, int32(at))
+			mb.SampleIDs[r] = append(mb.SampleIDs[r], int32(id))
+		}
+		for p := at; p < width; p++ {
+			mb.InputIDs[row+p] = pad
+			mb.Labels[row+p] = IgnoreIndex
+		}
+		mb.RowLengths[r] = int32(at)
+		mb.Boundaries[r] = bounds
+	}
+	return mb
+}
+
+// shuffled is a seeded permutation of 0..n-1.
+func shuffled(n int, seed uint64) []int {
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x5851f42d4c957f2d))
+	rng.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
+	return order
+}
+
+// Bins packs items of the given lengths into bins of the given capacity by
+// first-fit decreasing: items are taken longest first (ties in a seeded
+// random order) and each goes into the first bin with room. The bins are
+// then put in a seeded random order, so micro-batches do not run from full
+// to sparse. Every length must be in [1, capacity].
+func Bins(lengths []int, capacity int, seed uint64) [][]int {
+	order := shuffled(len(lengths), seed)
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(lengths[b], lengths[a]) })
+
+	// A max segment tree over the bins' free space finds the first bin with
+	// room in O(log bins), so packing 100k samples stays fast.
+	size := 1
+	for size < len(lengths) {
+		size *= 2
+	}
+	free := make([]int, 2*size) // leaves: free space of bin i (0 for unopened bins)
+	var bins [][]int
+	for _, item := range order {
+		need := lengths[item]
+		var b int
+		if free[1] >= need {
+			node := 1
+			for node < size {
+				if free[2*node] >= need {
+					node = 2 * node
+				} else {
+					node = 2*node + 1
+				}
+			}
+			b = node - size
+		} else {
+			b = len(bins)
+			bins = append(bins, nil)
+			free[size+b] = capacity
+		}
+		bins[b] = append(bins[b], item)
+		node := size + b
+		free[node] -= need
+		for node /= 2; node >= 1; node /= 2 {
+			free[node] = max(free[2*node], free[2*node+1])
+		}
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x14057b7ef767814f))
+	rng.Shuffle(len(bins), func(i, j int) { bins[i], bins[j] = bins[j], bins[i] })
+	return bins
+}
