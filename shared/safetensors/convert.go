@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"sync"
 	"unsafe"
 )
 
@@ -104,8 +105,9 @@ func DecodeFloat32(dtype DType, src []byte, dst []float32) error {
 			dst[i] = math.Float32frombits(uint32(le.Uint16(src[2*i:])) << 16)
 		}
 	case F16:
+		table := f16Table()
 		for i := range dst {
-			dst[i] = F16ToFloat32(le.Uint16(src[2*i:]))
+			dst[i] = table[le.Uint16(src[2*i:])]
 		}
 	case F64:
 		for i := range dst {
@@ -114,6 +116,16 @@ func DecodeFloat32(dtype DType, src []byte, dst []float32) error {
 	}
 	return nil
 }
+
+// f16Table holds every half's float32 value (256 KiB, built on first use):
+// a lookup decodes F16 weights several times faster than the bit arithmetic.
+var f16Table = sync.OnceValue(func() *[1 << 16]float32 {
+	var t [1 << 16]float32
+	for h := range t {
+		t[h] = F16ToFloat32(uint16(h))
+	}
+	return &t
+})
 
 // EncodeFloat32 converts values to little-endian elements of a float dtype,
 // rounding to nearest-even for F16 and BF16, into dst of len(src)*dtype.Size().

@@ -141,3 +141,19 @@ func TestDecodeInt64AllIntegerTypes(t *testing.T) {
 		t.Error("7 bytes decoded as one I64")
 	}
 }
+
+func TestDecodeF16TableMatchesArithmetic(t *testing.T) {
+	src := make([]byte, 2<<16)
+	for h := range 1 << 16 {
+		src[2*h], src[2*h+1] = byte(h), byte(h>>8)
+	}
+	dst := make([]float32, 1<<16)
+	if err := DecodeFloat32(F16, src, dst); err != nil {
+		t.Fatal(err)
+	}
+	for h, v := range dst {
+		if math.Float32bits(v) != math.Float32bits(F16ToFloat32(uint16(h))) {
+			t.Fatalf("half %#04x decodes to %v, want %v", h, v, F16ToFloat32(uint16(h)))
+		}
+	}
+}
