@@ -83,7 +83,7 @@ func (m *bpeModel) idToToken(id int32) (string, bool) {
 func (m *bpeModel) finish() error {
 	m.charIDs = make(map[rune]int32)
 	for tok, id := range m.vocab {
-		if r, n := utf8.DecodeRuneInString(tok); n == len(tok) && r != utf8.RuneError {
+		if r, n := utf8.DecodeRuneInString(tok); n == len(tok) && (r != utf8.RuneError || n > 1) {
 			m.charIDs[r] = id
 		}
 	}

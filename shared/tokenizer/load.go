@@ -1050,4 +1050,6 @@ func (t *Tokenizer) sortedAddedTokens() []int32 {
 	return ids
 }
 
-func isSpace(r rune) bool { return r == ' ' || (r >= '\t' && r <= '\r') || (r > 0x7F && isUnicodeSpace(r)) }
+func isSpace(r rune) bool {
+	return r == ' ' || (r >= '\t' && r <= '\r') || (r > 0x7F && isUnicodeSpace(r))
+}

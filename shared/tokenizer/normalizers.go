@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -20,42 +21,185 @@ func (s sequenceNormalizer) normalize(b *textBuf) {
 	}
 }
 
-// unicodeNormalizer applies NFC, NFD, NFKC or NFKD. Alignments follow the
-// normalization segments: the characters a segment produces take the spans
-// of the characters it came from, one for one, extra ones sharing the last
-// span and missing ones dropped.
+// unicodeNormalizer applies NFC, NFD, NFKC or NFKD, producing the same
+// (char, change) alignment stream as the unicode-normalization-alignments
+// crate Hugging Face uses: each decomposed character is 0 for the first of
+// its source character and +1 for the rest, canonical reordering carries
+// the changes along, and a composition adds the absorbed character's
+// change minus one to the composite.
 type unicodeNormalizer struct{ form norm.Form }
+
+type normChar struct {
+	r      rune
+	change int
+	ccc    uint8
+}
 
 func (u unicodeNormalizer) normalize(b *textBuf) {
 	if u.form.IsNormal(b.text) {
 		return
 	}
-	t := b.startTransform(0)
-	var it norm.Iter
-	it.Init(u.form, b.text)
-	src := 0
-	for !it.Done() {
-		start := src
-		seg := it.Next()
-		src = it.Pos()
-		inChars := utf8.RuneCount(b.text[start:src])
-		outChars := utf8.RuneCount(seg)
-		k := 0
-		for len(seg) > 0 {
-			r, n := utf8.DecodeRune(seg)
-			seg = seg[n:]
-			change := 0
-			switch {
-			case k >= inChars:
-				change = 1
-			case k == outChars-1 && inChars > outChars:
-				change = -(inChars - outChars)
+	decomp := norm.NFD
+	if u.form == norm.NFKC || u.form == norm.NFKD {
+		decomp = norm.NFKD
+	}
+	var chars []normChar
+	for i := 0; i < len(b.text); {
+		r, n := utf8.DecodeRune(b.text[i:])
+		i += n
+		first := len(chars)
+		for _, c := range decomposeRune(decomp, r) {
+			change := 1
+			if len(chars) == first {
+				change = 0
 			}
-			t.emit(r, change)
-			k++
+			chars = append(chars, normChar{r: c, change: change, ccc: cccOf(c)})
 		}
 	}
+	// Canonical ordering: stable sort of every run of non-starters.
+	for i := 0; i < len(chars); {
+		if chars[i].ccc == 0 {
+			i++
+			continue
+		}
+		j := i
+		for j < len(chars) && chars[j].ccc != 0 {
+			j++
+		}
+		run := chars[i:j]
+		for x := 1; x < len(run); x++ {
+			for y := x; y > 0 && run[y-1].ccc > run[y].ccc; y-- {
+				run[y-1], run[y] = run[y], run[y-1]
+			}
+		}
+		i = j
+	}
+	t := b.startTransform(0)
+	if u.form == norm.NFC || u.form == norm.NFKC {
+		chars = recompose(chars)
+	}
+	for _, c := range chars {
+		t.emit(c.r, c.change)
+	}
 	t.done()
+}
+
+// recompose is the canonical composition pass of the alignments crate.
+func recompose(in []normChar) []normChar {
+	out := make([]normChar, 0, len(in))
+	var buffer []normChar
+	var composee *normChar
+	var lastCCC int = -1
+	for _, ch := range in {
+		if composee == nil {
+			if ch.ccc != 0 {
+				out = append(out, ch)
+				continue
+			}
+			c := ch
+			composee = &c
+			continue
+		}
+		if lastCCC < 0 {
+			if r, ok := composePair(composee.r, ch.r); ok {
+				composee.r, composee.change = r, composee.change+ch.change-1
+				composee.ccc = cccOf(r)
+				continue
+			}
+			if ch.ccc == 0 {
+				out = append(out, *composee)
+				c := ch
+				composee = &c
+				continue
+			}
+			buffer = append(buffer, ch)
+			lastCCC = int(ch.ccc)
+			continue
+		}
+		if lastCCC >= int(ch.ccc) {
+			if ch.ccc == 0 {
+				out = append(out, *composee)
+				out = append(out, buffer...)
+				buffer = buffer[:0]
+				c := ch
+				composee = &c
+				lastCCC = -1
+				continue
+			}
+			buffer = append(buffer, ch)
+			lastCCC = int(ch.ccc)
+			continue
+		}
+		if r, ok := composePair(composee.r, ch.r); ok {
+			composee.r, composee.change = r, composee.change+ch.change-1
+			continue
+		}
+		buffer = append(buffer, ch)
+		lastCCC = int(ch.ccc)
+	}
+	if composee != nil {
+		out = append(out, *composee)
+	}
+	return append(out, buffer...)
+}
+
+const (
+	hangulSBase  = 0xAC00
+	hangulLBase  = 0x1100
+	hangulVBase  = 0x1161
+	hangulTBase  = 0x11A7
+	hangulLCount = 19
+	hangulVCount = 21
+	hangulTCount = 28
+	hangulNCount = hangulVCount * hangulTCount
+	hangulSCount = hangulLCount * hangulNCount
+)
+
+// decomposeRune is the full decomposition of r in form (NFD or NFKD).
+func decomposeRune(form norm.Form, r rune) []rune {
+	if r >= hangulSBase && r < hangulSBase+hangulSCount {
+		s := r - hangulSBase
+		out := []rune{hangulLBase + s/hangulNCount, hangulVBase + (s%hangulNCount)/hangulTCount}
+		if t := s % hangulTCount; t != 0 {
+			out = append(out, hangulTBase+t)
+		}
+		return out
+	}
+	var buf [utf8.UTFMax]byte
+	n := utf8.EncodeRune(buf[:], r)
+	if d := form.Properties(buf[:n]).Decomposition(); d != nil {
+		return []rune(string(d))
+	}
+	return []rune{r}
+}
+
+func cccOf(r rune) uint8 {
+	var buf [utf8.UTFMax]byte
+	n := utf8.EncodeRune(buf[:], r)
+	return norm.NFD.Properties(buf[:n]).CCC()
+}
+
+var composeCache sync.Map // [2]rune -> rune (or -1)
+
+// composePair is the primary composite of a and b, if any.
+func composePair(a, b rune) (rune, bool) {
+	if a >= hangulLBase && a < hangulLBase+hangulLCount && b >= hangulVBase && b < hangulVBase+hangulVCount {
+		return hangulSBase + ((a-hangulLBase)*hangulVCount+(b-hangulVBase))*hangulTCount, true
+	}
+	if a >= hangulSBase && a < hangulSBase+hangulSCount && (a-hangulSBase)%hangulTCount == 0 && b > hangulTBase && b < hangulTBase+hangulTCount {
+		return a + (b - hangulTBase), true
+	}
+	key := [2]rune{a, b}
+	if v, ok := composeCache.Load(key); ok {
+		r := v.(rune)
+		return r, r >= 0
+	}
+	r := rune(-1)
+	if c := []rune(norm.NFC.String(string([]rune{a, b}))); len(c) == 1 {
+		r = c[0]
+	}
+	composeCache.Store(key, r)
+	return r, r >= 0
 }
 
 // lowercaseNormalizer lowercases like Rust's char::to_lowercase (full

@@ -1,0 +1,146 @@
+package tokenizer
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/eftml/eft/shared/testfixtures"
+)
+
+// expected is one line of testdata/tokenizers/expected/NAME.jsonl.gz,
+// produced by the Hugging Face tokenizers library (see gen/README.md).
+type expected struct {
+	IDs         []int32  `json:"ids"`
+	IDsSpecial  []int32  `json:"ids_special"`
+	Offsets     [][2]int `json:"offsets"`
+	Decoded     *string  `json:"decoded"`
+	DecodedSkip *string  `json:"decoded_skip"`
+}
+
+func readJSONLines[T any](t testing.TB, path string) []T {
+	t.Helper()
+	var out []T
+	sc := bufio.NewScanner(bytes.NewReader(readGzipFile(t, path)))
+	sc.Buffer(nil, 64<<20)
+	for sc.Scan() {
+		var v T
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+			t.Fatalf("%s:%d: %v", path, len(out)+1, err)
+		}
+		out = append(out, v)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// checkExpected holds tok against the oracle's answers for every string.
+func checkExpected(t *testing.T, tok *Tokenizer, strings []string, want []expected) {
+	if len(want) != len(strings) {
+		t.Fatalf("%d expectations for %d strings", len(want), len(strings))
+	}
+	failures := 0
+	fail := func(format string, args ...any) {
+		t.Helper()
+		failures++
+		if failures <= 20 {
+			t.Errorf(format, args...)
+		}
+	}
+	for i, text := range strings {
+		w := want[i]
+		enc := tok.EncodeOffsets(text, false)
+		if !slices.Equal(enc.IDs, w.IDs) {
+			fail("string %d %q: ids\n got  %v\n want %v", i, clip(text), clipIDs(enc.IDs), clipIDs(w.IDs))
+			continue
+		}
+		if got := tok.Encode(text, false); !slices.Equal(got, w.IDs) {
+			fail("string %d %q: Encode differs from EncodeOffsets", i, clip(text))
+		}
+		if got := tok.Encode(text, true); !slices.Equal(got, w.IDsSpecial) {
+			fail("string %d %q: ids with special\n got  %v\n want %v", i, clip(text), clipIDs(got), clipIDs(w.IDsSpecial))
+		}
+		wantOffs := make([]Offset, len(w.Offsets))
+		for k, o := range w.Offsets {
+			wantOffs[k] = Offset{o[0], o[1]}
+		}
+		if got := CharOffsets(text, enc.Offsets); !slices.Equal(got, wantOffs) {
+			fail("string %d %q: offsets\n got  %v\n want %v", i, clip(text), got, wantOffs)
+		}
+		decoded := text
+		if w.Decoded != nil {
+			decoded = *w.Decoded
+		}
+		if got := tok.Decode(w.IDs, false); got != decoded {
+			fail("string %d %q: decode\n got  %q\n want %q", i, clip(text), clip(got), clip(decoded))
+		}
+		skip := decoded
+		if w.DecodedSkip != nil {
+			skip = *w.DecodedSkip
+		}
+		if got := tok.Decode(w.IDsSpecial, true); got != skip {
+			fail("string %d %q: decode skipping special\n got  %q\n want %q", i, clip(text), clip(got), clip(skip))
+		}
+	}
+	if failures > 0 {
+		t.Errorf("%d of %d strings differ from the oracle", failures, len(strings))
+	}
+}
+
+func clip(s string) string {
+	if len(s) > 120 {
+		return s[:120] + "..."
+	}
+	return s
+}
+
+func clipIDs(ids []int32) []int32 {
+	if len(ids) > 40 {
+		return ids[:40]
+	}
+	return ids
+}
+
+// TestRealTokenizersMatchOracle: Llama-3, Qwen3, Mistral v0.1, Llama-2 and
+// GPT-2 against the Hugging Face tokenizers library on a few thousand
+// varied strings.
+func TestRealTokenizersMatchOracle(t *testing.T) {
+	dir := testfixtures.Path(t, "tokenizers", "expected")
+	strs := readJSONLines[string](t, filepath.Join(dir, "strings.jsonl.gz"))
+	if len(strs) < 2000 {
+		t.Fatalf("only %d test strings", len(strs))
+	}
+	for _, name := range []string{"llama3", "qwen3", "mistral_v01", "llama2_reconstructed", "gpt2_reconstructed"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			tok := loadTestTokenizer(t, name)
+			want := readJSONLines[expected](t, filepath.Join(dir, name+".jsonl.gz"))
+			checkExpected(t, tok, strs, want)
+		})
+	}
+}
+
+// TestGemma3MatchesOracle runs when the Gemma-3 tokenizer (33 MB, too big
+// for the repository) has been fetched; see gen/README.md.
+func TestGemma3MatchesOracle(t *testing.T) {
+	dir := os.Getenv("EFT_GEMMA3_DIR")
+	if dir == "" {
+		dir = testfixtures.Path(t, "tokenizers", "gemma3")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tokenizer.json")); err != nil {
+		t.Skipf("no Gemma-3 tokenizer in %s (set EFT_GEMMA3_DIR; see testdata/tokenizers/gen/README.md)", dir)
+	}
+	tok, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := testfixtures.Path(t, "tokenizers", "expected")
+	strs := readJSONLines[string](t, filepath.Join(exp, "strings.jsonl.gz"))
+	checkExpected(t, tok, strs, readJSONLines[expected](t, filepath.Join(exp, "gemma3.jsonl.gz")))
+}
