@@ -1,0 +1,79 @@
+package model
+
+import "github.com/eftml/eft/trainer/tensor"
+
+// backwardBody runs the backward pass from a.dxf (the loss head's gradient
+// of the final norm's output) down to the embeddings.
+func (m *Model) backwardBody(b *Batch, a *activations) {
+	be := m.Backend
+	L := len(m.Layers)
+	be.Zero(a.dres)
+	be.RMSNormBackward(a.dres, gradOf(m.FinalNorm), a.dxf, a.res[L], m.FinalNorm.W, a.rstdF)
+	for l := L - 1; l >= 0; l-- {
+		la := m.layerActsFor(a, l)
+		if m.GradientCheckpointing {
+			m.layerForward(l, a, la, b.DropoutSeed)
+		}
+		// Below layer 0 the gradient only feeds the embeddings.
+		needInput := l > 0 || m.Embed.Trainable()
+		m.layerBackward(l, a, la, needInput)
+	}
+	if m.Embed.Trainable() {
+		be.EmbeddingBackward(m.Embed.G, a.dres, b.Tokens)
+	}
+}
+
+// layerBackward turns a.dres from d loss/d res[l+1] into d loss/d res[l]
+// (when needInput) and adds block l's parameter gradients.
+func (m *Model) layerBackward(l int, a *activations, la *layerActs, needInput bool) {
+	be, c, ly := m.Backend, &m.Config, &m.Layers[l]
+	x := a.res[l]
+
+	// MLP branch: res[l+1] = mid + down(act(gate(xn2)) ⊙ up(xn2)).
+	m.linearBackward(ly.Down, a.dh, a.dres, la.h, &la.lin[6], false)
+	be.GatedActBackward(a.dgate, a.dup, a.dh, la.gate, la.up, c.Act)
+	m.linearBackward(ly.Gate, a.dxn, a.dgate, la.xn2, &la.lin[4], false)
+	m.linearBackward(ly.Up, a.dxn, a.dup, la.xn2, &la.lin[5], true)
+	be.RMSNormBackward(a.dres, gradOf(ly.PostNorm), a.dxn, la.mid, ly.PostNorm.W, la.rstd2)
+	// a.dres is now d loss/d mid.
+
+	// Attention branch: mid = x + o(attention(q, k, v)).
+	m.linearBackward(ly.O, a.datt, a.dres, la.att, &la.lin[3], false)
+	be.AttentionBackward(a.dq, a.dk, a.dv, a.datt, la.att, la.lse, la.q, la.k, la.v, m.attnSpec(a, ly.Window))
+	be.RoPEBackward(a.dq, &m.rope.table, a.pos, c.Heads, c.HeadDim)
+	be.RoPEBackward(a.dk, &m.rope.table, a.pos, c.KVHeads, c.HeadDim)
+	dq, dk := a.dq, a.dk
+	if c.QKNorm {
+		be.Zero(a.dqRaw)
+		be.Zero(a.dkRaw)
+		be.RMSNormBackward(a.dqRaw, gradOf(ly.QNorm), a.dq, la.qRaw, ly.QNorm.W, la.qRstd)
+		be.RMSNormBackward(a.dkRaw, gradOf(ly.KNorm), a.dk, la.kRaw, ly.KNorm.W, la.kRstd)
+		dq, dk = a.dqRaw, a.dkRaw
+	}
+	dxn := a.dxn
+	if !needInput && !ly.InputNorm.Trainable() {
+		dxn = nil // nothing below wants it: weight gradients only
+	}
+	m.linearBackward(ly.Q, dxn, dq, la.xn1, &la.lin[0], false)
+	m.linearBackward(ly.K, dxn, dk, la.xn1, &la.lin[1], dxn != nil)
+	m.linearBackward(ly.V, dxn, a.dv, la.xn1, &la.lin[2], dxn != nil)
+	if dxn == nil {
+		return
+	}
+	if needInput {
+		be.RMSNormBackward(a.dres, gradOf(ly.InputNorm), dxn, x, ly.InputNorm.W, la.rstd1)
+		return
+	}
+	// Only the norm weight wants a gradient: send dx to a scratch buffer.
+	be.Zero(a.dxf)
+	be.RMSNormBackward(a.dxf, gradOf(ly.InputNorm), dxn, x, ly.InputNorm.W, la.rstd1)
+}
+
+// gradOf is p's gradient, or nil for a frozen p, as the backend's
+// RMSNormBackward expects.
+func gradOf(p *Param) *tensor.Tensor {
+	if p.Trainable() {
+		return p.G
+	}
+	return nil
+}

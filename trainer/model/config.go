@@ -1,0 +1,76 @@
+package model
+
+import (
+	"fmt"
+
+	"github.com/eftml/eft/trainer/backend"
+)
+
+// Config is what the decoder needs to know about an architecture: sizes and
+// the switches that tell llama, mistral, qwen2 and qwen3 apart.
+type Config struct {
+	Arch         string // model_type: llama, mistral, qwen2, qwen3
+	Vocab        int
+	Hidden       int
+	Intermediate int
+	Layers       int
+	Heads        int
+	KVHeads      int
+	HeadDim      int
+	NormEps      float32
+	Act          backend.Activation
+
+	AttentionBias bool // q, k, v (and o for llama's attention_bias) carry biases
+	OutputBias    bool // o_proj has a bias (llama attention_bias)
+	MLPBias       bool // gate, up, down carry biases (llama mlp_bias)
+	QKNorm        bool // per-head RMSNorm of q and k before rope (qwen3)
+	TieEmbeddings bool // lm_head shares embed_tokens' weight
+
+	// LayerWindow[l] is layer l's sliding window in tokens, 0 for full
+	// attention (mistral: every layer; qwen2: layers from max_window_layers
+	// when use_sliding_window).
+	LayerWindow []int
+
+	Rope         RopeParams
+	MaxPositions int // max_position_embeddings
+}
+
+// Validate checks the sizes fit together.
+func (c *Config) Validate() error {
+	switch {
+	case c.Vocab <= 0, c.Hidden <= 0, c.Intermediate <= 0, c.Layers <= 0, c.Heads <= 0, c.KVHeads <= 0, c.HeadDim <= 0:
+		return fmt.Errorf("model: %s config has a non-positive size: %+v", c.Arch, *c)
+	case c.Heads%c.KVHeads != 0:
+		return fmt.Errorf("model: num_attention_heads %d is not a multiple of num_key_value_heads %d", c.Heads, c.KVHeads)
+	case c.HeadDim%2 != 0:
+		return fmt.Errorf("model: head_dim %d is odd; rotary embedding needs pairs", c.HeadDim)
+	case len(c.LayerWindow) != c.Layers:
+		return fmt.Errorf("model: %d sliding-window entries for %d layers", len(c.LayerWindow), c.Layers)
+	case c.NormEps <= 0:
+		return fmt.Errorf("model: rms_norm_eps %g must be positive", c.NormEps)
+	}
+	return c.Rope.validate(c.HeadDim)
+}
+
+// ParamCount is the number of weights in the base model (tied counted once).
+func (c *Config) ParamCount() int {
+	qd, kvd := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
+	layer := 2*c.Hidden + c.Hidden*qd + 2*c.Hidden*kvd + qd*c.Hidden + 3*c.Hidden*c.Intermediate
+	if c.AttentionBias {
+		layer += qd + 2*kvd
+	}
+	if c.OutputBias {
+		layer += c.Hidden
+	}
+	if c.MLPBias {
+		layer += 2*c.Intermediate + c.Hidden
+	}
+	if c.QKNorm {
+		layer += 2 * c.HeadDim
+	}
+	n := c.Layers*layer + c.Vocab*c.Hidden + c.Hidden
+	if !c.TieEmbeddings {
+		n += c.Vocab * c.Hidden
+	}
+	return n
+}

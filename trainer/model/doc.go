@@ -1,0 +1,14 @@
+// Package model is the engine's one decoder implementation: the llama family
+// (llama, mistral, qwen2, qwen3) through switches in Config — biases, q/k
+// norm, head_dim, sliding window, tied embeddings, rope variant and scaling.
+// It loads a Hugging Face model directory, runs the forward pass, the
+// explicit backward pass (llm.c style, one function per block, every buffer
+// from one arena that is reused step after step), the chunked loss head, and
+// incremental decoding with a KV cache.
+//
+// Linear layers may carry a LoRA adapter (A, B, scale, dropout); attaching
+// adapters by PEFT's rules is trainer/lora's job, choosing what trains is the
+// caller's (Param.G is nil for a frozen weight, and frozen weights get no
+// gradient work they do not need). Optimizers live in trainer/optim, the step
+// loop in trainer/train.
+package model

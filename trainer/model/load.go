@@ -1,0 +1,112 @@
+package model
+
+import (
+	"fmt"
+
+	"github.com/eftml/eft/shared/safetensors"
+	"github.com/eftml/eft/trainer/backend"
+)
+
+// WeightFunc returns the float32 values of the weight called name (its
+// Hugging Face state-dict name), which must have the given shape.
+type WeightFunc func(name string, shape []int) ([]float32, error)
+
+// New builds a model of config c on be, its weights from weights. All
+// weights start frozen: call SetTrainable (or trainer/lora) to choose what
+// trains.
+func New(c Config, be backend.Backend, weights WeightFunc) (*Model, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Model{Config: c, Backend: be}
+	load := func(name string, shape ...int) (*Param, error) {
+		vals, err := weights(name, shape)
+		if err != nil {
+			return nil, err
+		}
+		p := &Param{Name: name, W: be.Alloc(shape...)}
+		be.Upload(p.W, vals)
+		return p, nil
+	}
+	var err error
+	must := func(name string, shape ...int) *Param {
+		if err != nil {
+			return nil
+		}
+		var p *Param
+		p, err = load(name, shape...)
+		return p
+	}
+	linear := func(module string, in, out int, bias bool) *Linear {
+		lin := &Linear{Module: module, In: in, Out: out, W: must(module+".weight", out, in)}
+		if bias {
+			lin.Bias = must(module+".bias", out)
+		}
+		return lin
+	}
+	D, F := c.Hidden, c.Intermediate
+	qd, kvd := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
+	m.Embed = must("model.embed_tokens.weight", c.Vocab, D)
+	m.Layers = make([]Layer, c.Layers)
+	for l := range m.Layers {
+		p := fmt.Sprintf("model.layers.%d.", l)
+		ly := &m.Layers[l]
+		ly.InputNorm = must(p+"input_layernorm.weight", D)
+		ly.PostNorm = must(p+"post_attention_layernorm.weight", D)
+		ly.Q = linear(p+"self_attn.q_proj", D, qd, c.AttentionBias)
+		ly.K = linear(p+"self_attn.k_proj", D, kvd, c.AttentionBias)
+		ly.V = linear(p+"self_attn.v_proj", D, kvd, c.AttentionBias)
+		ly.O = linear(p+"self_attn.o_proj", qd, D, c.OutputBias)
+		if c.QKNorm {
+			ly.QNorm = must(p+"self_attn.q_norm.weight", c.HeadDim)
+			ly.KNorm = must(p+"self_attn.k_norm.weight", c.HeadDim)
+		}
+		ly.Gate = linear(p+"mlp.gate_proj", D, F, c.MLPBias)
+		ly.Up = linear(p+"mlp.up_proj", D, F, c.MLPBias)
+		ly.Down = linear(p+"mlp.down_proj", F, D, c.MLPBias)
+		ly.Window = c.LayerWindow[l]
+	}
+	m.FinalNorm = must("model.norm.weight", D)
+	if c.TieEmbeddings {
+		m.LMHead = m.Embed
+	} else {
+		m.LMHead = must("lm_head.weight", c.Vocab, D)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// SafetensorsWeights reads weights from a safetensors file or sharded set
+// (converted to float32 whatever their stored dtype). A missing tensor or one
+// whose shape differs from what config.json implies is an error naming the
+// source, the tensor and both shapes.
+func SafetensorsWeights(src safetensors.Source, srcName, arch string) WeightFunc {
+	return func(name string, shape []int) ([]float32, error) {
+		info, ok := src.Info(name)
+		if !ok {
+			return nil, fmt.Errorf("model: %s has no tensor %q (a %s checkpoint needs it, shape %v)", srcName, name, arch, shape)
+		}
+		if !sameDims(info.Shape, shape) {
+			return nil, fmt.Errorf("model: %s: tensor %q has shape %v, but config.json implies %v", srcName, name, info.Shape, shape)
+		}
+		vals, err := src.Float32s(name)
+		if err != nil {
+			return nil, fmt.Errorf("model: %s: %w", srcName, err)
+		}
+		return vals, nil
+	}
+}
+
+func sameDims(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,150 @@
+package model
+
+import (
+	"github.com/eftml/eft/trainer/backend"
+	"github.com/eftml/eft/trainer/tensor"
+)
+
+// Param is one weight and, when it trains, its gradient.
+type Param struct {
+	// Name is the Hugging Face state-dict name
+	// ("model.layers.0.self_attn.q_proj.weight").
+	Name string
+	W    *tensor.Tensor
+	// G accumulates d loss/d W; nil while the weight is frozen.
+	G *tensor.Tensor
+}
+
+// Trainable reports whether the parameter gets a gradient.
+func (p *Param) Trainable() bool { return p != nil && p.G != nil }
+
+// LoRA is a low-rank adapter on a Linear, with PEFT's semantics:
+// y += Scale · B·A·dropout(x), A [r, in], B [out, r].
+type LoRA struct {
+	A, B    *Param
+	Scale   float32 // alpha/r, or alpha/sqrt(r) with rslora
+	Dropout float32 // probability of dropping an input feature
+}
+
+// Rank is r.
+func (l *LoRA) Rank() int { return l.A.W.Rows() }
+
+// Linear is y = x·Wᵀ + b, W [out, in], optionally with a LoRA adapter.
+type Linear struct {
+	// Module is the module path ("model.layers.0.self_attn.q_proj"), the
+	// name LoRA targets match against.
+	Module  string
+	In, Out int
+	W       *Param
+	Bias    *Param // nil when the layer has no bias
+	LoRA    *LoRA  // nil when no adapter is attached
+}
+
+// Layer is one decoder block.
+type Layer struct {
+	InputNorm, PostNorm *Param
+	QNorm, KNorm        *Param // qwen3 only
+	Q, K, V, O          *Linear
+	Gate, Up, Down      *Linear
+	Window              int // sliding window, 0 for full attention
+}
+
+// Linears lists the block's linear layers in a fixed order.
+func (l *Layer) Linears() []*Linear {
+	return []*Linear{l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down}
+}
+
+// Model is a loaded decoder with its weights on a backend.
+type Model struct {
+	Config  Config
+	Backend backend.Backend
+
+	Embed     *Param
+	Layers    []Layer
+	FinalNorm *Param
+	// LMHead is the output projection; with tied embeddings it is the same
+	// *Param as Embed, so gradients from both uses add up in one place.
+	LMHead *Param
+
+	// GradientCheckpointing keeps only each layer's input during the forward
+	// pass and recomputes the layer before its backward pass.
+	GradientCheckpointing bool
+	// LossChunkTokens bounds how many tokens' logits exist at once in the
+	// loss head (0: as many as fit in 4M floats).
+	LossChunkTokens int
+
+	rope     ropeCache
+	training bool // LoRA dropout is on (ForwardBackward) or off
+	arena    tensor.Arena
+	acts     *activations
+	actsKey  actsKey
+	scratchV [4]tensor.Tensor // row views, reused so slicing allocates nothing
+}
+
+// Params lists every parameter once, in state-dict order: embeddings, each
+// layer's weights, final norm, then the head unless tied. LoRA weights are
+// not included (see LoRAParams).
+func (m *Model) Params() []*Param {
+	ps := []*Param{m.Embed}
+	for i := range m.Layers {
+		l := &m.Layers[i]
+		ps = append(ps, l.InputNorm)
+		for _, lin := range l.Linears() {
+			ps = append(ps, lin.W)
+			if lin.Bias != nil {
+				ps = append(ps, lin.Bias)
+			}
+		}
+		if l.QNorm != nil {
+			ps = append(ps, l.QNorm, l.KNorm)
+		}
+		ps = append(ps, l.PostNorm)
+	}
+	ps = append(ps, m.FinalNorm)
+	if m.LMHead != m.Embed {
+		ps = append(ps, m.LMHead)
+	}
+	return ps
+}
+
+// LoRAParams lists the adapter weights (A then B of each adapted linear, in
+// layer order).
+func (m *Model) LoRAParams() []*Param {
+	var ps []*Param
+	for i := range m.Layers {
+		for _, lin := range m.Layers[i].Linears() {
+			if lin.LoRA != nil {
+				ps = append(ps, lin.LoRA.A, lin.LoRA.B)
+			}
+		}
+	}
+	return ps
+}
+
+// TrainableParams lists every parameter that has a gradient.
+func (m *Model) TrainableParams() []*Param {
+	var ps []*Param
+	for _, p := range append(m.Params(), m.LoRAParams()...) {
+		if p.Trainable() {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// SetTrainable gives p a zeroed gradient (train) or drops it (freeze).
+func (m *Model) SetTrainable(p *Param, train bool) {
+	switch {
+	case train && p.G == nil:
+		p.G = m.Backend.Alloc(p.W.Shape()...)
+	case !train:
+		p.G = nil
+	}
+}
+
+// ZeroGrads clears every gradient.
+func (m *Model) ZeroGrads() {
+	for _, p := range m.TrainableParams() {
+		m.Backend.Zero(p.G)
+	}
+}

@@ -1,0 +1,35 @@
+package model
+
+import (
+	"math/rand/v2"
+	"strings"
+
+	"github.com/eftml/eft/trainer/backend"
+)
+
+// NewRandom builds a model of config c with random weights the way
+// transformers initialises a fresh decoder: matrices normal(0, std), norm
+// weights 1, biases 0. Tests and benchmarks use it where no checkpoint is
+// needed.
+func NewRandom(c Config, be backend.Backend, seed uint64, std float64) (*Model, error) {
+	rng := rand.New(rand.NewPCG(seed, 0xdecade))
+	return New(c, be, func(name string, shape []int) ([]float32, error) {
+		n := 1
+		for _, d := range shape {
+			n *= d
+		}
+		v := make([]float32, n)
+		switch {
+		case strings.HasSuffix(name, "norm.weight"):
+			for i := range v {
+				v[i] = 1
+			}
+		case strings.HasSuffix(name, ".bias"):
+		default:
+			for i := range v {
+				v[i] = float32(rng.NormFloat64() * std)
+			}
+		}
+		return v, nil
+	})
+}
