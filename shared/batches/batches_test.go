@@ -1,0 +1,239 @@
+package batches
+
+import (
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/eftml/eft/shared/packing"
+)
+
+func randomSamples(n int, maxID int32, seed uint64, ownLabels bool) []packing.Sample {
+	rng := rand.New(rand.NewPCG(seed, 2))
+	out := make([]packing.Sample, n)
+	for i := range out {
+		l := 1 + rng.IntN(300)
+		s := packing.Sample{InputIDs: make([]int32, l), Labels: make([]int32, l)}
+		for p := range s.InputIDs {
+			s.InputIDs[p] = rng.Int32N(maxID)
+			switch {
+			case p < l/3:
+				s.Labels[p] = packing.IgnoreIndex
+			case ownLabels && p%5 == 0:
+				s.Labels[p] = rng.Int32N(maxID) // labels that are not the inputs
+			default:
+				s.Labels[p] = s.InputIDs[p]
+			}
+		}
+		out[i] = s
+	}
+	return out
+}
+
+func writeAll(t testing.TB, batches []packing.MicroBatch, pad int32) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, pad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mb := range batches {
+		if err := w.Write(mb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		maxID     int32
+		ownLabels bool
+		pack      bool
+	}{
+		{"small vocab, packed", 32000, false, true},
+		{"llama-3 vocab, packed", 128256, false, true},
+		{"huge ids, padded", 1 << 30, false, false},
+		{"labels not copying inputs", 151936, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			samples := randomSamples(200, tc.maxID, 5, tc.ownLabels)
+			batches, _, err := packing.Build(samples, packing.Options{SequenceLen: 512, MicroBatchSize: 3, Pack: tc.pack, PadTokenID: 7, Seed: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := writeAll(t, batches, 7)
+			r, err := Open(bytes.NewReader(data), int64(len(data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Len() != len(batches) || r.PadTokenID() != 7 {
+				t.Fatalf("Len %d pad %d", r.Len(), r.PadTokenID())
+			}
+			// Read in reverse to show reads are by index, not sequential.
+			for i := r.Len() - 1; i >= 0; i-- {
+				got, err := r.Read(i)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(got, batches[i]) {
+					t.Fatalf("micro-batch %d differs after the round trip", i)
+				}
+			}
+		})
+	}
+}
+
+// TestCompactness reports bytes per real token against the three int32
+// arrays (ids, labels, positions) a naive layout would store per slot.
+func TestCompactness(t *testing.T) {
+	samples := randomSamples(500, 128256, 9, false)
+	batches, st, _ := packing.Build(samples, packing.Options{SequenceLen: 1024, MicroBatchSize: 2, Pack: true})
+	data := writeAll(t, batches, 0)
+	naive := 0
+	for _, mb := range batches {
+		naive += 12 * mb.Rows * mb.Width
+	}
+	perToken := float64(len(data)) / float64(st.Tokens)
+	t.Logf("%d tokens: %d bytes (%.2f bytes/token), naive %d bytes", st.Tokens, len(data), perToken, naive)
+	// 3 bytes per id + 1 bit of label + per-sample metadata.
+	if perToken > 3.3 {
+		t.Errorf("%.2f bytes per token; expected about 3.2 for a 128k vocabulary", perToken)
+	}
+}
+
+func TestDamageIsDetected(t *testing.T) {
+	batches, _, _ := packing.Build(randomSamples(20, 1000, 3, false), packing.Options{SequenceLen: 512, MicroBatchSize: 2, Pack: true})
+	good := writeAll(t, batches, 0)
+
+	flipped := slices.Clone(good)
+	flipped[headerSize+10] ^= 0x40
+	r, err := Open(bytes.NewReader(flipped), int64(len(flipped)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Read(0); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "checksum") {
+		t.Errorf("flipped record byte: %v", err)
+	}
+	for name, data := range map[string][]byte{
+		"truncated":     good[:len(good)-5],
+		"empty":         nil,
+		"foreign":       bytes.Repeat([]byte("x"), 100),
+		"index damaged": func() []byte { d := slices.Clone(good); d[len(d)-footerSize-3] ^= 1; return d }(),
+	} {
+		if _, err := Open(bytes.NewReader(data), int64(len(data))); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: Open error %v", name, err)
+		}
+	}
+	newer := slices.Clone(good)
+	newer[8] = 2
+	if _, err := Open(bytes.NewReader(newer), int64(len(newer))); err == nil || !strings.Contains(err.Error(), "version 2") {
+		t.Errorf("newer version: %v", err)
+	}
+	r, _ = Open(bytes.NewReader(good), int64(len(good)))
+	if _, err := r.Read(r.Len()); err == nil {
+		t.Error("reading past the end succeeded")
+	}
+}
+
+func TestWriterRefusesWhatItCannotGiveBack(t *testing.T) {
+	batches, _, _ := packing.Build(randomSamples(4, 1000, 3, false), packing.Options{SequenceLen: 512, MicroBatchSize: 1, PadToSequenceLen: true, PadTokenID: 5})
+	w, _ := NewWriter(&bytes.Buffer{}, 9) // a different pad token than the batch used
+	if err := w.Write(batches[0]); err == nil || !strings.Contains(err.Error(), "padding") {
+		t.Errorf("pad mismatch: %v", err)
+	}
+	mb := batches[0]
+	mb.PositionIDs = slices.Clone(mb.PositionIDs)
+	mb.PositionIDs[1] = 5
+	w, _ = NewWriter(&bytes.Buffer{}, 5)
+	if err := w.Write(mb); err == nil || !strings.Contains(err.Error(), "position ids") {
+		t.Errorf("bad positions: %v", err)
+	}
+}
+
+func TestPlanOrdersResumesAndShards(t *testing.T) {
+	const n = 103
+	one := Plan{N: n, Seed: 42}
+	e0, _ := one.Epoch(0)
+	again, _ := Plan{N: n, Seed: 42}.Epoch(0)
+	e1, _ := one.Epoch(1)
+	if !slices.Equal(e0, again) || slices.Equal(e0, e1) || len(e0) != n {
+		t.Fatal("epoch orders must repeat for the same seed and epoch and differ between epochs")
+	}
+	sorted := slices.Sorted(slices.Values(e0))
+	for i, v := range sorted {
+		if v != i {
+			t.Fatal("an epoch is not a permutation of the micro-batches")
+		}
+	}
+	// Resuming at step s reads what the uninterrupted run read at step s.
+	for _, s := range []int{0, 17, n - 1} {
+		if at, _ := one.At(1, s); at != e1[s] {
+			t.Errorf("At(1, %d) = %d, epoch lists %d", s, at, e1[s])
+		}
+	}
+	// Four ranks: equal shares, no overlap, all but n mod 4 covered.
+	seen := map[int]int{}
+	for rank := 0; rank < 4; rank++ {
+		mine, err := Plan{N: n, Seed: 42, Rank: rank, World: 4}.Epoch(3)
+		if err != nil || len(mine) != n/4 {
+			t.Fatalf("rank %d: %v, %d steps", rank, err, len(mine))
+		}
+		for _, m := range mine {
+			seen[m]++
+		}
+	}
+	if len(seen) != n/4*4 {
+		t.Errorf("ranks covered %d micro-batches, want %d", len(seen), n/4*4)
+	}
+	for m, c := range seen {
+		if c != 1 {
+			t.Errorf("micro-batch %d read by %d ranks", m, c)
+		}
+	}
+	if _, err := (Plan{N: n, Rank: 4, World: 4}).Epoch(0); err == nil {
+		t.Error("rank 4 of 4 accepted")
+	}
+	if _, err := one.At(0, n); err == nil {
+		t.Error("step past the epoch accepted")
+	}
+}
+
+// FuzzDecode feeds arbitrary bytes to both the file reader and the record
+// decoder (which the checksum would otherwise shield): errors, never panics.
+func FuzzDecode(f *testing.F) {
+	batches, _, _ := packing.Build(randomSamples(6, 70000, 1, true), packing.Options{SequenceLen: 512, MicroBatchSize: 2, Pack: true})
+	file := writeAll(f, batches, 0)
+	rec, _ := encodeRecord(nil, batches[0], 0)
+	f.Add(file)
+	f.Add(rec)
+	f.Add([]byte{})
+	f.Add(file[:len(file)/2])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if mb, err := decodeRecord(data, 0); err == nil {
+			// Whatever decodes must encode back to the same bytes.
+			again, err := encodeRecord(nil, mb, 0)
+			if err != nil {
+				t.Fatalf("decoded record does not re-encode: %v", err)
+			}
+			if mb2, err := decodeRecord(again, 0); err != nil || !reflect.DeepEqual(mb, mb2) {
+				t.Fatalf("re-encoded record decodes differently: %v", err)
+			}
+		}
+		r, err := Open(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			return
+		}
+		for i := 0; i < r.Len(); i++ {
+			_, _ = r.Read(i)
+		}
+	})
+}

@@ -1,0 +1,467 @@
+package batches
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+
+	"github.com/eftml/eft/shared/packing"
+)
+
+// Version is the format version this package writes and reads.
+const Version = 1
+
+const (
+	headerSize = 20
+	footerSize = 28
+	indexEntry = 16
+)
+
+var (
+	magic       = [8]byte{'E', 'F', 'T', 'B', 'A', 'T', 'C', 'H'}
+	footerMagic = [8]byte{'E', 'F', 'T', 'B', 'E', 'N', 'D', '!'}
+	castagnoli  = crc32.MakeTable(crc32.Castagnoli)
+)
+
+// ErrCorrupt is wrapped by every error about a damaged or foreign file.
+var ErrCorrupt = errors.New("corrupt batch file")
+
+// Limits on what a record may claim, so a damaged file cannot make the
+// reader allocate without bound.
+const (
+	maxRows  = 1 << 12 // rows per micro-batch
+	maxWidth = 1 << 20 // tokens per row
+	maxCells = 1 << 24 // rows × width (192 MiB of int32 arrays once decoded)
+)
+
+// Writer appends micro-batches to a batch file.
+type Writer struct {
+	w      io.Writer
+	pad    int32
+	offset uint64
+	index  []byte
+	count  uint64
+	buf    []byte
+	err    error
+}
+
+// NewWriter writes the header; padTokenID fills rows past their length
+// when reading.
+func NewWriter(w io.Writer, padTokenID int32) (*Writer, error) {
+	h := make([]byte, headerSize)
+	copy(h, magic[:])
+	binary.LittleEndian.PutUint16(h[8:], Version)
+	binary.LittleEndian.PutUint16(h[10:], 0)
+	binary.LittleEndian.PutUint32(h[12:], uint32(padTokenID))
+	binary.LittleEndian.PutUint32(h[16:], crc32.Checksum(h[:16], castagnoli))
+	if _, err := w.Write(h); err != nil {
+		return nil, err
+	}
+	return &Writer{w: w, pad: padTokenID, offset: headerSize}, nil
+}
+
+// Write appends one micro-batch. Its padding must be the writer's pad token
+// and its position ids must restart per sample (what packing.Build makes);
+// Write refuses a batch it could not give back exactly.
+func (w *Writer) Write(mb packing.MicroBatch) error {
+	if w.err != nil {
+		return w.err
+	}
+	rec, err := encodeRecord(w.buf[:0], mb, w.pad)
+	if err != nil {
+		return fmt.Errorf("batches: micro-batch %d: %w", w.count, err)
+	}
+	w.buf = rec
+	if _, err := w.w.Write(rec); err != nil {
+		w.err = err
+		return err
+	}
+	w.index = binary.LittleEndian.AppendUint64(w.index, w.offset)
+	w.index = binary.LittleEndian.AppendUint32(w.index, uint32(len(rec)))
+	w.index = binary.LittleEndian.AppendUint32(w.index, crc32.Checksum(rec, castagnoli))
+	w.offset += uint64(len(rec))
+	w.count++
+	return nil
+}
+
+// Count is the number of micro-batches written so far.
+func (w *Writer) Count() int { return int(w.count) }
+
+// Close writes the index and footer. It does not close the underlying writer.
+func (w *Writer) Close() error {
+	if w.err != nil {
+		return w.err
+	}
+	f := make([]byte, footerSize)
+	binary.LittleEndian.PutUint64(f[0:], w.offset)
+	binary.LittleEndian.PutUint64(f[8:], w.count)
+	binary.LittleEndian.PutUint32(f[16:], crc32.Checksum(w.index, castagnoli))
+	copy(f[20:], footerMagic[:])
+	if _, err := w.w.Write(w.index); err != nil {
+		return err
+	}
+	_, err := w.w.Write(f)
+	w.err = errors.New("batches: writer closed")
+	return err
+}
+
+// Record layout:
+//
+//	rows u32 | width u32 | token bytes u8 | label mode u8 (0 mask, 1 full)
+//	per row: length u32 | samples u32
+//	per sample (all rows in order): id u32 | length u32
+//	tokens: Σ lengths × token bytes
+//	labels: mask bits (LSB first, padded to a byte) or Σ lengths × i32
+func encodeRecord(dst []byte, mb packing.MicroBatch, pad int32) ([]byte, error) {
+	if mb.Rows < 0 || mb.Rows > maxRows || mb.Width < 0 || mb.Width > maxWidth {
+		return nil, fmt.Errorf("rows %d × width %d out of range", mb.Rows, mb.Width)
+	}
+	n := mb.Rows * mb.Width
+	if len(mb.InputIDs) != n || len(mb.Labels) != n || len(mb.PositionIDs) != n ||
+		len(mb.RowLengths) != mb.Rows || len(mb.Boundaries) != mb.Rows || len(mb.SampleIDs) != mb.Rows {
+		return nil, errors.New("array sizes do not match rows × width")
+	}
+	maxID := int64(0)
+	fullLabels := false
+	for r := 0; r < mb.Rows; r++ {
+		length := int(mb.RowLengths[r])
+		b := mb.Boundaries[r]
+		if length < 0 || length > mb.Width || len(b) != len(mb.SampleIDs[r])+1 || b[0] != 0 || int(b[len(b)-1]) != length {
+			return nil, fmt.Errorf("row %d: boundaries %v do not cover its length %d", r, b, length)
+		}
+		for k := 1; k < len(b); k++ {
+			if b[k] <= b[k-1] {
+				return nil, fmt.Errorf("row %d: boundaries %v are not increasing", r, b)
+			}
+			for p := b[k-1]; p < b[k]; p++ {
+				if mb.PositionIDs[r*mb.Width+int(p)] != p-b[k-1] {
+					return nil, fmt.Errorf("row %d: position ids do not restart at sample %d", r, k-1)
+				}
+			}
+		}
+		row := mb.InputIDs[r*mb.Width : (r+1)*mb.Width]
+		labels := mb.Labels[r*mb.Width : (r+1)*mb.Width]
+		for p := 0; p < mb.Width; p++ {
+			if p >= length {
+				if row[p] != pad || labels[p] != packing.IgnoreIndex || mb.PositionIDs[r*mb.Width+p] != 0 {
+					return nil, fmt.Errorf("row %d: padding at %d is not pad token / -100 / position 0", r, p)
+				}
+				continue
+			}
+			if row[p] < 0 {
+				return nil, fmt.Errorf("row %d: negative token id %d", r, row[p])
+			}
+			maxID = max(maxID, int64(row[p]))
+			if labels[p] != packing.IgnoreIndex && labels[p] != row[p] {
+				fullLabels = true
+			}
+		}
+	}
+	tokenBytes := 2
+	if maxID >= 1<<24 {
+		tokenBytes = 4
+	} else if maxID >= 1<<16 {
+		tokenBytes = 3
+	}
+	le := binary.LittleEndian
+	dst = le.AppendUint32(dst, uint32(mb.Rows))
+	dst = le.AppendUint32(dst, uint32(mb.Width))
+	mode := byte(0)
+	if fullLabels {
+		mode = 1
+	}
+	dst = append(dst, byte(tokenBytes), mode)
+	for r := 0; r < mb.Rows; r++ {
+		dst = le.AppendUint32(dst, uint32(mb.RowLengths[r]))
+		dst = le.AppendUint32(dst, uint32(len(mb.SampleIDs[r])))
+	}
+	for r := 0; r < mb.Rows; r++ {
+		for k, id := range mb.SampleIDs[r] {
+			dst = le.AppendUint32(dst, uint32(id))
+			dst = le.AppendUint32(dst, uint32(mb.Boundaries[r][k+1]-mb.Boundaries[r][k]))
+		}
+	}
+	for r := 0; r < mb.Rows; r++ {
+		for _, id := range mb.InputIDs[r*mb.Width : r*mb.Width+int(mb.RowLengths[r])] {
+			v := uint32(id)
+			dst = append(dst, byte(v), byte(v>>8))
+			if tokenBytes >= 3 {
+				dst = append(dst, byte(v>>16))
+			}
+			if tokenBytes == 4 {
+				dst = append(dst, byte(v>>24))
+			}
+		}
+	}
+	if fullLabels {
+		for r := 0; r < mb.Rows; r++ {
+			for _, l := range mb.Labels[r*mb.Width : r*mb.Width+int(mb.RowLengths[r])] {
+				dst = le.AppendUint32(dst, uint32(l))
+			}
+		}
+		return dst, nil
+	}
+	var bits byte
+	nbits := 0
+	for r := 0; r < mb.Rows; r++ {
+		for _, l := range mb.Labels[r*mb.Width : r*mb.Width+int(mb.RowLengths[r])] {
+			if l != packing.IgnoreIndex {
+				bits |= 1 << nbits
+			}
+			nbits++
+			if nbits == 8 {
+				dst = append(dst, bits)
+				bits, nbits = 0, 0
+			}
+		}
+	}
+	if nbits > 0 {
+		dst = append(dst, bits)
+	}
+	return dst, nil
+}
+
+// decoder reads a record with bounds checks; any overrun marks it corrupt.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) take(n int) []byte {
+	if d.err != nil || n < 0 || n > len(d.b) {
+		d.err = fmt.Errorf("%w: record ends early", ErrCorrupt)
+		return nil
+	}
+	out := d.b[:n]
+	d.b = d.b[n:]
+	return out
+}
+
+func (d *decoder) u32() uint32 {
+	b := d.take(4)
+	if b == nil {
+		return 0
+	}
+	return binary.LittleEndian.Uint32(b)
+}
+
+func decodeRecord(rec []byte, pad int32) (packing.MicroBatch, error) {
+	d := &decoder{b: rec}
+	rows, width := d.u32(), d.u32()
+	mode := d.take(2)
+	if d.err != nil {
+		return packing.MicroBatch{}, d.err
+	}
+	tokenBytes, labelMode := int(mode[0]), mode[1]
+	if rows > maxRows || width > maxWidth || uint64(rows)*uint64(width) > maxCells ||
+		tokenBytes < 2 || tokenBytes > 4 || labelMode > 1 {
+		return packing.MicroBatch{}, fmt.Errorf("%w: bad record header (rows %d, width %d, token bytes %d, label mode %d)", ErrCorrupt, rows, width, tokenBytes, labelMode)
+	}
+	R, W := int(rows), int(width)
+	// Validate the tables against the bytes present before allocating the
+	// rows × width arrays, so a short damaged record cannot claim gigabytes.
+	if R*8 > len(d.b) {
+		return packing.MicroBatch{}, fmt.Errorf("%w: record ends early", ErrCorrupt)
+	}
+	lengths := make([]int32, R)
+	counts := make([]int, R)
+	total := 0
+	for r := 0; r < R; r++ {
+		length, samples := d.u32(), d.u32()
+		if length > width || samples > length {
+			return packing.MicroBatch{}, fmt.Errorf("%w: row %d claims %d tokens in %d samples (width %d)", ErrCorrupt, r, length, samples, width)
+		}
+		lengths[r] = int32(length)
+		counts[r] = int(samples)
+		total += int(length)
+	}
+	sampleTable := make([][2]uint32, 0)
+	for r := 0; r < R; r++ {
+		if counts[r]*8 > len(d.b) {
+			return packing.MicroBatch{}, fmt.Errorf("%w: record ends early", ErrCorrupt)
+		}
+		at := uint32(0)
+		for k := 0; k < counts[r]; k++ {
+			id, n := d.u32(), d.u32()
+			if n == 0 || at+n > uint32(lengths[r]) || at+n < at {
+				return packing.MicroBatch{}, fmt.Errorf("%w: row %d sample %d has a bad length %d", ErrCorrupt, r, k, n)
+			}
+			at += n
+			sampleTable = append(sampleTable, [2]uint32{id, n})
+		}
+		if int32(at) != lengths[r] {
+			return packing.MicroBatch{}, fmt.Errorf("%w: row %d samples cover %d of its %d tokens", ErrCorrupt, r, at, lengths[r])
+		}
+	}
+	labelBytes := (total + 7) / 8
+	if labelMode == 1 {
+		labelBytes = 4 * total
+	}
+	if total*tokenBytes+labelBytes != len(d.b) {
+		return packing.MicroBatch{}, fmt.Errorf("%w: %d bytes of tokens and labels, the tables need %d", ErrCorrupt, len(d.b), total*tokenBytes+labelBytes)
+	}
+	mb := packing.MicroBatch{
+		Rows: R, Width: W,
+		InputIDs: make([]int32, R*W), Labels: make([]int32, R*W), PositionIDs: make([]int32, R*W),
+		RowLengths: lengths, Boundaries: make([][]int32, R), SampleIDs: make([][]int32, R),
+	}
+	next := 0
+	for r := 0; r < R; r++ {
+		bounds := make([]int32, 1, counts[r]+1)
+		ids := make([]int32, counts[r])
+		at := uint32(0)
+		for k := 0; k < counts[r]; k++ {
+			id, n := sampleTable[next][0], sampleTable[next][1]
+			next++
+			ids[k] = int32(id)
+			for p := uint32(0); p < n; p++ {
+				mb.PositionIDs[r*W+int(at+p)] = int32(p)
+			}
+			at += n
+			bounds = append(bounds, int32(at))
+		}
+		mb.Boundaries[r], mb.SampleIDs[r] = bounds, ids
+	}
+	tokens := d.take(total * tokenBytes)
+	if d.err != nil {
+		return packing.MicroBatch{}, d.err
+	}
+	t := 0
+	for r := 0; r < R; r++ {
+		for p := 0; p < W; p++ {
+			i := r*W + p
+			if p >= int(mb.RowLengths[r]) {
+				mb.InputIDs[i], mb.Labels[i] = pad, packing.IgnoreIndex
+				continue
+			}
+			v := uint32(tokens[t]) | uint32(tokens[t+1])<<8
+			if tokenBytes >= 3 {
+				v |= uint32(tokens[t+2]) << 16
+			}
+			if tokenBytes == 4 {
+				v |= uint32(tokens[t+3]) << 24
+			}
+			t += tokenBytes
+			mb.InputIDs[i] = int32(v)
+		}
+	}
+	if labelMode == 1 {
+		labels := d.take(4 * total)
+		if d.err != nil {
+			return packing.MicroBatch{}, d.err
+		}
+		k := 0
+		for r := 0; r < R; r++ {
+			for p := 0; p < int(mb.RowLengths[r]); p++ {
+				mb.Labels[r*W+p] = int32(binary.LittleEndian.Uint32(labels[4*k:]))
+				k++
+			}
+		}
+	} else {
+		bits := d.take((total + 7) / 8)
+		if d.err != nil {
+			return packing.MicroBatch{}, d.err
+		}
+		k := 0
+		for r := 0; r < R; r++ {
+			for p := 0; p < int(mb.RowLengths[r]); p++ {
+				i := r*W + p
+				if bits[k/8]&(1<<(k%8)) != 0 {
+					mb.Labels[i] = mb.InputIDs[i]
+				} else {
+					mb.Labels[i] = packing.IgnoreIndex
+				}
+				k++
+			}
+		}
+	}
+	if len(d.b) != 0 {
+		return packing.MicroBatch{}, fmt.Errorf("%w: %d bytes left after the record", ErrCorrupt, len(d.b))
+	}
+	return mb, nil
+}
+
+// Reader reads micro-batches by index from a batch file.
+type Reader struct {
+	r     io.ReaderAt
+	pad   int32
+	index []byte
+	count int
+}
+
+// Open checks the header, footer and index of a batch file of the given size.
+func Open(r io.ReaderAt, size int64) (*Reader, error) {
+	if size < headerSize+footerSize {
+		return nil, fmt.Errorf("%w: %d bytes is too short", ErrCorrupt, size)
+	}
+	h := make([]byte, headerSize)
+	if _, err := r.ReadAt(h, 0); err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(h[:8], magic[:]) {
+		return nil, fmt.Errorf("%w: not a batch file (bad magic)", ErrCorrupt)
+	}
+	if v := binary.LittleEndian.Uint16(h[8:]); v != Version {
+		return nil, fmt.Errorf("batches: file format version %d, this build reads version %d", v, Version)
+	}
+	if crc32.Checksum(h[:16], castagnoli) != binary.LittleEndian.Uint32(h[16:]) {
+		return nil, fmt.Errorf("%w: header checksum mismatch", ErrCorrupt)
+	}
+	f := make([]byte, footerSize)
+	if _, err := r.ReadAt(f, size-footerSize); err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(f[20:], footerMagic[:]) {
+		return nil, fmt.Errorf("%w: bad footer (truncated file?)", ErrCorrupt)
+	}
+	indexOffset, count := binary.LittleEndian.Uint64(f[0:]), binary.LittleEndian.Uint64(f[8:])
+	indexEnd := uint64(size - footerSize)
+	if indexOffset < headerSize || indexOffset > indexEnd || count > (indexEnd-indexOffset)/indexEntry || count*indexEntry != indexEnd-indexOffset {
+		return nil, fmt.Errorf("%w: index offset %d and count %d do not fit the file", ErrCorrupt, indexOffset, count)
+	}
+	index := make([]byte, count*indexEntry)
+	if _, err := r.ReadAt(index, int64(indexOffset)); err != nil {
+		return nil, err
+	}
+	if crc32.Checksum(index, castagnoli) != binary.LittleEndian.Uint32(f[16:]) {
+		return nil, fmt.Errorf("%w: index checksum mismatch", ErrCorrupt)
+	}
+	for i := uint64(0); i < count; i++ {
+		off := binary.LittleEndian.Uint64(index[i*indexEntry:])
+		n := uint64(binary.LittleEndian.Uint32(index[i*indexEntry+8:]))
+		if off < headerSize || off+n > indexOffset || off+n < off {
+			return nil, fmt.Errorf("%w: micro-batch %d lies outside the records", ErrCorrupt, i)
+		}
+	}
+	return &Reader{r: r, pad: int32(binary.LittleEndian.Uint32(h[12:])), index: index, count: int(count)}, nil
+}
+
+// Len is the number of micro-batches in the file.
+func (r *Reader) Len() int { return r.count }
+
+// PadTokenID is the pad token the file was written with.
+func (r *Reader) PadTokenID() int32 { return r.pad }
+
+// Read decodes micro-batch i, verifying its checksum.
+func (r *Reader) Read(i int) (packing.MicroBatch, error) {
+	if i < 0 || i >= r.count {
+		return packing.MicroBatch{}, fmt.Errorf("batches: micro-batch %d out of range [0, %d)", i, r.count)
+	}
+	e := r.index[i*indexEntry:]
+	off, n, sum := binary.LittleEndian.Uint64(e), binary.LittleEndian.Uint32(e[8:]), binary.LittleEndian.Uint32(e[12:])
+	rec := make([]byte, n)
+	if _, err := r.r.ReadAt(rec, int64(off)); err != nil {
+		return packing.MicroBatch{}, fmt.Errorf("batches: micro-batch %d: %w", i, err)
+	}
+	if crc32.Checksum(rec, castagnoli) != sum {
+		return packing.MicroBatch{}, fmt.Errorf("%w: micro-batch %d checksum mismatch", ErrCorrupt, i)
+	}
+	mb, err := decodeRecord(rec, r.pad)
+	if err != nil {
+		return packing.MicroBatch{}, fmt.Errorf("batches: micro-batch %d: %w", i, err)
+	}
+	return mb, nil
+}
