@@ -44,10 +44,21 @@ func TestLoadFixtureAdapters(t *testing.T) {
 	}
 }
 
-// Saving what we loaded must reproduce PEFT's files byte for byte.
-func TestSaveReproducesPEFTFiles(t *testing.T) {
-	for _, name := range []string{"llama-lora", "qwen2-lora"} {
-		src := testfixtures.Path(t, "hf", name)
+// Saving what we loaded must reproduce PEFT's files byte for byte, for every
+// adapter directory in the parity fixtures ($EFT_PARITY_DIR, default
+// testdata/hf).
+func TestParitySaveReproducesPEFTFiles(t *testing.T) {
+	root := testfixtures.ParityDir(t)
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, e := range entries {
+		src := filepath.Join(root, e.Name())
+		if _, err := os.Stat(filepath.Join(src, ConfigFile)); err != nil {
+			continue
+		}
 		a, err := Load(src)
 		if err != nil {
 			t.Fatal(err)
@@ -60,10 +71,17 @@ func TestSaveReproducesPEFTFiles(t *testing.T) {
 			want, _ := os.ReadFile(filepath.Join(src, f))
 			got, _ := os.ReadFile(filepath.Join(dst, f))
 			if !bytes.Equal(got, want) {
-				t.Errorf("%s/%s differs from what PEFT wrote\n got %.300q\nwant %.300q", name, f, got, want)
+				t.Errorf("%s/%s differs from what PEFT wrote\n got %.300q\nwant %.300q", e.Name(), f, got, want)
 			}
 		}
+		checked++
 	}
+	if checked == 0 {
+		t.Fatalf("no adapter directory under %s", root)
+	}
+}
+
+func TestNewConfigIsPEFTsFile(t *testing.T) {
 	// A config built from scratch with the fixture's values is PEFT's file.
 	c := NewConfig(4, 8, 0, []string{"q_proj", "v_proj"})
 	c.InitLoraWeights = false
