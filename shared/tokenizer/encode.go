@@ -20,6 +20,10 @@ type Encoding struct {
 	Offsets []Offset
 	// SpecialMask marks the tokens added by the post-processor.
 	SpecialMask []bool
+
+	// values holds, for added tokens matched with surrounding whitespace
+	// (lstrip/rstrip), the matched text; offset trimming reads it.
+	values map[int]string
 }
 
 // CharOffsets converts byte offsets into character (code point) offsets of
@@ -75,6 +79,8 @@ type encoder struct {
 	word  []byte
 	wmap  []int32
 	track bool
+	text  string         // the text being encoded (valid UTF-8)
+	vals  map[int]string // matched text of added tokens, when tracking
 }
 
 func (t *Tokenizer) getEncoder() *encoder {
@@ -94,10 +100,12 @@ func (e *encoder) run(text string, offsets bool) {
 	e.offs = e.offs[:0]
 	e.track = offsets || t.needAlign
 	text = validUTF8(text)
+	e.text = text
+	clear(e.vals)
 	e.segs = t.added.split(e.segs[:0], t.added.rawTrie, text)
 	for _, seg := range e.segs {
 		if seg.id >= 0 {
-			e.emit(seg.id, seg.start, seg.end)
+			e.emitAdded(seg.id, seg.start, seg.end, text[seg.start:seg.end])
 			continue
 		}
 		if seg.end <= seg.start {
@@ -120,7 +128,7 @@ func (e *encoder) run(text string, offsets bool) {
 			if sub.id >= 0 {
 				s := e.norm.spanAt(sub.start)
 				en := e.norm.spanAt(sub.end - 1)
-				e.emit(sub.id, int(s.start), int(en.end))
+				e.emitAdded(sub.id, int(s.start), int(en.end), ntext[sub.start:sub.end])
 				continue
 			}
 			if sub.end > sub.start {
@@ -130,11 +138,18 @@ func (e *encoder) run(text string, offsets bool) {
 	}
 }
 
-func (e *encoder) emit(id int32, start, end int) {
-	e.ids = append(e.ids, id)
+// emitAdded appends an added token whose matched text is value.
+func (e *encoder) emitAdded(id int32, start, end int, value string) {
 	if e.track {
+		if tok := e.t.added.byID[id]; value != tok.Content {
+			if e.vals == nil {
+				e.vals = map[int]string{}
+			}
+			e.vals[len(e.ids)] = string([]byte(value))
+		}
 		e.offs = append(e.offs, Offset{start, end})
 	}
+	e.ids = append(e.ids, id)
 }
 
 // model pre-tokenizes e.norm.text[a:b] and runs the model on each piece.
@@ -227,13 +242,33 @@ func (t *Tokenizer) AppendEncode(dst []int32, text string, addSpecial bool) []in
 }
 
 // EncodeOffsets returns the ids of text with the byte offsets of each
-// token in text.
+// token in text (Hugging Face's encode in Rust).
 func (t *Tokenizer) EncodeOffsets(text string, addSpecial bool) Encoding {
+	return t.encodeOffsets(text, addSpecial, false)
+}
+
+// EncodeCharOffsets is EncodeOffsets with offsets in characters (code
+// points), computed the way Hugging Face's Python and JavaScript bindings
+// do: converted before post-processing trims them.
+func (t *Tokenizer) EncodeCharOffsets(text string, addSpecial bool) Encoding {
+	return t.encodeOffsets(text, addSpecial, true)
+}
+
+func (t *Tokenizer) encodeOffsets(text string, addSpecial, chars bool) Encoding {
 	e := t.getEncoder()
 	e.run(text, true)
 	enc := Encoding{
 		IDs:     append([]int32(nil), e.ids...),
 		Offsets: append([]Offset{}, e.offs...),
+	}
+	if len(e.vals) > 0 {
+		enc.values = make(map[int]string, len(e.vals))
+		for k, v := range e.vals {
+			enc.values[k] = v
+		}
+	}
+	if chars {
+		enc.Offsets = CharOffsets(e.text, enc.Offsets)
 	}
 	t.putEncoder(e)
 	enc.SpecialMask = make([]bool, len(enc.IDs))

@@ -67,6 +67,20 @@ func (e *Encoding) wrap(tmpl []templatePiece) {
 			special = append(special, true)
 		}
 	}
+	if len(e.values) > 0 {
+		shift := 0
+		for _, p := range tmpl {
+			if p.sequence {
+				break
+			}
+			shift += len(p.ids)
+		}
+		moved := make(map[int]string, len(e.values))
+		for k, v := range e.values {
+			moved[k+shift] = v
+		}
+		e.values = moved
+	}
 	e.IDs, e.Offsets, e.SpecialMask = ids, offs, special
 }
 
@@ -87,7 +101,10 @@ func (b *byteLevelProcessor) process(t *Tokenizer, e *Encoding, _ bool) {
 func trimByteLevelOffsets(t *Tokenizer, e *Encoding, addPrefixSpace bool) {
 	isSpace := func(c rune) bool { return c == byteToChar[' '] || unicode.IsSpace(c) }
 	for i, id := range e.IDs {
-		tok, _ := t.IDToToken(id)
+		tok, ok := e.values[i]
+		if !ok {
+			tok, _ = t.IDToToken(id)
+		}
 		chars := []rune(tok)
 		leading, trailing := 0, 0
 		for leading < len(chars) && isSpace(chars[leading]) {

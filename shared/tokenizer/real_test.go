@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/eftml/eft/shared/testfixtures"
@@ -41,9 +42,9 @@ func readJSONLines[T any](t testing.TB, path string) []T {
 }
 
 // checkExpected holds tok against the oracle's answers for every string.
-func checkExpected(t *testing.T, tok *Tokenizer, strings []string, want []expected) {
-	if len(want) != len(strings) {
-		t.Fatalf("%d expectations for %d strings", len(want), len(strings))
+func checkExpected(t *testing.T, tok *Tokenizer, texts []string, want []expected, skip string) {
+	if len(want) != len(texts) {
+		t.Fatalf("%d expectations for %d strings", len(want), len(texts))
 	}
 	failures := 0
 	fail := func(format string, args ...any) {
@@ -53,15 +54,21 @@ func checkExpected(t *testing.T, tok *Tokenizer, strings []string, want []expect
 			t.Errorf(format, args...)
 		}
 	}
-	for i, text := range strings {
+	for i, text := range texts {
 		w := want[i]
-		enc := tok.EncodeOffsets(text, false)
+		if strings.ContainsAny(text, skip) {
+			continue
+		}
+		enc := tok.EncodeCharOffsets(text, false)
 		if !slices.Equal(enc.IDs, w.IDs) {
 			fail("string %d %q: ids\n got  %v\n want %v", i, clip(text), clipIDs(enc.IDs), clipIDs(w.IDs))
 			continue
 		}
 		if got := tok.Encode(text, false); !slices.Equal(got, w.IDs) {
 			fail("string %d %q: Encode differs from EncodeOffsets", i, clip(text))
+		}
+		if w.IDsSpecial == nil {
+			w.IDsSpecial = w.IDs
 		}
 		if got := tok.Encode(text, true); !slices.Equal(got, w.IDsSpecial) {
 			fail("string %d %q: ids with special\n got  %v\n want %v", i, clip(text), clipIDs(got), clipIDs(w.IDsSpecial))
@@ -70,7 +77,7 @@ func checkExpected(t *testing.T, tok *Tokenizer, strings []string, want []expect
 		for k, o := range w.Offsets {
 			wantOffs[k] = Offset{o[0], o[1]}
 		}
-		if got := CharOffsets(text, enc.Offsets); !slices.Equal(got, wantOffs) {
+		if got := enc.Offsets; !slices.Equal(got, wantOffs) {
 			fail("string %d %q: offsets\n got  %v\n want %v", i, clip(text), got, wantOffs)
 		}
 		decoded := text
@@ -89,8 +96,19 @@ func checkExpected(t *testing.T, tok *Tokenizer, strings []string, want []expect
 		}
 	}
 	if failures > 0 {
-		t.Errorf("%d of %d strings differ from the oracle", failures, len(strings))
+		t.Errorf("%d of %d strings differ from the oracle", failures, len(texts))
 	}
+}
+
+// unicodeVersionDifferences lists, per tokenizer, characters on which the
+// oracle's Unicode tables disagree with Go's (Unicode 15): Hugging Face's
+// Punctuation pre-tokenizer and StripAccents normalizer use crates with
+// older tables. Strings containing them are not compared.
+var unicodeVersionDifferences = map[string]string{
+	// U+061D ARABIC END OF TEXT MARK is punctuation since Unicode 14.
+	"feat-bytelevel": "\u061d",
+	// U+0EBA LAO SIGN PALI VIRAMA is a nonspacing mark since Unicode 12.
+	"feat-metaspace": "\u0eba",
 }
 
 func clip(s string) string {
@@ -107,21 +125,25 @@ func clipIDs(ids []int32) []int32 {
 	return ids
 }
 
-// TestRealTokenizersMatchOracle: Llama-3, Qwen3, Mistral v0.1, Llama-2 and
-// GPT-2 against the Hugging Face tokenizers library on a few thousand
-// varied strings.
+// TestRealTokenizersMatchOracle: Llama-3, Qwen3, Mistral v0.1, Llama-2,
+// GPT-2 and three feature tokenizers against the Hugging Face tokenizers
+// library on a few thousand varied strings.
 func TestRealTokenizersMatchOracle(t *testing.T) {
 	dir := testfixtures.Path(t, "tokenizers", "expected")
 	strs := readJSONLines[string](t, filepath.Join(dir, "strings.jsonl.gz"))
 	if len(strs) < 2000 {
 		t.Fatalf("only %d test strings", len(strs))
 	}
-	for _, name := range []string{"llama3", "qwen3", "mistral_v01", "llama2_reconstructed", "gpt2_reconstructed"} {
+	names := []string{"llama3", "qwen3", "mistral_v01", "llama2_reconstructed", "gpt2_reconstructed",
+		// Derived from the trained tokenizers to cover the pipeline parts the
+		// real ones do not use (gen/features.mjs).
+		"feat-bytelevel", "feat-metaspace", "feat-whitespace"}
+	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			tok := loadTestTokenizer(t, name)
 			want := readJSONLines[expected](t, filepath.Join(dir, name+".jsonl.gz"))
-			checkExpected(t, tok, strs, want)
+			checkExpected(t, tok, strs, want, unicodeVersionDifferences[name])
 		})
 	}
 }
@@ -142,5 +164,5 @@ func TestGemma3MatchesOracle(t *testing.T) {
 	}
 	exp := testfixtures.Path(t, "tokenizers", "expected")
 	strs := readJSONLines[string](t, filepath.Join(exp, "strings.jsonl.gz"))
-	checkExpected(t, tok, strs, readJSONLines[expected](t, filepath.Join(exp, "gemma3.jsonl.gz")))
+	checkExpected(t, tok, strs, readJSONLines[expected](t, filepath.Join(exp, "gemma3.jsonl.gz")), "")
 }

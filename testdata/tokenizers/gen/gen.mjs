@@ -8,7 +8,7 @@
 // strings.jsonl.gz holds one test string per line (a JSON string). NAME.jsonl.gz
 // holds, line for line, what the oracle gives for that string:
 //   ids          add_special_tokens=false
-//   ids_special  add_special_tokens=true
+//   ids_special  add_special_tokens=true, only when it differs from ids
 //   offsets      character offsets of ids
 //   decoded      decode(ids, skip_special_tokens=false), only when it differs from the text
 //   decoded_skip decode(ids_special, skip_special_tokens=true), only when it differs from decoded
@@ -100,6 +100,10 @@ const add = (s) => strings.push(s);
   'text with <|im_end|> inside and <unk> too', '<|begin_of_text|>Hello<|eot_id|>', '<s><s></s></s>', ' <s> ',
   '<|endoftext|><|endoftext|>', 'a<|endoftext|>b', '<|im_start|><|im_end|>', '<|reserved_special_token_200|>',
   '<0x41><0xFF>', '▁leading metaspace', '▁▁', 'Ġ Ċ ĉ', '<think>\nreasoning\n</think>\n\nanswer',
+  // Added-token flags of the feature tokenizers (features.mjs).
+  'a <mask> b', 'a<mask>b', '   <mask>', '<mask>   x', '[R]   y', 'x [R]\n\nz', 'a word b', 'awordb', 'word',
+  'words word.', '_word', 'Hello HELLO hello', 'HELLO', '  <both>  ', 'x<both>y', 'İSTANBUL İstanbul istanbul',
+  '<mask><mask>', '[R][R]', 'Ⅻ ﬁ ① ㍿ Å', 'trailing spaces   ', 'A\u0301ccent STRIP é',
 ].forEach(add);
 for (const c of code) add(c);
 for (const s of specials) { add(s); add('x' + s + 'y'); add(' ' + s + ' '); }
@@ -153,7 +157,8 @@ for (const target of targets) {
     const special = await tok.encode(text, null, { addSpecialTokens: true });
     const ids = plain.getIds();
     const idsSpecial = special.getIds();
-    const rec = { ids, ids_special: idsSpecial, offsets: plain.getOffsets() };
+    const rec = { ids, offsets: plain.getOffsets() };
+    if (JSON.stringify(idsSpecial) !== JSON.stringify(ids)) rec.ids_special = idsSpecial;
     const decoded = await tok.decode(ids, false);
     const decodedSkip = await tok.decode(idsSpecial, true);
     if (decoded !== text) rec.decoded = decoded;

@@ -1,0 +1,71 @@
+// Derives feature tokenizers from the two trained ones, so that pipeline
+// parts the real tokenizers do not use (Lowercase, NFKC, Strip, Digits,
+// Metaspace, Whitespace, Punctuation, RobertaProcessing, added tokens with
+// lstrip/rstrip/single_word/normalized...) are also held against the oracle.
+//
+// usage: node features.mjs TESTDATA_TOKENIZERS_DIR
+// writes feat-*/tokenizer.json.gz and feat-*/tokenizer.json (the plain file
+// is for the oracle run and is not committed).
+import fs from 'fs';
+import path from 'path';
+import zlib from 'zlib';
+
+const root = process.argv[2];
+if (!root) { console.error('usage: node features.mjs TESTDATA_TOKENIZERS_DIR'); process.exit(2); }
+const read = (name) => JSON.parse(zlib.gunzipSync(fs.readFileSync(path.join(root, name, 'tokenizer.json.gz'))));
+const write = (name, tok) => {
+  const dir = path.join(root, name);
+  fs.mkdirSync(dir, { recursive: true });
+  const text = JSON.stringify(tok, null, 2);
+  fs.writeFileSync(path.join(dir, 'tokenizer.json'), text);
+  fs.writeFileSync(path.join(dir, 'tokenizer.json.gz'), zlib.gzipSync(text, { level: 9 }));
+};
+const added = (id, content, flags) => ({
+  id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: false, ...flags,
+});
+const extraTokens = (base) => [
+  added(base, '<mask>', { lstrip: true, special: true }),
+  added(base + 1, '[R]', { rstrip: true, special: true }),
+  added(base + 2, 'word', { single_word: true }),
+  added(base + 3, 'hello', { normalized: true }),
+  added(base + 4, '<both>', { lstrip: true, rstrip: true, special: true }),
+  added(base + 5, 'İstanbul', { normalized: true }),
+];
+
+// Byte-level BPE behind NFKC + Lowercase + Strip, a Digits/Punctuation split,
+// ByteLevel with add_prefix_space, and RobertaProcessing with trimmed offsets.
+{
+  const t = read('tok-bytelevel');
+  t.normalizer = { type: 'Sequence', normalizers: [{ type: 'NFKC' }, { type: 'Lowercase' }, { type: 'Strip', strip_left: false, strip_right: true }] };
+  t.pre_tokenizer = {
+    type: 'Sequence', pretokenizers: [
+      { type: 'Digits', individual_digits: true },
+      { type: 'Punctuation', behavior: 'Isolated' },
+      { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+    ],
+  };
+  t.post_processor = { type: 'RobertaProcessing', sep: ['<|end_of_text|>', 1], cls: ['<|begin_of_text|>', 0], trim_offsets: true, add_prefix_space: true };
+  t.added_tokens = t.added_tokens.concat(extraTokens(Object.keys(t.model.vocab).length));
+  write('feat-bytelevel', t);
+}
+// SentencePiece-style BPE behind NFD and StripAccents with a Metaspace
+// pre-tokenizer (prepend_scheme "first") instead of Prepend/Replace
+// normalizers, a Metaspace decoder, and BertProcessing.
+{
+  const t = read('tok-sentencepiece');
+  t.normalizer = { type: 'Sequence', normalizers: [{ type: 'NFD' }, { type: 'StripAccents' }, { type: 'Replace', pattern: { Regex: '\\s{2,}' }, content: ' ' }] };
+  t.pre_tokenizer = { type: 'Metaspace', replacement: '▁', prepend_scheme: 'first', split: true };
+  t.decoder = { type: 'Sequence', decoders: [{ type: 'Metaspace', replacement: '▁', prepend_scheme: 'first', split: true }, { type: 'ByteFallback' }, { type: 'Fuse' }] };
+  t.post_processor = { type: 'BertProcessing', sep: ['</s>', 2], cls: ['<s>', 1] };
+  t.added_tokens = t.added_tokens.concat(extraTokens(Object.keys(t.model.vocab).length));
+  write('feat-metaspace', t);
+}
+// Whitespace pre-tokenizer, NFKD, no decoder (tokens joined by spaces).
+{
+  const t = read('tok-sentencepiece');
+  t.normalizer = { type: 'NFKD' };
+  t.pre_tokenizer = { type: 'Sequence', pretokenizers: [{ type: 'Whitespace' }, { type: 'Digits', individual_digits: false }] };
+  t.decoder = null;
+  t.post_processor = null;
+  write('feat-whitespace', t);
+}
