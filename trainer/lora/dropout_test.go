@@ -28,7 +28,7 @@ func TestDropoutGradientsMatchFiniteDifferences(t *testing.T) {
 		}
 	}
 	tokens := []int32{1, 30, 500, 7, 99, 1200, 3, 64, 65, 66}
-	b := &model.Batch{Rows: 1, Cols: len(tokens), Tokens: tokens, Targets: model.ShiftLabels(tokens, 1, len(tokens)), DropoutSeed: 12345}
+	b := &model.Batch{Rows: 1, Cols: len(tokens), Tokens: tokens, Targets: model.ShiftLabels(tokens, nil, 1, len(tokens)), DropoutSeed: 12345}
 	lossAt := func() float64 {
 		s, _, err := m.ForwardBackward(b, 0)
 		if err != nil {

@@ -101,7 +101,7 @@ func (f adapterFixture) batch(t *testing.T) *model.Batch {
 	}
 	ids, shape := get("input_ids")
 	labels, _ := get("labels")
-	return &model.Batch{Rows: shape[0], Cols: shape[1], Tokens: ids, Targets: model.ShiftLabels(labels, shape[0], shape[1])}
+	return &model.Batch{Rows: shape[0], Cols: shape[1], Tokens: ids, Targets: model.ShiftLabels(labels, nil, shape[0], shape[1])}
 }
 
 // inMemoryName is PEFT's name for an adapter weight while loaded (with the

@@ -57,16 +57,23 @@ func (b *Batch) validate(vocab int) error {
 	return nil
 }
 
-// ShiftLabels turns Hugging Face labels (label t is the token at t, the model
-// shifts internally) into Targets: target t = label t+1, and the last token
-// of each row predicts nothing.
-func ShiftLabels(labels []int32, rows, cols int) []int32 {
+// ShiftLabels turns Hugging Face labels (label t belongs to token t; the
+// model shifts internally) into Targets: target t = label t+1, and the last
+// token of each sample predicts nothing. Samples are told apart by positions
+// restarting at 0 (a packed row, padding included); nil positions mean one
+// sample per row. This is what transformers computes for a packed row whose
+// first label of every sample is masked (DataCollatorWithFlattening).
+func ShiftLabels(labels, positions []int32, rows, cols int) []int32 {
 	out := make([]int32, len(labels))
 	for r := range rows {
-		for c := range cols - 1 {
-			out[r*cols+c] = labels[r*cols+c+1]
+		for c := range cols {
+			i := r*cols + c
+			if c == cols-1 || (positions != nil && positions[i+1] == 0) {
+				out[i] = backend.IgnoreIndex
+				continue
+			}
+			out[i] = labels[i+1]
 		}
-		out[r*cols+cols-1] = backend.IgnoreIndex
 	}
 	return out
 }

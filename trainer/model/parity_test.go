@@ -124,7 +124,7 @@ func TestHFModelParity(t *testing.T) {
 			ref := openReference(t, dir)
 			ids, shape := ref.ids("input_ids")
 			labels, _ := ref.ids("labels")
-			batch := &model.Batch{Rows: shape[0], Cols: shape[1], Tokens: ids, Targets: model.ShiftLabels(labels, shape[0], shape[1])}
+			batch := &model.Batch{Rows: shape[0], Cols: shape[1], Tokens: ids, Targets: model.ShiftLabels(labels, nil, shape[0], shape[1])}
 
 			logits, err := m.Logits(batch)
 			if err != nil {

@@ -52,7 +52,7 @@ func randomBatch(r *rand.Rand, vocab, cols int, ignored ...int) *model.Batch {
 	for i := range b.Tokens {
 		b.Tokens[i] = int32(r.IntN(vocab))
 	}
-	b.Targets = model.ShiftLabels(b.Tokens, rows, cols)
+	b.Targets = model.ShiftLabels(b.Tokens, nil, rows, cols)
 	for row, n := range ignored {
 		for c := range n {
 			b.Targets[row*cols+c] = backend.IgnoreIndex
