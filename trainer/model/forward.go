@@ -5,7 +5,6 @@ import (
 	"math"
 
 	"github.com/eftml/eft/trainer/backend"
-	"github.com/eftml/eft/trainer/tensor"
 )
 
 func attnScale(headDim int) float32 { return float32(1 / math.Sqrt(float64(headDim))) }
@@ -88,11 +87,10 @@ func (m *Model) Logits(b *Batch) ([]float32, error) {
 	}
 	m.forwardBody(b, a)
 	out := make([]float32, a.n*m.Config.Vocab)
-	var xs tensor.Tensor
 	for r0 := 0; r0 < a.n; r0 += a.chunk {
 		r1 := min(r0+a.chunk, a.n)
-		lg := a.logits.Prefix(&m.scratchV[0], r1-r0, m.Config.Vocab)
-		m.Backend.MatMul(lg, a.xf.SliceRows(&xs, r0, r1), m.LMHead.W, false, true, 1, 0)
+		lg := a.logits.Prefix(&m.views.logits, r1-r0, m.Config.Vocab)
+		m.Backend.MatMul(lg, a.xf.SliceRows(&m.views.rows, r0, r1), m.LMHead.W, false, true, 1, 0)
 		m.Backend.Download(out[r0*m.Config.Vocab:r1*m.Config.Vocab], lg)
 	}
 	return out, nil
@@ -142,21 +140,20 @@ func (m *Model) lossHead(b *Batch, a *activations, grad bool, gradScale float32)
 	be := m.Backend
 	var total float64
 	var counted int
-	var xs, ds tensor.Tensor
 	for r0 := 0; r0 < a.n; r0 += a.chunk {
 		r1 := min(r0+a.chunk, a.n)
 		targets := b.Targets[r0:r1]
 		if !grad && allIgnored(targets) {
 			continue
 		}
-		lg := a.logits.Prefix(&m.scratchV[0], r1-r0, m.Config.Vocab)
-		x := a.xf.SliceRows(&xs, r0, r1)
+		lg := a.logits.Prefix(&m.views.logits, r1-r0, m.Config.Vocab)
+		x := a.xf.SliceRows(&m.views.rows, r0, r1)
 		be.MatMul(lg, x, m.LMHead.W, false, true, 1, 0)
 		s, n := be.CrossEntropy(lg, targets, grad, gradScale)
 		total += s
 		counted += n
 		if grad {
-			be.MatMul(a.dxf.SliceRows(&ds, r0, r1), lg, m.LMHead.W, false, false, 1, 0)
+			be.MatMul(a.dxf.SliceRows(&m.views.dRows, r0, r1), lg, m.LMHead.W, false, false, 1, 0)
 			if m.LMHead.Trainable() {
 				be.MatMul(m.LMHead.G, lg, x, true, false, 1, 1)
 			}

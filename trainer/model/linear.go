@@ -18,11 +18,11 @@ func (m *Model) linearForward(lin *Linear, y, x *tensor.Tensor, la *linearActs, 
 	lo := lin.LoRA
 	xd := x
 	if lo.Dropout > 0 && m.training {
-		xd = la.xd.Prefix(&m.scratchV[0], x.Rows(), lin.In)
-		mask := la.msk.Prefix(&m.scratchV[1], x.Rows(), lin.In)
+		xd = la.xd.Prefix(&m.views.xd, x.Rows(), lin.In)
+		mask := la.msk.Prefix(&m.views.mask, x.Rows(), lin.In)
 		be.Dropout(xd, mask, x, lo.Dropout, seed)
 	}
-	u := la.u.Prefix(&m.scratchV[2], x.Rows(), lo.Rank())
+	u := la.u.Prefix(&m.views.u, x.Rows(), lo.Rank())
 	be.MatMul(u, xd, lo.A.W, false, true, 1, 0)
 	be.MatMul(y, u, lo.B.W, false, true, lo.Scale, 1)
 }
@@ -49,18 +49,18 @@ func (m *Model) linearBackward(lin *Linear, dx, dy, x *tensor.Tensor, la *linear
 	}
 	lo := lin.LoRA
 	rows := x.Rows()
-	u := la.u.Prefix(&m.scratchV[0], rows, lo.Rank())
+	u := la.u.Prefix(&m.views.u, rows, lo.Rank())
 	if lo.B.Trainable() {
 		be.MatMul(lo.B.G, dy, u, true, false, lo.Scale, 1)
 	}
 	if !lo.A.Trainable() && dx == nil {
 		return
 	}
-	du := m.acts.du.Prefix(&m.scratchV[1], rows, lo.Rank())
+	du := m.acts.du.Prefix(&m.views.du, rows, lo.Rank())
 	be.MatMul(du, dy, lo.B.W, false, false, lo.Scale, 0)
 	xd := x
 	if lo.Dropout > 0 && m.training {
-		xd = la.xd.Prefix(&m.scratchV[2], rows, lin.In)
+		xd = la.xd.Prefix(&m.views.xd, rows, lin.In)
 	}
 	if lo.A.Trainable() {
 		be.MatMul(lo.A.G, du, xd, true, false, 1, 1)
@@ -69,9 +69,9 @@ func (m *Model) linearBackward(lin *Linear, dx, dy, x *tensor.Tensor, la *linear
 		return
 	}
 	if lo.Dropout > 0 && m.training {
-		dxd := m.acts.dxd.Prefix(&m.scratchV[3], rows, lin.In)
+		dxd := m.acts.dxd.Prefix(&m.views.dxd, rows, lin.In)
 		be.MatMul(dxd, du, lo.A.W, false, false, 1, 0)
-		be.Mul(dx, dxd, la.msk.Prefix(&m.scratchV[2], rows, lin.In), true)
+		be.Mul(dx, dxd, la.msk.Prefix(&m.views.mask, rows, lin.In), true)
 		return
 	}
 	be.MatMul(dx, du, lo.A.W, false, false, 1, 1)

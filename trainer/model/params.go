@@ -78,7 +78,7 @@ type Model struct {
 	arena    tensor.Arena
 	acts     *activations
 	actsKey  actsKey
-	scratchV [4]tensor.Tensor // row views, reused so slicing allocates nothing
+	views    views // tensor headers for sub-views, reused so slicing allocates nothing
 }
 
 // Params lists every parameter once, in state-dict order: embeddings, each
@@ -147,4 +147,12 @@ func (m *Model) ZeroGrads() {
 	for _, p := range m.TrainableParams() {
 		m.Backend.Zero(p.G)
 	}
+}
+
+// views are headers for views into larger buffers (a LoRA buffer sized for
+// the widest layer, a chunk of rows), one per use so none is overwritten
+// while still needed.
+type views struct {
+	xd, mask, u, du, dxd tensor.Tensor // LoRA
+	logits, rows, dRows  tensor.Tensor // loss head
 }
