@@ -972,6 +972,13 @@ func parseVocab(s *jsonScanner) (map[string]int32, error) {
 			return nil, s.errorf("model.vocab: want ',' or '}'")
 		}
 	}
+	maxID := int32(0)
+	for _, e := range entries {
+		maxID = max(maxID, e.id)
+	}
+	if int(maxID) >= 16*len(entries)+1024 {
+		return nil, s.errorf("model.vocab: ids up to %d for %d tokens are too sparse", maxID, len(entries))
+	}
 	all := string(arena)
 	vocab := make(map[string]int32, len(entries))
 	for _, e := range entries {
