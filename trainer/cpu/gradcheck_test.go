@@ -122,24 +122,26 @@ func refMatMul(a, b []float64, m, n, k int, transA, transB bool) []float64 {
 func TestMatMulAllTransposes(t *testing.T) {
 	c := newTestCPU()
 	r := rand.New(rand.NewPCG(1, 2))
-	m, n, k := 7, 5, 9
-	for _, ta := range []bool{false, true} {
-		for _, tb := range []bool{false, true} {
-			a, b, c0 := round64(randVec(r, m*k, 1)), round64(randVec(r, k*n, 1)), round64(randVec(r, m*n, 1))
-			ashape, bshape := []int{m, k}, []int{k, n}
-			if ta {
-				ashape = []int{k, m}
+	for _, size := range [][3]int{{7, 5, 9}, {70, 64, 80}} { // the second splits rows over workers
+		m, n, k := size[0], size[1], size[2]
+		for _, ta := range []bool{false, true} {
+			for _, tb := range []bool{false, true} {
+				a, b, c0 := round64(randVec(r, m*k, 1)), round64(randVec(r, k*n, 1)), round64(randVec(r, m*n, 1))
+				ashape, bshape := []int{m, k}, []int{k, n}
+				if ta {
+					ashape = []int{k, m}
+				}
+				if tb {
+					bshape = []int{n, k}
+				}
+				out := toF32(c0, m, n)
+				c.MatMul(out, toF32(a, ashape...), toF32(b, bshape...), ta, tb, 0.5, 2)
+				want := refMatMul(a, b, m, n, k, ta, tb)
+				for i := range want {
+					want[i] = 0.5*want[i] + 2*c0[i]
+				}
+				assertClose(t, fmt.Sprintf("MatMul %dx%dx%d transA=%v transB=%v", m, n, k, ta, tb), out.F32, want, tolForward)
 			}
-			if tb {
-				bshape = []int{n, k}
-			}
-			out := toF32(c0, m, n)
-			c.MatMul(out, toF32(a, ashape...), toF32(b, bshape...), ta, tb, 0.5, 2)
-			want := refMatMul(a, b, m, n, k, ta, tb)
-			for i := range want {
-				want[i] = 0.5*want[i] + 2*c0[i]
-			}
-			assertClose(t, fmt.Sprintf("MatMul transA=%v transB=%v", ta, tb), out.F32, want, tolForward)
 		}
 	}
 }

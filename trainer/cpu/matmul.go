@@ -27,7 +27,20 @@ func gemmDims(op string, c, a, b *tensor.Tensor, transA, transB bool, ar, ac, br
 // MatMul implements backend.Backend.
 func (c *CPU) MatMul(out, a, b *tensor.Tensor, transA, transB bool, alpha, beta float32) {
 	m, n, k := gemmDims("MatMul", out, a, b, transA, transB, a.Rows(), a.Cols(), b.Rows(), b.Cols(), out.Rows(), out.Cols())
-	sgemm(transA, transB, m, n, k, alpha, a.F32, a.Cols(), b.F32, b.Cols(), beta, out.F32, n)
+	lda, ldb := a.Cols(), b.Cols()
+	if m*n*k < 1<<18 {
+		sgemm(transA, transB, m, n, k, alpha, a.F32, lda, b.F32, ldb, beta, out.F32, n)
+		return
+	}
+	// Split the rows of C over the workers; row i of op(A) starts at
+	// a[i*lda] (or at column i, a[i], when A is transposed).
+	c.parallel(m, 16, func(_, lo, hi int) {
+		ao := lo * lda
+		if transA {
+			ao = lo
+		}
+		sgemm(transA, transB, hi-lo, n, k, alpha, a.F32[ao:], lda, b.F32, ldb, beta, out.F32[lo*n:], n)
+	})
 }
 
 // BatchedMatMul implements backend.Backend.
