@@ -259,7 +259,9 @@ func (d *decoder) decodeMap(n *node, path string, v reflect.Value) {
 		elem := reflect.New(elemType).Elem()
 		switch {
 		case elemType.Kind() == reflect.Interface:
-			elem.Set(reflect.ValueOf(plainValue(e.value)))
+			if v := plainValue(e.value); v != nil {
+				elem.Set(reflect.ValueOf(v))
+			}
 		case e.value.kind == kindNull:
 			d.errorf(e.value.pos, p, "missing value")
 			continue

@@ -74,3 +74,6 @@ micro_batch_size: 2
 gradient_accumulation_steps: 1
 learning_rate: 0.0002
 `
+
+// noLR is base without learning_rate.
+var noLR = strings.Replace(base, "learning_rate: 0.0002\n", "", 1)

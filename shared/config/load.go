@@ -110,5 +110,5 @@ func dedupe(issues []Issue) []Issue {
 // (batch_size, flash_attention, ...) are not written. Parsing the output
 // gives back the same Config.
 func (c *Config) YAML() ([]byte, error) {
-	return yaml.MarshalWithOptions(c, yaml.UseLiteralStyleIfMultiline(true))
+	return yaml.Marshal(c)
 }
