@@ -129,6 +129,7 @@ func IsPermanent(err error) bool {
 type Subscription struct {
 	router *message.Router
 	sub    *wmjs.Subscriber
+	nc     *nats.Conn
 	done   chan struct{}
 	err    error
 	once   sync.Once
@@ -143,9 +144,27 @@ func (s *Subscription) Wait() error {
 
 // Close stops the subscription, letting the message in hand finish.
 func (s *Subscription) Close() error {
-	s.once.Do(func() { _ = s.router.Close() })
+	s.stop()
 	<-s.done
 	return s.err
+}
+
+// stop shuts down in the one order that is safe with watermill-nats: its
+// subscriber closes its output channel as soon as it is told to close, while
+// a NATS callback may still be sending on it (a "send on closed channel"
+// panic). So the connection is drained first — no more callbacks, the ones
+// in flight finish through the still-running router and ack — and only then
+// is the router closed.
+func (s *Subscription) stop() {
+	s.once.Do(func() {
+		if err := s.nc.Drain(); err == nil {
+			deadline := time.Now().Add(30 * time.Second)
+			for !s.nc.IsClosed() && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		_ = s.router.Close()
+	})
 }
 
 // Consume runs c until ctx ends; it returns nil on a normal stop.
@@ -232,11 +251,19 @@ func (b *Bus) Subscribe(ctx context.Context, c Consumer) (*Subscription, error) 
 		return c.Handler(msg.Context(), d)
 	})
 
-	s := &Subscription{router: router, sub: sub, done: make(chan struct{})}
+	s := &Subscription{router: router, sub: sub, nc: nc, done: make(chan struct{})}
+	// The router runs on its own context; ctx ending stops it through stop().
 	go func() {
 		defer close(s.done)
-		s.err = router.Run(ctx)
+		s.err = router.Run(context.WithoutCancel(ctx))
 		_ = sub.Close()
+	}()
+	go func() {
+		select {
+		case <-ctx.Done():
+			s.stop()
+		case <-s.done:
+		}
 	}()
 	select {
 	case <-router.Running():
@@ -246,6 +273,9 @@ func (b *Bus) Subscribe(ctx context.Context, c Consumer) (*Subscription, error) 
 			s.err = ctx.Err()
 		}
 		return nil, fmt.Errorf("bus: consumer %s stopped while starting: %w", c.Name, s.err)
+	case <-ctx.Done():
+		<-s.done
+		return nil, fmt.Errorf("bus: consumer %s stopped while starting: %w", c.Name, ctx.Err())
 	}
 }
 

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+func init() { addCommand(newServeCommand) }
+
+func newServeCommand(g *globals) *cobra.Command {
+	var httpAddr string
+	cmd := &cobra.Command{
+		Use:   "serve SERVICE... | all",
+		Short: "Run services as this process, against --nats (or the embedded server)",
+		Long: fmt.Sprintf(`Run one or more services until interrupted: %s, or "all".
+With --nats URL they join that cluster (how compose and multi-machine
+deployments run eft); without it they start the embedded server under --home.
+The tracker serves its JSON API on --http.`, strings.Join(serviceNames(), ", ")),
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			names := args
+			if len(args) == 1 && args[0] == "all" {
+				names = serviceNames()
+			}
+			for _, n := range names {
+				if _, err := buildServiceSpec(n); err != nil {
+					return err
+				}
+			}
+			sys, err := startSystemWith(cmd.Context(), g, "eft-serve", names, httpAddr)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "serving %s on %s\n", strings.Join(names, ", "), sys.bus.URL())
+			if sys.tracker != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "tracker API on %s\n", sys.tracker.URL())
+			}
+			<-cmd.Context().Done()
+			err = sys.Stop()
+			if errors.Is(err, cmd.Context().Err()) {
+				err = nil
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&httpAddr, "http", "127.0.0.1:8089", "address of the tracker's HTTP API")
+	return cmd
+}
+
+func buildServiceSpec(name string) (string, error) {
+	for _, n := range serviceNames() {
+		if n == name {
+			return n, nil
+		}
+	}
+	return "", fmt.Errorf("no service %q (services: %s, or all)", name, strings.Join(serviceNames(), ", "))
+}

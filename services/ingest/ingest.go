@@ -1,0 +1,20 @@
+// Package ingest is the ingest service: ConfigValidated → the datasets read, merged, split and stored as normalized rows → DatasetIngested.
+//
+// It is not built yet: until it is, New returns the stand-in that answers
+// each run reaching this stage with RunFailed naming the stage, so that
+// "eft train" ends plainly instead of waiting or pretending.
+package ingest
+
+import (
+	"github.com/eftml/eft/events"
+	"github.com/eftml/eft/services/stage"
+	"github.com/eftml/eft/shared/bus"
+)
+
+// Name is the service's name and durable consumer.
+const Name = "ingest"
+
+// New returns the ingest service over b.
+func New(b *bus.Bus) *stage.Unavailable {
+	return stage.NewUnavailable(b, Name, events.StageIngest, events.TypeConfigValidated)
+}
