@@ -42,19 +42,26 @@ func (c *CPU) CrossEntropy(logits *tensor.Tensor, targets []int32, grad bool, gr
 			for _, x := range row {
 				mx = max(mx, x)
 			}
+			sum -= float64(row[t])
 			var se float32
-			for _, x := range row {
-				se += exp32(x - mx)
-			}
-			lse := float64(mx) + math.Log(float64(se))
-			sum += lse - float64(row[t])
-			if grad {
-				inv := gradScale / se
-				for j, x := range row {
-					row[j] = exp32(x-mx) * inv
+			if !grad {
+				for _, x := range row {
+					se += exp32(x - mx)
 				}
-				row[t] -= gradScale
+				sum += float64(mx) + math.Log(float64(se))
+				continue
 			}
+			for j, x := range row { // keep the exponentials: they become the gradient
+				e := exp32(x - mx)
+				row[j] = e
+				se += e
+			}
+			sum += float64(mx) + math.Log(float64(se))
+			inv := gradScale / se
+			for j := range row {
+				row[j] *= inv
+			}
+			row[t] -= gradScale
 		}
 		c.partial[w] += sum
 	})
