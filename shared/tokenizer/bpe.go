@@ -42,17 +42,10 @@ type bpeSymbol struct {
 	len        int32 // bytes of the word it covers; 0 once merged away
 }
 
-// bpeMerge is a candidate merge in the queue.
-type bpeMerge struct {
-	pos    int32
-	rank   int32
-	merged int32
-}
-
 // bpeScratch holds the per-encoder buffers and word cache of the BPE model.
 type bpeScratch struct {
 	syms  []bpeSymbol
-	queue []bpeMerge
+	queue []uint64
 	buf   []byte
 	// cache maps a word to its tokens, packed as id | len<<24 (words of
 	// fewer than 256 bytes only, like Hugging Face's cache).
@@ -145,15 +138,22 @@ func (m *bpeModel) tokenizeBytes(sc *bpeScratch, word []byte, out []token) ([]to
 	if len(word) == 0 {
 		return out, true
 	}
-	if m.ignoreMerges {
-		if id, ok := m.byteVocab[string(word)]; ok {
-			return append(out, token{id: id, start: 0, end: int32(len(word))}), true
-		}
-	}
+	// The small per-encoder cache first: it holds the frequent words and
+	// stays in the CPU cache, unlike the vocabulary map.
 	cacheable := len(word) < bpeCacheMaxWordLen
 	if cacheable {
 		if hit, ok := sc.cacheBytes[string(word)]; ok {
 			return appendPacked(out, hit), true
+		}
+	}
+	n := len(out)
+	if m.ignoreMerges {
+		if id, ok := m.byteVocab[string(word)]; ok {
+			out = append(out, token{id: id, start: 0, end: int32(len(word))})
+			if cacheable {
+				sc.remember(word, out[n:])
+			}
+			return out, true
 		}
 	}
 	if !m.byteReady {
@@ -170,15 +170,18 @@ func (m *bpeModel) tokenizeBytes(sc *bpeScratch, word []byte, out []token) ([]to
 	syms[len(syms)-1].next = -1
 	syms = m.mergeAll(sc, syms)
 	sc.syms = syms
-	n := len(out)
 	out = appendSymbols(out, syms)
 	if cacheable {
-		if sc.cacheBytes == nil || len(sc.cacheBytes) >= bpeCacheEntries {
-			sc.cacheBytes = make(map[string][]uint32, 1024)
-		}
-		sc.cacheBytes[string(word)] = pack(out[n:])
+		sc.remember(word, out[n:])
 	}
 	return out, true
+}
+
+func (sc *bpeScratch) remember(word []byte, toks []token) {
+	if sc.cacheBytes == nil || len(sc.cacheBytes) >= bpeCacheEntries {
+		sc.cacheBytes = make(map[string][]uint32, 1024)
+	}
+	sc.cacheBytes[string(word)] = pack(toks)
 }
 
 // tokenize tokenizes a word of normalized, pre-tokenized text.
@@ -289,44 +292,50 @@ func (m *bpeModel) initialSymbols(sc *bpeScratch, word []byte) []bpeSymbol {
 }
 
 // mergeAll applies merges in rank order, leftmost first, with a min-heap of
-// candidate pairs (Hugging Face's Word::merge_all without dropout).
+// candidate pairs (Hugging Face's Word::merge_all without dropout). A queue
+// entry is rank<<32 | position, so entries compare as plain integers; an
+// entry is stale when the pair now at its position has another rank (a
+// rank names exactly one pair, so this is Hugging Face's check on the
+// merged id).
 func (m *bpeModel) mergeAll(sc *bpeScratch, syms []bpeSymbol) []bpeSymbol {
 	if len(syms) < 2 {
 		return syms
 	}
 	q := sc.queue[:0]
 	for i := 0; i+1 < len(syms); i++ {
-		if rank, merged, ok := m.merges.get(syms[i].id, syms[i+1].id); ok {
-			q = heapPush(q, bpeMerge{pos: int32(i), rank: rank, merged: merged})
+		if rank, _, ok := m.merges.get(syms[i].id, syms[i+1].id); ok {
+			q = heapPush(q, uint64(rank)<<32|uint64(i))
 		}
 	}
 	for len(q) > 0 {
-		var top bpeMerge
+		var top uint64
 		top, q = heapPop(q)
-		cur := &syms[top.pos]
+		pos := int32(uint32(top))
+		cur := &syms[pos]
 		if cur.len == 0 || cur.next < 0 {
 			continue
 		}
 		nextPos := cur.next
 		right := syms[nextPos]
-		if _, merged, ok := m.merges.get(cur.id, right.id); !ok || merged != top.merged {
+		rank, merged, ok := m.merges.get(cur.id, right.id)
+		if !ok || uint64(rank) != top>>32 {
 			continue
 		}
-		cur.id = top.merged
+		cur.id = merged
 		cur.len += right.len
 		cur.next = right.next
 		syms[nextPos].len = 0
 		if right.next >= 0 {
-			syms[right.next].prev = top.pos
+			syms[right.next].prev = pos
 		}
 		if cur.prev >= 0 {
-			if rank, merged, ok := m.merges.get(syms[cur.prev].id, cur.id); ok {
-				q = heapPush(q, bpeMerge{pos: cur.prev, rank: rank, merged: merged})
+			if rank, _, ok := m.merges.get(syms[cur.prev].id, cur.id); ok {
+				q = heapPush(q, uint64(rank)<<32|uint64(cur.prev))
 			}
 		}
 		if cur.next >= 0 {
-			if rank, merged, ok := m.merges.get(cur.id, syms[cur.next].id); ok {
-				q = heapPush(q, bpeMerge{pos: top.pos, rank: rank, merged: merged})
+			if rank, _, ok := m.merges.get(cur.id, syms[cur.next].id); ok {
+				q = heapPush(q, uint64(rank)<<32|uint64(pos))
 			}
 		}
 	}
@@ -342,47 +351,44 @@ func (m *bpeModel) mergeAll(sc *bpeScratch, syms []bpeSymbol) []bpeSymbol {
 	return syms[:k]
 }
 
-func mergeLess(a, b bpeMerge) bool {
-	if a.rank != b.rank {
-		return a.rank < b.rank
-	}
-	return a.pos < b.pos
-}
-
-func heapPush(q []bpeMerge, x bpeMerge) []bpeMerge {
+func heapPush(q []uint64, x uint64) []uint64 {
 	q = append(q, x)
 	i := len(q) - 1
 	for i > 0 {
 		p := (i - 1) / 2
-		if !mergeLess(q[i], q[p]) {
+		if q[p] <= x {
 			break
 		}
-		q[i], q[p] = q[p], q[i]
+		q[i] = q[p]
 		i = p
 	}
+	q[i] = x
 	return q
 }
 
-func heapPop(q []bpeMerge) (bpeMerge, []bpeMerge) {
+func heapPop(q []uint64) (uint64, []uint64) {
 	top := q[0]
 	last := len(q) - 1
-	q[0] = q[last]
+	x := q[last]
 	q = q[:last]
+	n := len(q)
 	i := 0
 	for {
-		l := 2*i + 1
-		if l >= len(q) {
+		c := 2*i + 1
+		if c >= n {
 			break
 		}
-		c := l
-		if r := l + 1; r < len(q) && mergeLess(q[r], q[l]) {
+		if r := c + 1; r < n && q[r] < q[c] {
 			c = r
 		}
-		if !mergeLess(q[c], q[i]) {
+		if x <= q[c] {
 			break
 		}
-		q[i], q[c] = q[c], q[i]
+		q[i] = q[c]
 		i = c
+	}
+	if n > 0 {
+		q[i] = x
 	}
 	return top, q
 }

@@ -83,14 +83,23 @@ type encoder struct {
 	vals  map[int]string // matched text of added tokens, when tracking
 }
 
+// getEncoder takes an idle encoder. Encoders live in a free list rather
+// than a sync.Pool so their BPE word caches survive garbage collections.
 func (t *Tokenizer) getEncoder() *encoder {
-	if e, ok := t.pool.Get().(*encoder); ok {
+	select {
+	case e := <-t.free:
 		return e
+	default:
+		return &encoder{t: t}
 	}
-	return &encoder{t: t}
 }
 
-func (t *Tokenizer) putEncoder(e *encoder) { t.pool.Put(e) }
+func (t *Tokenizer) putEncoder(e *encoder) {
+	select {
+	case t.free <- e:
+	default:
+	}
+}
 
 // run encodes text without post-processing into e.ids (and e.offs when
 // offsets is set).
@@ -303,17 +312,26 @@ func (t *Tokenizer) EncodeBatch(texts []string, addSpecial bool) [][]int32 {
 				if i0 >= len(texts) {
 					return
 				}
-				for i := i0; i < min(i0+chunk, len(texts)); i++ {
+				// One backing array per chunk, cut into the rows.
+				var flat []int32
+				var ends [chunk]int
+				i1 := min(i0+chunk, len(texts))
+				for i := i0; i < i1; i++ {
 					e.run(texts[i], false)
-					ids := make([]int32, 0, len(e.ids)+len(t.prefixIDs)+len(t.suffixIDs))
 					if addSpecial {
-						ids = append(ids, t.prefixIDs...)
+						flat = append(flat, t.prefixIDs...)
 					}
-					ids = append(ids, e.ids...)
+					flat = append(flat, e.ids...)
 					if addSpecial {
-						ids = append(ids, t.suffixIDs...)
+						flat = append(flat, t.suffixIDs...)
 					}
-					out[i] = ids
+					ends[i-i0] = len(flat)
+				}
+				start := 0
+				for i := i0; i < i1; i++ {
+					end := ends[i-i0]
+					out[i] = flat[start:end:end]
+					start = end
 				}
 			}
 		}()

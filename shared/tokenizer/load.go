@@ -10,9 +10,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
-	"sync"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
@@ -36,7 +36,8 @@ type Tokenizer struct {
 	prefixIDs, suffixIDs []int32
 
 	special SpecialTokens
-	pool    sync.Pool
+	// free holds idle encoders (buffers and BPE word caches).
+	free chan *encoder
 }
 
 // SpecialTokens names the tokenizer's bos, eos, pad and unk tokens (from
@@ -749,12 +750,13 @@ func (t *Tokenizer) addTokens(toks []AddedToken) int {
 		}
 	}
 	a.rawTrie, a.normTrie = buildTrie(raw), buildTrie(normed)
-	t.pool = sync.Pool{}
 	return n
 }
 
 // finish derives what encoding needs from the loaded parts.
 func (t *Tokenizer) finish() {
+	// Drop idle encoders: their caches may predate a vocabulary change.
+	t.free = make(chan *encoder, max(4, 2*runtime.GOMAXPROCS(0)))
 	if bpe, ok := t.model.(*bpeModel); ok && hasByteLevel(t.preTok) {
 		bpe.prepareByteLevel()
 	}

@@ -1,0 +1,105 @@
+package tokenizer
+
+import (
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/eftml/eft/shared/testfixtures"
+)
+
+// benchText is a large public-domain text, split into paragraphs. Set
+// EFT_TOKENIZER_BENCH_TEXT to a file (docs/tokenizer.md says how to get
+// Moby Dick from npm); the benchmarks skip without it.
+func benchText(b *testing.B) []string {
+	path := os.Getenv("EFT_TOKENIZER_BENCH_TEXT")
+	if path == "" {
+		b.Skip("set EFT_TOKENIZER_BENCH_TEXT to a large text file (see docs/tokenizer.md)")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var paras []string
+	for _, p := range strings.Split(string(data), "\n\n") {
+		if strings.TrimSpace(p) != "" {
+			paras = append(paras, p)
+		}
+	}
+	return paras
+}
+
+func countTokens(tok *Tokenizer, paras []string) int {
+	n := 0
+	for _, p := range paras {
+		n += len(tok.Encode(p, false))
+	}
+	return n
+}
+
+func benchEncode(b *testing.B, name string, parallel bool) {
+	paras := benchText(b)
+	tok := loadTestTokenizer(b, name)
+	tokens := countTokens(tok, paras) // also warms the word caches
+	bytes := 0
+	for _, p := range paras {
+		bytes += len(p)
+	}
+	b.SetBytes(int64(bytes))
+	b.ResetTimer()
+	for b.Loop() {
+		if parallel {
+			tok.EncodeBatch(paras, false)
+			continue
+		}
+		var ids []int32
+		for _, p := range paras {
+			ids = tok.AppendEncode(ids[:0], p, false)
+		}
+	}
+	b.ReportMetric(float64(tokens)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+}
+
+func BenchmarkEncodeLlama3OneCore(b *testing.B)  { benchEncode(b, "llama3", false) }
+func BenchmarkEncodeLlama3AllCores(b *testing.B) { benchEncode(b, "llama3", true) }
+func BenchmarkEncodeQwen3OneCore(b *testing.B)   { benchEncode(b, "qwen3", false) }
+func BenchmarkEncodeQwen3AllCores(b *testing.B)  { benchEncode(b, "qwen3", true) }
+func BenchmarkEncodeMistralOneCore(b *testing.B) { benchEncode(b, "mistral_v01", false) }
+func BenchmarkEncodeMistralAllCores(b *testing.B) {
+	benchEncode(b, "mistral_v01", true)
+}
+
+// BenchmarkLoadLlama3 measures loading the 128k-token, 280k-merge Llama-3
+// tokenizer from tokenizer.json (already in memory).
+func BenchmarkLoadLlama3(b *testing.B) {
+	data := readGzipFile(b, testfixtures.Path(b, "tokenizers", "llama3", "tokenizer.json.gz"))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := New(data, "tokenizer.json", nil, ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestLoadLlama3Allocation: loading Llama-3's tokenizer allocates less than
+// 100 MB in total and keeps less than that live.
+func TestLoadLlama3Allocation(t *testing.T) {
+	data := readGzipFile(t, testfixtures.Path(t, "tokenizers", "llama3", "tokenizer.json.gz"))
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	tok, err := New(data, "tokenizer.json", nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	total := after.TotalAlloc - before.TotalAlloc
+	live := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("load allocated %.1f MB, %.1f MB live", float64(total)/1e6, float64(live)/1e6)
+	if total > 100e6 || live > 100e6 {
+		t.Fatalf("load allocated %.1f MB (%.1f MB live), want under 100 MB", float64(total)/1e6, float64(live)/1e6)
+	}
+	runtime.KeepAlive(tok)
+}
