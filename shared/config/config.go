@@ -124,8 +124,9 @@ type Config struct {
 	Optimizer string `yaml:"optimizer"`
 	// LearningRate is the peak learning rate. Required.
 	LearningRate float64 `yaml:"learning_rate"`
-	// LRScheduler is linear, cosine (default), constant or
-	// constant_with_warmup.
+	// LRScheduler is a transformers schedule name: linear, cosine
+	// (default), constant, constant_with_warmup, cosine_with_restarts,
+	// polynomial or inverse_sqrt, with transformers' default arguments.
 	LRScheduler string `yaml:"lr_scheduler"`
 	// CosineMinLRRatio makes the cosine schedule end at this fraction of
 	// the peak learning rate instead of 0 (Axolotl's cosine_min_lr_ratio).

@@ -109,7 +109,7 @@ const (
 	whyRL         = "eft trains supervised fine-tunes (SFT) only; preference and RL training (DPO, KTO, ORPO, GRPO, reward models) is not implemented"
 	whyQuant      = "eft quantizes only to NF4 for QLoRA (load_in_4bit)"
 	whyOptim      = "eft implements AdamW and SGD with their standard hyperparameters only"
-	whySchedule   = "eft implements the linear, cosine and constant schedules with warmup only"
+	whySchedule   = "eft implements transformers' schedules with their default arguments (and cosine_min_lr_ratio) only"
 	whyPEFT       = "eft implements plain LoRA (rank, alpha, rsLoRA, dropout, target modules, modules_to_save) only"
 	whyMultimodal = "eft trains text-only causal language models"
 	whyOffload    = "eft does not offload activations or weights to CPU or disk; it keeps them in device memory"

@@ -169,6 +169,9 @@ func TestValidationRules(t *testing.T) {
 		{"train_on_eos", base + "test_datasets:\n  - path: t\n    type: chat_template\n    train_on_eos: always\n", "test_datasets[0].train_on_eos", 11, "all, turn, last, none"},
 		{"role mapping conflict", base + "test_datasets:\n  - path: t\n    type: chat_template\n    message_property_mappings: {role: from}\n    message_field_role: speaker\n", "test_datasets[0].message_field_role", 12, "conflicts"},
 		{"no_input_format with input", base + "test_datasets:\n  - path: t\n    type:\n      format: '{instruction} {input}'\n      no_input_format: '{instruction} {input}'\n", "test_datasets[0].type.no_input_format", 12, "must not contain {input}"},
+		{"http dataset", base + "test_datasets: [{path: 'http://example.com/d.jsonl'}]\n", "test_datasets[0].path", 8, "plain http is refused"},
+		{"s3 dataset", base + "test_datasets: [{path: 's3://bucket/d.jsonl'}]\n", "test_datasets[0].path", 8, "s3:// is not supported"},
+		{"model url", strings.Replace(base, "./models/tiny-llama", "https://example.com/m", 1), "base_model", 1, "is a URL"},
 		{"ds_type", base + "test_datasets: [{path: t, ds_type: xml}]\n", "test_datasets[0].ds_type", 8, "not one of"},
 		{"optimizer", base + "optimizer: lion_8bit\n", "optimizer", 8, "not supported"},
 		{"scheduler", base + "lr_scheduler: one_cycle\n", "lr_scheduler", 8, "not supported"},
@@ -205,6 +208,14 @@ func TestValidationRules(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestSingleTargetModuleStringIsARegex(t *testing.T) {
+	c, warns := mustParse(t, base+"adapter: lora\nlora_r: 8\nlora_alpha: 8\nlora_target_modules: q_proj\n")
+	if c.LoraTargetModules.Pattern != "q_proj" || c.LoraTargetModules.Names != nil {
+		t.Errorf("lora_target_modules: %+v", c.LoraTargetModules)
+	}
+	requireIssue(t, warns, "lora_target_modules", "write a list: [q_proj]")
 }
 
 func TestAllErrorsAreReportedTogether(t *testing.T) {

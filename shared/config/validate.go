@@ -65,7 +65,9 @@ func (c *Config) OptimizerKind() OptimizerKind {
 	return OptimizerAdamW
 }
 
-var lrSchedulers = []string{"linear", "cosine", "constant", "constant_with_warmup"}
+// lrSchedulers are the transformers schedules trainer/schedule implements
+// that need no lr_scheduler_kwargs (eft refuses those kwargs).
+var lrSchedulers = []string{"linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial", "inverse_sqrt"}
 
 // poolName is the trainer_pool syntax: it becomes part of a NATS subject.
 var poolName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
@@ -84,6 +86,11 @@ func (d *decoder) warn(path, format string, args ...any) {
 func (d *decoder) validate(c *Config) {
 	if strings.TrimSpace(c.BaseModel) == "" {
 		d.fail("base_model", "required: a Hugging Face model repo id or a local model directory")
+	}
+	for _, k := range []struct{ key, value string }{{"base_model", c.BaseModel}, {"base_model_config", c.BaseModelConfig}, {"tokenizer_config", c.TokenizerConfig}} {
+		if strings.Contains(k.value, "://") {
+			d.fail(k.key, "%q is a URL: give a Hugging Face repo id (org/name) or a local directory", k.value)
+		}
 	}
 	if c.TrustRemoteCode {
 		d.fail("trust_remote_code", "refused: eft never runs Python code from a model repository; "+
@@ -164,6 +171,9 @@ func (d *decoder) validateAdapter(c *Config) {
 	if p := c.LoraTargetModules.Pattern; p != "" {
 		if _, err := regexp.Compile(p); err != nil {
 			d.fail("lora_target_modules", "a single string is a regular expression (as in PEFT), and %q is not one: %v", p, err)
+		} else if regexp.QuoteMeta(p) == p {
+			d.warn("lora_target_modules", "a single string is a regular expression matched against the full module name "+
+				"(model.layers.0.self_attn.%s), as in PEFT, so %q alone matches no layer; write a list: [%s]", p, p, p)
 		}
 	}
 	for i, name := range c.LoraTargetModules.Names {
@@ -259,6 +269,8 @@ func (d *decoder) validateChatTemplate(path, name, jinja string) {
 func (d *decoder) validateDataset(c *Config, ds *Dataset, path string) {
 	if strings.TrimSpace(ds.Path) == "" {
 		d.fail(path+".path", "required: a hub dataset repo id, a local file or directory, or an https URL")
+	} else if scheme, _, ok := strings.Cut(ds.Path, "://"); ok && scheme != "https" {
+		d.fail(path+".path", "%s:// is not supported: eft reads hub dataset repo ids, local files and directories, and https URLs (plain http is refused)", scheme)
 	}
 	if ds.TrustRemoteCode {
 		d.fail(path+".trust_remote_code", "refused: eft never runs Python code from a dataset repository (loading scripts); use a dataset with data files (json, jsonl, parquet, csv, arrow)")
