@@ -9,18 +9,42 @@ func (m *Model) backwardBody(b *Batch, a *activations) {
 	L := len(m.Layers)
 	be.Zero(a.dres)
 	be.RMSNormBackward(a.dres, gradOf(m.FinalNorm), a.dxf, a.res[L], m.FinalNorm.W, a.rstdF)
-	for l := L - 1; l >= 0; l-- {
+	// Below the lowest layer with something to train the gradient would only
+	// feed the embeddings: stop there unless they train.
+	stop := m.lowestTrainableLayer()
+	for l := L - 1; l >= stop; l-- {
 		la := m.layerActsFor(a, l)
 		if m.GradientCheckpointing {
 			m.layerForward(l, a, la, b.DropoutSeed)
 		}
-		// Below layer 0 the gradient only feeds the embeddings.
-		needInput := l > 0 || m.Embed.Trainable()
-		m.layerBackward(l, a, la, needInput)
+		m.layerBackward(l, a, la, l > stop || m.Embed.Trainable())
 	}
 	if m.Embed.Trainable() {
 		be.EmbeddingBackward(m.Embed.G, a.dres, b.Tokens)
 	}
+}
+
+// lowestTrainableLayer is the first layer the backward pass must reach: 0
+// when the embeddings train, else the lowest layer holding a trainable
+// weight or adapter (len(Layers) when none does).
+func (m *Model) lowestTrainableLayer() int {
+	if m.Embed.Trainable() {
+		return 0
+	}
+	for l := range m.Layers {
+		ly := &m.Layers[l]
+		for _, p := range []*Param{ly.InputNorm, ly.PostNorm, ly.QNorm, ly.KNorm} {
+			if p.Trainable() {
+				return l
+			}
+		}
+		for _, lin := range ly.Linears() {
+			if lin.W.Trainable() || lin.Bias.Trainable() || (lin.LoRA != nil && (lin.LoRA.A.Trainable() || lin.LoRA.B.Trainable())) {
+				return l
+			}
+		}
+	}
+	return len(m.Layers)
 }
 
 // layerBackward turns a.dres from d loss/d res[l+1] into d loss/d res[l]

@@ -8,6 +8,7 @@ import (
 	"github.com/eftml/eft/trainer/backend"
 	"github.com/eftml/eft/trainer/cpu"
 	"github.com/eftml/eft/trainer/model"
+	"github.com/eftml/eft/trainer/tensor"
 )
 
 // The loss head works through the tokens a chunk at a time; the chunk size
@@ -66,4 +67,43 @@ func TestShiftLabelsStopsAtSampleBoundaries(t *testing.T) {
 	if plain[2] != -100 || plain[6] != 0 || plain[8] != -100 {
 		t.Fatalf("without positions: %v", plain)
 	}
+}
+
+// Training only the head skips the blocks' backward pass entirely, and
+// gives the same head gradient as a full backward pass does.
+func TestHeadOnlyTrainingSkipsTheBlocks(t *testing.T) {
+	tokens := []int32{1, 40, 41, 42, 900, 3}
+	b := &model.Batch{Rows: 1, Cols: 6, Tokens: tokens, Targets: model.ShiftLabels(tokens, nil, 1, 6)}
+	head := func(all bool) []float32 {
+		be := &countingBackend{CPU: cpu.New(0)}
+		m, err := model.Load(testfixtures.Path(t, "hf", "llama"), be)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range m.Params() {
+			m.SetTrainable(p, all || p == m.LMHead || p == m.FinalNorm)
+		}
+		if _, _, err := m.ForwardBackward(b, 1); err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]int{false: 0, true: 2}[all]; be.attentionBackward != want {
+			t.Fatalf("%d attention backward passes, want %d", be.attentionBackward, want)
+		}
+		return append(m.LMHead.G.F32[:0:0], m.LMHead.G.F32...)
+	}
+	only, full := head(false), head(true)
+	if d, at := maxAbsDiff(only, full); d != 0 {
+		t.Fatalf("head gradient differs by %g at %d", d, at)
+	}
+}
+
+// countingBackend counts attention backward passes.
+type countingBackend struct {
+	*cpu.CPU
+	attentionBackward int
+}
+
+func (c *countingBackend) AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v *tensor.Tensor, spec backend.AttentionSpec) {
+	c.attentionBackward++
+	c.CPU.AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v, spec)
 }
