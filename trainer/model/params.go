@@ -54,7 +54,8 @@ func (l *Layer) Linears() []*Linear {
 	return []*Linear{l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down}
 }
 
-// Model is a loaded decoder with its weights on a backend.
+// Model is a loaded decoder with its weights on a backend. It is not safe
+// for concurrent use: passes share the model's step buffers.
 type Model struct {
 	Config  Config
 	Backend backend.Backend
