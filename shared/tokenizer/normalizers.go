@@ -370,7 +370,9 @@ func (bn bertNormalizer) normalize(b *textBuf) {
 				if r == '\t' || r == '\n' || r == '\r' {
 					return false
 				}
-				return unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co, unicode.Cs) || !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Z)
+				// Control, format, private use and surrogates, not the
+				// unassigned code points (Cn), which Hugging Face keeps.
+				return unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co, unicode.Cs)
 			},
 			mapc: func(r rune) rune {
 				if r == '\t' || r == '\n' || r == '\r' || unicode.IsSpace(r) {

@@ -69,3 +69,37 @@ const extraTokens = (base) => [
   t.post_processor = null;
   write('feat-whitespace', t);
 }
+// Unigram built from the SentencePiece vocabulary with made-up scores
+// (longer pieces score higher), byte fallback, an NFKC normalizer and the
+// Metaspace pre-tokenizer without splitting.
+{
+  const t = read('tok-sentencepiece');
+  const vocab = Object.entries(t.model.vocab).sort((a, b) => a[1] - b[1]);
+  let h = 7;
+  const score = (tok) => { h = (h * 1103515245 + 12345) >>> 0; return -12 + [...tok].length * 1.5 + (h % 1000) / 1000; };
+  t.model = { type: 'Unigram', unk_id: 0, byte_fallback: true, vocab: vocab.map(([tok]) => [tok, tok === '<unk>' ? 0 : score(tok)]) };
+  t.normalizer = { type: 'NFKC' };
+  t.pre_tokenizer = { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: false };
+  t.decoder = { type: 'Sequence', decoders: [{ type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: false }, { type: 'ByteFallback' }, { type: 'Fuse' }] };
+  write('feat-unigram', t);
+}
+// WordPiece (BERT): the SentencePiece pieces as words and ##continuations,
+// BertNormalizer, BertPreTokenizer, BertProcessing, WordPiece decoder.
+{
+  const t = read('tok-sentencepiece');
+  const vocab = { '[UNK]': 0, '[CLS]': 1, '[SEP]': 2, '[PAD]': 3, '[MASK]': 4 };
+  let next = 5;
+  for (const tok of Object.keys(t.model.vocab).sort((a, b) => t.model.vocab[a] - t.model.vocab[b])) {
+    if (tok.startsWith('<')) continue;
+    const word = tok.startsWith('▁') ? tok.slice(1) : '##' + tok;
+    if (word !== '' && word !== '##' && !(word in vocab)) vocab[word.toLowerCase()] = next++;
+  }
+  for (const c of '!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~0123456789') if (!(c in vocab)) vocab[c] = next++;
+  t.model = { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab };
+  t.normalizer = { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: true };
+  t.pre_tokenizer = { type: 'BertPreTokenizer' };
+  t.post_processor = { type: 'BertProcessing', sep: ['[SEP]', 2], cls: ['[CLS]', 1] };
+  t.decoder = { type: 'WordPiece', prefix: '##', cleanup: true };
+  t.added_tokens = ['[UNK]', '[CLS]', '[SEP]', '[PAD]', '[MASK]'].map((c, i) => added(i, c, { special: true }));
+  write('feat-wordpiece', t);
+}

@@ -1,12 +1,13 @@
 // Regenerates the expected token ids of the real tokenizers from the Hugging
 // Face `tokenizers` library (the oracle). See README.md in this folder.
 //
-// usage: node gen.mjs ORACLE_DIR OUT_DIR NAME=TOKENIZER_DIR...
+// usage: node gen.mjs ORACLE_DIR OUT_DIR NAME=TOKENIZER_DIR[:LIMIT]...
 //   ORACLE_DIR: a folder where `npm ci` installed the oracle (node_modules/tokenizers)
 //   OUT_DIR:    where strings.jsonl.gz and NAME.jsonl.gz are written
 //
 // strings.jsonl.gz holds one test string per line (a JSON string). NAME.jsonl.gz
-// holds, line for line, what the oracle gives for that string:
+// holds, line for line, what the oracle gives for that string (for the first
+// LIMIT strings when a limit is given):
 //   ids          add_special_tokens=false
 //   ids_special  add_special_tokens=true, only when it differs from ids
 //   offsets      character offsets of ids
@@ -149,10 +150,11 @@ fs.mkdirSync(outDir, { recursive: true });
 fs.writeFileSync(path.join(outDir, 'strings.jsonl.gz'), gz(strings));
 
 for (const target of targets) {
-  const [name, dir] = target.split('=');
+  const [name, spec] = target.split('=');
+  const [dir, limit] = spec.split(':');
   const tok = tk.Tokenizer.fromFile(path.join(dir, 'tokenizer.json'));
   const out = [];
-  for (const text of strings) {
+  for (const text of strings.slice(0, limit ? Number(limit) : strings.length)) {
     const plain = await tok.encode(text, null, { addSpecialTokens: false });
     const special = await tok.encode(text, null, { addSpecialTokens: true });
     const ids = plain.getIds();
@@ -166,5 +168,5 @@ for (const target of targets) {
     out.push(rec);
   }
   fs.writeFileSync(path.join(outDir, name + '.jsonl.gz'), gz(out));
-  console.error(`${name}: ${strings.length} strings`);
+  console.error(`${name}: ${out.length} strings`);
 }
