@@ -315,3 +315,12 @@ func (c *Config) File() string { return c.file }
 // IsSet reports whether a key path ("sample_packing", "datasets[0].split")
 // was given in the file or on the command line, as opposed to defaulted.
 func (c *Config) IsSet(path string) bool { return c.set[path] }
+
+// IssueAt makes an Issue about a key path at the place the key was given
+// (its file line and column, or its command-line flag), for checks that
+// run later than Parse: a LoRA target the model lacks, a dataset field the
+// data lacks. A path that was not given gets the file without a line.
+func (c *Config) IssueAt(path, format string, args ...any) Issue {
+	d := decoder{file: c.file, pos: c.pos}
+	return d.issue(d.keyPos(path), path, format, args...)
+}

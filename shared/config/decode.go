@@ -332,8 +332,12 @@ func (d *decoder) decodeStringList(n *node, path string, out *[]string) {
 	}
 	list := make([]string, 0, len(n.items))
 	for i, item := range n.items {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		if d.pos != nil {
+			d.pos[p] = item.pos
+		}
 		var s string
-		if d.decodeString(item, fmt.Sprintf("%s[%d]", path, i), &s) {
+		if d.decodeString(item, p, &s) {
 			list = append(list, s)
 		}
 	}

@@ -215,3 +215,22 @@ func (o override) apply(root *node) {
 		m = m.entries[idx].value
 	}
 }
+
+// OverrideTakesValue reports whether the override flag arg ("--lora-r",
+// "--sample-packing") consumes the next argument as its value, so a CLI
+// that mixes overrides with positional arguments can split them: false
+// for boolean switches and their --no- forms, for "--key=value", and for
+// unknown flags (which Parse rejects anyway). A boolean switch may still be
+// followed by an explicit true/false, which Parse reads.
+func OverrideTakesValue(arg string) bool {
+	name, ok := strings.CutPrefix(arg, "--")
+	if !ok || name == "" || strings.Contains(name, "=") {
+		return false
+	}
+	path := strings.Split(strings.ReplaceAll(name, "-", "_"), ".")
+	t, known := overrideType(path)
+	if !known {
+		return false
+	}
+	return !isBoolType(t)
+}

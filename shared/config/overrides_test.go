@@ -136,3 +136,15 @@ func TestLegacyFlagOverride(t *testing.T) {
 		t.Errorf("--batch-size 8 with micro_batch_size 2: gradient_accumulation_steps = %d, want 4", c.GradientAccumulationSteps)
 	}
 }
+
+func TestOverrideTakesValue(t *testing.T) {
+	for arg, want := range map[string]bool{
+		"--lora-r": true, "--learning-rate": true, "--special-tokens.pad-token": true, "--datasets": true,
+		"--deepspeed": true, "--sample-packing": false, "--no-sample-packing": false, "--bf16": false,
+		"--flash-attention": false, "--lora-r=8": false, "--no-such-key": false, "cfg.yml": false,
+	} {
+		if got := OverrideTakesValue(arg); got != want {
+			t.Errorf("OverrideTakesValue(%q) = %v, want %v", arg, got, want)
+		}
+	}
+}

@@ -466,3 +466,17 @@ func TestEveryAxolotlKeyIsClassified(t *testing.T) {
 		t.Fatalf("only %d keys read from axolotl-keys.txt", n)
 	}
 }
+
+func TestIssueAtPointsAtTheKey(t *testing.T) {
+	c, _ := mustParse(t, base+"adapter: lora\nlora_r: 8\nlora_alpha: 8\nlora_target_modules:\n  - q_proj\n  - qq_proj\n", "--lora-alpha", "16")
+	is := c.IssueAt("lora_target_modules[1]", "the model has no module %q", "qq_proj")
+	if is.String() != `cfg.yml:13:5: lora_target_modules[1]: the model has no module "qq_proj"` {
+		t.Errorf("IssueAt = %s", is)
+	}
+	if is := c.IssueAt("lora_alpha", "too big"); is.String() != "--lora-alpha: lora_alpha: too big" {
+		t.Errorf("IssueAt for an override = %s", is)
+	}
+	if is := c.IssueAt("max_steps", "not given"); is.String() != "cfg.yml: max_steps: not given" {
+		t.Errorf("IssueAt for a default = %s", is)
+	}
+}
