@@ -114,7 +114,8 @@ func TestBatchValidation(t *testing.T) {
 	}{
 		{"token outside vocabulary", model.Batch{Rows: 1, Cols: 2, Tokens: []int32{1, 2048}}, "vocabulary"},
 		{"too few tokens", model.Batch{Rows: 2, Cols: 2, Tokens: []int32{1, 2, 3}}, "3 tokens"},
-		{"negative position", model.Batch{Rows: 1, Cols: 2, Tokens: []int32{1, 2}, Positions: []int32{0, -1}}, "negative position"},
+		{"negative position", model.Batch{Rows: 1, Cols: 2, Tokens: []int32{1, 2}, Positions: []int32{0, -1}}, "position -1"},
+		{"absurd position", model.Batch{Rows: 1, Cols: 2, Tokens: []int32{1, 2}, Positions: []int32{0, 1 << 30}}, "position 1073741824"},
 		{"target outside vocabulary", model.Batch{Rows: 1, Cols: 2, Tokens: []int32{1, 2}, Targets: []int32{5000, -100}}, "target 5000"},
 	}
 	for _, tc := range bad {

@@ -20,6 +20,10 @@ type Batch struct {
 	DropoutSeed uint64
 }
 
+// maxPosition bounds position ids: the rotary table covers every position
+// up to the largest in use, so an absurd id would be an absurd allocation.
+const maxPosition = 1 << 20
+
 // Len is the number of tokens.
 func (b *Batch) Len() int { return b.Rows * b.Cols }
 
@@ -40,8 +44,8 @@ func (b *Batch) validate(vocab int) error {
 		return fmt.Errorf("model: %d positions for %d tokens", len(b.Positions), n)
 	}
 	for i, p := range b.Positions {
-		if p < 0 {
-			return fmt.Errorf("model: negative position %d at %d", p, i)
+		if p < 0 || p >= maxPosition {
+			return fmt.Errorf("model: position %d at %d is outside [0, %d)", p, i, maxPosition)
 		}
 	}
 	if b.Targets != nil {
