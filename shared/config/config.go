@@ -241,6 +241,10 @@ type Dataset struct {
 	Revision string `yaml:"revision,omitempty"`
 	// Field is the text column for completion datasets; default "text".
 	Field string `yaml:"field,omitempty"`
+	// Conversation is the prompt style of the alpaca_chat strategies
+	// (instruct, chat, ...). With the legacy type: sharegpt it names the
+	// chat template and is folded into ChatTemplate.
+	Conversation string `yaml:"conversation,omitempty"`
 
 	// chat_template datasets.
 

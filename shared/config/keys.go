@@ -341,7 +341,7 @@ var topLevelRules = classify(
 // fields of Dataset.
 var datasetRules = classify(
 	group(deferred(),
-		"message_field_role", "message_field_content", "conversation", "field_human", "field_model"),
+		"message_field_role", "message_field_content", "field_human", "field_model"),
 	group(unsupported(whyData),
 		"shards", "shards_idx", "preprocess_shards", "input_transform", "input_format"),
 	group(unsupported("tool definitions in chat datasets are not implemented"),

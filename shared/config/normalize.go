@@ -299,7 +299,7 @@ func (d *decoder) normalizeDataset(ds *Dataset, path string) {
 // turns with "from" and "value", roles human/gpt.
 func (d *decoder) foldSharegpt(ds *Dataset, path string) {
 	legacy := map[string]entry{}
-	for _, k := range []string{"conversation", "field_human", "field_model"} {
+	for _, k := range []string{"field_human", "field_model"} {
 		if e, ok := d.extra[path+"."+k]; ok && e.value.kind != kindNull {
 			legacy[k] = e
 		}
@@ -319,15 +319,16 @@ func (d *decoder) foldSharegpt(ds *Dataset, path string) {
 	if ds.MessagePropertyMappings == nil && !d.hasExtra(path, "message_field_role", "message_field_content") {
 		ds.MessagePropertyMappings = map[string]string{"role": "from", "content": "value"}
 	}
-	if e, ok := legacy["conversation"]; ok {
-		var name string
-		if d.decodeString(e.value, path+".conversation", &name) && ds.ChatTemplate == "" {
-			if !isNamedChatTemplate(name) {
-				d.errorf(e.keyPos, path+".conversation", "conversation: %s has no chat_template of that name; set chat_template (one of %s) or chat_template_jinja",
-					name, strings.Join(namedChatTemplates, ", "))
-			} else {
-				ds.ChatTemplate = name
-			}
+	if name := ds.Conversation; name != "" {
+		ds.Conversation = ""
+		switch {
+		case ds.ChatTemplate != "":
+			d.warn(path+".conversation", "ignored: chat_template: %s is given", ds.ChatTemplate)
+		case !isNamedChatTemplate(name):
+			d.fail(path+".conversation", "conversation: %s has no chat_template of that name; set chat_template (one of %s) or chat_template_jinja",
+				name, strings.Join(namedChatTemplates, ", "))
+		default:
+			ds.ChatTemplate = name
 		}
 	}
 	human, model := "human", "gpt"

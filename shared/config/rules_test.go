@@ -480,3 +480,13 @@ func TestIssueAtPointsAtTheKey(t *testing.T) {
 		t.Errorf("IssueAt for a default = %s", is)
 	}
 }
+
+func TestConversationIsKeptForAlpacaChat(t *testing.T) {
+	c, warns := mustParse(t, base+"test_datasets: [{path: t, type: alpaca_chat, conversation: instruct}]\n")
+	if got := c.TestDatasets[0].Conversation; got != "instruct" {
+		t.Errorf("conversation = %q, want instruct (alpaca_chat's prompt style)", got)
+	}
+	if len(warns) != 0 {
+		t.Errorf("unexpected warnings: %v", warns)
+	}
+}

@@ -303,10 +303,7 @@ func (d *decoder) validateDataset(c *Config, ds *Dataset, path string) {
 			}
 		}
 	}
-	if ds.Type.Name == "" && !ds.Type.IsZero() {
-		return
-	}
-	if ds.Type.Name == "" && ds.Type.Format == nil && d.set[path+".type"] {
+	if ds.Type.IsZero() && d.set[path+".type"] {
 		d.fail(path+".type", "an empty type")
 	}
 }
