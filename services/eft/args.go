@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -42,7 +43,7 @@ func splitConfigArgs(cmd *cobra.Command, args []string) (positional, overrides [
 			// An override: it takes the next token as its value unless that is
 			// another flag (boolean overrides stand alone).
 			overrides = append(overrides, a)
-			if !hasValue && i+1 < len(args) && !strings.HasPrefix(args[i+1], "--") {
+			if !hasValue && i+1 < len(args) && !isFlag(args[i+1]) {
 				overrides = append(overrides, args[i+1])
 				i++
 			}
@@ -58,6 +59,15 @@ func splitConfigArgs(cmd *cobra.Command, args []string) (positional, overrides [
 		return nil, nil, fmt.Errorf("%s: %w", cmd.CommandPath(), err)
 	}
 	return positional, overrides, nil
+}
+
+// isFlag tells a flag from a value such as "-1" or "-3e-4".
+func isFlag(s string) bool {
+	if !strings.HasPrefix(s, "-") || s == "-" {
+		return false
+	}
+	_, err := strconv.ParseFloat(s, 64)
+	return err != nil
 }
 
 // configCommand sets cmd up to take "CONFIG [overrides...]" and calls run

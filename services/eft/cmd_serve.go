@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -26,8 +27,8 @@ The tracker serves its JSON API on --http.`, strings.Join(serviceNames(), ", "))
 				names = serviceNames()
 			}
 			for _, n := range names {
-				if _, err := buildServiceSpec(n); err != nil {
-					return err
+				if !slices.Contains(serviceNames(), n) {
+					return fmt.Errorf("no service %q (services: %s, or all)", n, strings.Join(serviceNames(), ", "))
 				}
 			}
 			sys, err := startSystemWith(cmd.Context(), g, "eft-serve", names, httpAddr)
@@ -48,13 +49,4 @@ The tracker serves its JSON API on --http.`, strings.Join(serviceNames(), ", "))
 	}
 	cmd.Flags().StringVar(&httpAddr, "http", "127.0.0.1:8089", "address of the tracker's HTTP API")
 	return cmd
-}
-
-func buildServiceSpec(name string) (string, error) {
-	for _, n := range serviceNames() {
-		if n == name {
-			return n, nil
-		}
-	}
-	return "", fmt.Errorf("no service %q (services: %s, or all)", name, strings.Join(serviceNames(), ", "))
 }

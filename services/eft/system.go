@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/eftml/eft/services/tracker"
 	"github.com/eftml/eft/shared/bus"
@@ -99,6 +100,23 @@ func startSystemWith(ctx context.Context, g *globals, producer string, names []s
 	return s, nil
 }
 
+// settle lets the tracker catch up with the stream before the services
+// stop, so that `eft runs` afterwards shows everything that happened.
+func (s *system) settle() {
+	if s.tracker == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	last, err := s.bus.LastSequence(ctx, bus.EventsStream)
+	if err == nil {
+		err = s.tracker.svc.WaitFor(ctx, last)
+	}
+	if err != nil {
+		slog.Warn("eft: the tracker did not catch up before stopping; it will on its next start", "error", err)
+	}
+}
+
 // close releases what a failed start had opened.
 func (s *system) close() {
 	if s.tracker != nil {
@@ -121,6 +139,7 @@ func (s *system) close() {
 // Stop stops the services, then the connection and the embedded server, and
 // returns the first error a service stopped with.
 func (s *system) Stop() error {
+	s.settle()
 	s.cancel()
 	s.wg.Wait()
 	_ = s.bus.Close()

@@ -243,7 +243,7 @@ func (b *Bus) Subscribe(ctx context.Context, c Consumer) (*Subscription, error) 
 		}.Middleware,
 		middleware.Recoverer,
 	)
-	router.AddConsumerHandler(c.Name, c.Name, sub, func(msg *message.Message) error {
+	router.AddConsumerHandler(c.Name, c.Name, drainedSubscriber{sub}, func(msg *message.Message) error {
 		d, err := delivery(msg)
 		if err != nil {
 			return Permanent(err)
@@ -307,6 +307,17 @@ func (b *Bus) provisionConsumer(ctx context.Context, c Consumer) (jetstream.Cons
 		return nil, fmt.Errorf("bus: provisioning consumer %s on %s: %w", c.Name, c.Stream, err)
 	}
 	return cons, nil
+}
+
+// drainedSubscriber hides the error watermill-nats returns from Close when
+// the connection was already drained by Subscription.stop (as it always is).
+type drainedSubscriber struct{ *wmjs.Subscriber }
+
+func (d drainedSubscriber) Close() error {
+	if err := d.Subscriber.Close(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		return err
+	}
+	return nil
 }
 
 // unmarshaler turns a JetStream message into a watermill message whose
