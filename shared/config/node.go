@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
@@ -100,6 +101,9 @@ const maxDepth = 64
 // parseYAML parses one YAML document into a node. An empty document gives a
 // null node. Syntax errors come back as an *Error with the parser's position.
 func parseYAML(file string, data []byte) (*node, error) {
+	if !utf8.Valid(data) {
+		return nil, &Error{Issues: []Issue{invalidUTF8(file, data)}}
+	}
 	f, err := parser.ParseBytes(data, 0)
 	if err != nil {
 		return nil, &Error{Issues: []Issue{syntaxIssue(file, err)}}
@@ -128,6 +132,25 @@ func parseYAML(file string, data []byte) (*node, error) {
 		return nil, err
 	}
 	return n, nil
+}
+
+// invalidUTF8 points at the first byte that is not UTF-8: YAML text is
+// Unicode, and such bytes could not be written back out.
+func invalidUTF8(file string, data []byte) Issue {
+	line, col := 1, 1
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && size <= 1 {
+			break
+		}
+		if r == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+		i += size
+	}
+	return Issue{File: file, Line: line, Column: col, Message: "the text is not valid UTF-8"}
 }
 
 func syntaxIssue(file string, err error) Issue {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"unicode/utf8"
 )
 
 // Command-line overrides follow Axolotl's CLI: every config key is a flag
@@ -153,6 +154,9 @@ var legacyFlagSet = func() map[string]bool {
 // overrideNode turns a flag's value into a node: as written for string
 // fields, read as YAML for everything else.
 func overrideNode(t reflect.Type, value string, pos position) (*node, error) {
+	if !utf8.ValidString(value) {
+		return nil, errors.New("the value is not valid UTF-8")
+	}
 	if t != nil && t.Kind() == reflect.String && t != reflect.TypeFor[AutoBool]() {
 		return &node{kind: kindScalar, scalar: scalarString, text: value, pos: pos}, nil
 	}

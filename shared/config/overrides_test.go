@@ -111,6 +111,7 @@ func TestOverrideErrorsNameTheFlag(t *testing.T) {
 		{[]string{"--lora-target-modules", "[q_proj"}, "--lora-target-modules", "YAML syntax error"},
 		{[]string{"--sample-packing=perhaps"}, "--sample-packing", "expected true or false"},
 		{[]string{"--seed=-1"}, "--seed", "must not be negative"},
+		{[]string{"--output-dir", "caf\xe9"}, "--output-dir", "not valid UTF-8"},
 	} {
 		issues := mustFail(t, base, tc.args...)
 		found := false

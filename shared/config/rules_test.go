@@ -388,6 +388,7 @@ func TestBadYAML(t *testing.T) {
 		{"undefined alias", "base_model: *nothing\n", 1, "alias"},
 		{"not a mapping", "- base_model: m\n", 1, "mapping of keys"},
 		{"tab indentation", "datasets:\n\t- path: a\n", 2, "YAML syntax error"},
+		{"invalid UTF-8", "base_model: m\noutput_dir: caf\xe9\n", 2, "not valid UTF-8"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			issues := mustFail(t, tc.src)
