@@ -491,3 +491,30 @@ func TestConversationIsKeptForAlpacaChat(t *testing.T) {
 		t.Errorf("unexpected warnings: %v", warns)
 	}
 }
+
+// A null inside a free-form mapping once panicked (found by FuzzParse), and
+// multi-line strings once lost trailing spaces on the way out.
+func TestFreeFormAndMultilineValuesRoundTrip(t *testing.T) {
+	c, _ := mustParse(t, base+`chat_template_kwargs:
+  enable_thinking: false
+  unset:
+  tools: [{name: search, max: 3}]
+chat_template_jinja: |
+  {% for m in messages %}{{ m.content }}  
+  {% endfor %}
+`)
+	if want := map[string]any{"enable_thinking": false, "unset": nil, "tools": []any{map[string]any{"name": "search", "max": int64(3)}}}; !reflect.DeepEqual(c.ChatTemplateKwargs, want) {
+		t.Errorf("chat_template_kwargs = %#v", c.ChatTemplateKwargs)
+	}
+	if !strings.HasSuffix(c.ChatTemplateJinja, "}}  \n{% endfor %}\n") {
+		t.Errorf("chat_template_jinja lost its trailing spaces: %q", c.ChatTemplateJinja)
+	}
+	out, err := c.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := mustParse(t, string(out))
+	if !reflect.DeepEqual(public(again), public(c)) {
+		diffConfigs(t, public(again), public(c))
+	}
+}
