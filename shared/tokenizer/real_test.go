@@ -138,7 +138,7 @@ func TestRealTokenizersMatchOracle(t *testing.T) {
 	names := []string{"llama3", "qwen3", "mistral_v01", "llama2_reconstructed", "gpt2_reconstructed",
 		// Derived from the trained tokenizers to cover the pipeline parts the
 		// real ones do not use (gen/features.mjs).
-		"feat-bytelevel", "feat-metaspace", "feat-whitespace", "feat-unigram", "feat-wordpiece"}
+		"feat-bytelevel", "feat-metaspace", "feat-whitespace", "feat-unigram", "feat-wordpiece", "feat-subword"}
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

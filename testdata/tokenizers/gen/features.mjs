@@ -103,3 +103,48 @@ const extraTokens = (base) => [
   t.added_tokens = ['[UNK]', '[CLS]', '[SEP]', '[PAD]', '[MASK]'].map((c, i) => added(i, c, { special: true }));
   write('feat-wordpiece', t);
 }
+// BPE with continuing_subword_prefix "##" and end_of_word_suffix "</w>"
+// (unfused <unk> for unknown characters, BPEDecoder), trained here by a
+// few hundred plain BPE merge steps over the words of the Whitespace
+// pre-tokenizer test vocabulary.
+{
+  const text = ('the quick brown fox jumps over the lazy dog hello world tokenization tokenizer token ' +
+    'worlds words wording hellos jumping jumped lazier brownish foxes overdone thereafter there their ' +
+    'café naïve résumé über 1234567890 I am you are we were they said what which when where who why how').repeat(3);
+  const words = text.split(' ').filter((w) => w);
+  const split = (w) => [...w].map((c, i, a) => (i > 0 ? '##' : '') + c + (i === a.length - 1 ? '</w>' : ''));
+  let seqs = words.map(split);
+  const vocab = { '<unk>': 0 };
+  for (const s of seqs) for (const t of s) if (!(t in vocab)) vocab[t] = Object.keys(vocab).length;
+  const merges = [];
+  for (let step = 0; step < 250; step++) {
+    const counts = new Map();
+    for (const s of seqs) for (let i = 0; i + 1 < s.length; i++) {
+      const k = s[i] + ' ' + s[i + 1];
+      counts.set(k, (counts.get(k) || 0) + 1);
+    }
+    let best = null;
+    for (const [k, n] of counts) if (!best || n > best[1] || (n === best[1] && k < best[0])) best = [k, n];
+    if (!best) break;
+    const [a, b] = best[0].split(' ');
+    const merged = a + b.slice(2);
+    merges.push([a, b]);
+    if (!(merged in vocab)) vocab[merged] = Object.keys(vocab).length;
+    seqs = seqs.map((s) => {
+      const out = [];
+      for (let i = 0; i < s.length; i++) {
+        if (i + 1 < s.length && s[i] === a && s[i + 1] === b) { out.push(merged); i++; } else out.push(s[i]);
+      }
+      return out;
+    });
+  }
+  write('feat-subword', {
+    version: '1.0', truncation: null, padding: null, added_tokens: [added(0, '<unk>', { special: true })],
+    normalizer: null, pre_tokenizer: { type: 'Whitespace' }, post_processor: null,
+    decoder: { type: 'BPEDecoder', suffix: '</w>' },
+    model: {
+      type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: '##', end_of_word_suffix: '</w>',
+      fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges,
+    },
+  });
+}
