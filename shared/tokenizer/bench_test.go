@@ -103,3 +103,19 @@ func TestLoadLlama3Allocation(t *testing.T) {
 	}
 	runtime.KeepAlive(tok)
 }
+
+// TestEncodeHotPathDoesNotAllocate: with a reused buffer and warm caches,
+// encoding allocates nothing (the data pipeline encodes millions of rows).
+func TestEncodeHotPathDoesNotAllocate(t *testing.T) {
+	text := "The quick brown fox jumps over the lazy dog. It's 2024 — naïve café, 日本語!\n\n  def f(x): return x"
+	for _, name := range []string{"llama3", "qwen3", "mistral_v01", "gpt2_reconstructed"} {
+		tok := loadTestTokenizer(t, name)
+		buf := tok.AppendEncode(nil, text, true)
+		allocs := testing.AllocsPerRun(100, func() {
+			buf = tok.AppendEncode(buf[:0], text, true)
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %.1f allocations per Encode", name, allocs)
+		}
+	}
+}

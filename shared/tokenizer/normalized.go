@@ -20,6 +20,8 @@ type textBuf struct {
 
 	outText  []byte
 	outAlign []span
+	// matches is scratch space for pattern matches.
+	matches []int32
 }
 
 // reset loads src (which starts at original offset base) into the buffer.

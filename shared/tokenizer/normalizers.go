@@ -321,11 +321,11 @@ func (p prependNormalizer) normalize(b *textBuf) {
 type replaceNormalizer struct {
 	pat     pattern
 	content string
-	scratch []int32
 }
 
 func (r *replaceNormalizer) normalize(b *textBuf) {
-	m := r.pat.findAll(nil, b.text)
+	m := r.pat.findAll(b.matches[:0], b.text)
+	b.matches = m
 	if len(m) == 0 {
 		return
 	}
