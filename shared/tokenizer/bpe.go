@@ -33,6 +33,10 @@ type bpeModel struct {
 	byteVocab map[string]int32
 	byteIDs   [256]int32
 	byteReady bool // all 256 byte characters are in the vocabulary
+
+	// metaCut holds the characters that can precede "▁" inside a token
+	// (nil: long words are never cut).
+	metaCut map[rune]bool
 }
 
 // bpeSymbol is one symbol of a word being merged (Hugging Face's Symbol).
@@ -94,6 +98,7 @@ func (m *bpeModel) finish() error {
 		}
 		m.unkID = id
 	}
+	m.prepareMetaCut()
 	return nil
 }
 
@@ -184,8 +189,70 @@ func (sc *bpeScratch) remember(word []byte, toks []token) {
 	sc.cacheBytes[string(word)] = pack(toks)
 }
 
-// tokenize tokenizes a word of normalized, pre-tokenized text.
+// tokenize tokenizes a word of normalized, pre-tokenized text. Long words
+// (SentencePiece-style models see a whole segment as one word) are cut
+// before each "▁" that no merge can join to the character before it: when
+// no vocabulary token contains that pair of characters, no symbol can ever
+// span the cut, so the pieces merge exactly as the whole would, and short
+// pieces hit the word cache.
 func (m *bpeModel) tokenize(sc *bpeScratch, word []byte, out []token) []token {
+	if m.metaCut == nil || len(word) < 2*len(metaChar) {
+		return m.tokenizeWord(sc, word, out)
+	}
+	start := 0
+	prev := rune(-1)
+	for i := 0; i < len(word); {
+		r, n := utf8.DecodeRune(word[i:])
+		if r == metaRune && i > start && !m.metaCut[prev] {
+			if _, known := m.charIDs[prev]; known {
+				out = m.tokenizeChunk(sc, word, start, i, out)
+				start = i
+			}
+		}
+		prev = r
+		i += n
+	}
+	return m.tokenizeChunk(sc, word, start, len(word), out)
+}
+
+func (m *bpeModel) tokenizeChunk(sc *bpeScratch, word []byte, start, end int, out []token) []token {
+	n := len(out)
+	out = m.tokenizeWord(sc, word[start:end], out)
+	for k := n; k < len(out); k++ {
+		out[k].start += int32(start)
+		out[k].end += int32(start)
+	}
+	return out
+}
+
+const (
+	metaRune = '▁'
+	metaChar = "▁"
+)
+
+// prepareMetaCut finds the characters that some vocabulary token has right
+// before "▁"; tokenize never cuts after them.
+func (m *bpeModel) prepareMetaCut() {
+	if m.ignoreMerges || m.prefix != "" || m.suffix != "" || m.unkID >= 0 && !m.byteFallback {
+		return
+	}
+	if _, ok := m.charIDs[metaRune]; !ok {
+		return
+	}
+	m.metaCut = map[rune]bool{}
+	for tok := range m.vocab {
+		prev := rune(-1)
+		for _, r := range tok {
+			if r == metaRune && prev >= 0 {
+				m.metaCut[prev] = true
+			}
+			prev = r
+		}
+	}
+}
+
+// tokenizeWord runs BPE on one word (through the cache).
+func (m *bpeModel) tokenizeWord(sc *bpeScratch, word []byte, out []token) []token {
 	if len(word) == 0 {
 		return out
 	}
