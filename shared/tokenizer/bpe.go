@@ -233,7 +233,7 @@ const (
 // prepareMetaCut finds the characters that some vocabulary token has right
 // before "▁"; tokenize never cuts after them.
 func (m *bpeModel) prepareMetaCut() {
-	if m.ignoreMerges || m.prefix != "" || m.suffix != "" || m.unkID >= 0 && !m.byteFallback {
+	if m.ignoreMerges || m.prefix != "" || m.suffix != "" {
 		return
 	}
 	if _, ok := m.charIDs[metaRune]; !ok {
