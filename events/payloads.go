@@ -106,6 +106,9 @@ type ConfigValidated struct {
 	Resolved string `json:"resolved"`
 	// Warnings are issues that do not stop the run (unknown keys, ignored keys).
 	Warnings []ConfigIssue `json:"warnings,omitempty"`
+	// WorkDir is RunRequested.WorkDir, passed on: relative paths in the
+	// config (datasets, base_model, output_dir) resolve against it.
+	WorkDir string `json:"work_dir,omitempty"`
 }
 
 func (ConfigValidated) EventType() string { return TypeConfigValidated }

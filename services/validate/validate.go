@@ -60,7 +60,7 @@ func Check(req events.RunRequested) events.Payload {
 	if err != nil {
 		return events.RunFailed{Stage: events.StageValidate, Error: fmt.Sprintf("%s: writing the resolved config: %v", req.Config.FileName, err)}
 	}
-	return events.ConfigValidated{Resolved: string(resolved), Warnings: issues(warnings)}
+	return events.ConfigValidated{Resolved: string(resolved), Warnings: issues(warnings), WorkDir: req.WorkDir}
 }
 
 func issues(in []config.Issue) []events.ConfigIssue {

@@ -15,13 +15,16 @@ func TestCheckResolvesAValidConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := Check(events.RunRequested{Config: events.ConfigSource{FileName: "qlora.yml", YAML: string(data), Overrides: []string{"--learning-rate", "1e-5"}}})
+	got := Check(events.RunRequested{Config: events.ConfigSource{FileName: "qlora.yml", YAML: string(data), Overrides: []string{"--learning-rate", "1e-5"}}, WorkDir: "/runs/here"})
 	ok, isOK := got.(events.ConfigValidated)
 	if !isOK {
 		t.Fatalf("got %#v", got)
 	}
 	if !strings.Contains(ok.Resolved, "learning_rate: 1e-05") || !strings.Contains(ok.Resolved, "adapter: qlora") {
 		t.Fatalf("resolved config:\n%s", ok.Resolved)
+	}
+	if ok.WorkDir != "/runs/here" {
+		t.Fatalf("work dir %q not passed on", ok.WorkDir)
 	}
 	if err := ok.Validate(); err != nil {
 		t.Fatal(err)
