@@ -269,3 +269,28 @@ func TestInvalidUTF8IsReplacedNotFatal(t *testing.T) {
 		t.Fatalf("%v, want %v", got, want)
 	}
 }
+
+// TestMetaspaceCutIsExact: cutting long SentencePiece words before "▁"
+// gives the same tokens as merging the whole word.
+func TestMetaspaceCutIsExact(t *testing.T) {
+	texts := readJSONLines[string](t, filepath.Join(testfixtures.Path(t, "tokenizers", "expected"), "strings.jsonl.gz"))
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 500 {
+		texts = append(texts, strings.ReplaceAll(randomTricky(r, 40), "K", " ▁"))
+	}
+	for _, name := range []string{"mistral_v01", "tok-sentencepiece"} {
+		m := loadTestTokenizer(t, name).model.(*bpeModel)
+		if m.metaCut == nil {
+			t.Fatalf("%s: no cut table", name)
+		}
+		var sc1, sc2 bpeScratch
+		for _, s := range texts {
+			word := []byte("▁" + strings.ReplaceAll(validUTF8(s), " ", "▁"))
+			cut := m.tokenize(&sc1, word, nil)
+			whole := m.mergeAll(&sc2, m.initialSymbols(&sc2, word))
+			if !slices.Equal(cut, appendSymbols(nil, whole)) {
+				t.Fatalf("%s: %q cut differently", name, s)
+			}
+		}
+	}
+}
