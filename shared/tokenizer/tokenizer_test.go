@@ -294,3 +294,14 @@ func TestMetaspaceCutIsExact(t *testing.T) {
 		}
 	}
 }
+
+func TestVocabIncludesAddedTokens(t *testing.T) {
+	tok := loadTestTokenizer(t, "llama3")
+	v := tok.Vocab()
+	if len(v) != tok.VocabSize() || len(v) != 128256 {
+		t.Fatalf("vocab %d, VocabSize %d, want 128256", len(v), tok.VocabSize())
+	}
+	if v["<|begin_of_text|>"] != 128000 || v["Hello"] != 9906 {
+		t.Fatalf("vocab entries: %d %d", v["<|begin_of_text|>"], v["Hello"])
+	}
+}
