@@ -9,8 +9,7 @@ import (
 // for byte-level pipelines, bytes), then merged pairwise in merge-rank
 // order, leftmost first.
 type bpeModel struct {
-	vocab  map[string]int32
-	vocabR []string
+	vocabulary
 	merges *pairTable
 
 	unkToken     string
@@ -61,20 +60,6 @@ const (
 	bpeCacheMaxWordLen = 256
 	bpeCacheEntries    = 1 << 15
 )
-
-func (m *bpeModel) vocabSize() int { return len(m.vocab) }
-
-func (m *bpeModel) tokenToID(s string) (int32, bool) {
-	id, ok := m.vocab[s]
-	return id, ok
-}
-
-func (m *bpeModel) idToToken(id int32) (string, bool) {
-	if id < 0 || int(id) >= len(m.vocabR) || (m.vocabR[id] == "" && m.vocab[""] != id) {
-		return "", false
-	}
-	return m.vocabR[id], true
-}
 
 // finish builds the derived lookup tables once vocab and merges are set.
 func (m *bpeModel) finish() error {

@@ -224,26 +224,12 @@ func (t *Tokenizer) VocabSize() int {
 // Vocab returns the token -> id map, added tokens included (Hugging Face's
 // get_vocab(with_added_tokens=True)).
 func (t *Tokenizer) Vocab() map[string]int32 {
-	var out map[string]int32
-	switch m := t.model.(type) {
-	case *bpeModel:
-		out = cloneVocab(m.vocab, len(t.added.ids))
-	case *wordPieceModel:
-		out = cloneVocab(m.vocab, len(t.added.ids))
-	case *wordLevelModel:
-		out = cloneVocab(m.vocab, len(t.added.ids))
-	case *unigramModel:
-		out = cloneVocab(m.vocab, len(t.added.ids))
-	}
-	for k, v := range t.added.ids {
-		out[k] = v
-	}
-	return out
-}
-
-func cloneVocab(v map[string]int32, extra int) map[string]int32 {
-	out := make(map[string]int32, len(v)+extra)
+	v := t.model.vocabMap()
+	out := make(map[string]int32, len(v)+len(t.added.ids))
 	for k, id := range v {
+		out[k] = id
+	}
+	for k, id := range t.added.ids {
 		out[k] = id
 	}
 	return out

@@ -847,7 +847,7 @@ func parseModel(s *jsonScanner) (model, error) {
 		if vocab == nil || mergesAt < 0 {
 			return nil, s.errorAt(start, "model: BPE needs vocab and merges")
 		}
-		m := &bpeModel{vocab: vocab, vocabR: reverseVocab(vocab)}
+		m := &bpeModel{vocabulary: vocabulary{vocab: vocab, vocabR: reverseVocab(vocab)}}
 		var err error
 		if m.unkToken, err = o.str("unk_token", ""); err != nil {
 			return nil, err

@@ -8,6 +8,7 @@ type model interface {
 	tokenToID(s string) (int32, bool)
 	idToToken(id int32) (string, bool)
 	vocabSize() int
+	vocabMap() map[string]int32
 }
 
 // vocabulary is the token<->id maps shared by the simple models.
@@ -17,6 +18,8 @@ type vocabulary struct {
 }
 
 func (v *vocabulary) vocabSize() int { return len(v.vocab) }
+
+func (v *vocabulary) vocabMap() map[string]int32 { return v.vocab }
 
 func (v *vocabulary) tokenToID(s string) (int32, bool) {
 	id, ok := v.vocab[s]
