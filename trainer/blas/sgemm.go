@@ -1,0 +1,53 @@
+package blas
+
+import "fmt"
+
+// Sgemm computes C = alpha*op(A)*op(B) + beta*C for row-major matrices,
+// op(X) = X or Xᵀ. A is m×k (k×m if transA), B is k×n (n×k if transB), C is
+// m×n; lda/ldb/ldc are row strides. When beta is 0, C is only written, never
+// read, so NaN or Inf already in C does not leak into the result.
+//
+// Arguments that do not describe valid matrices (negative sizes, a stride
+// shorter than a row, a slice too short for its matrix) are programming
+// errors and panic with a message naming the argument.
+func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	checkArgs(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	if m == 0 || n == 0 {
+		return
+	}
+	goSgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// Implementation names the GEMM in use: "openblas (path)" or "go".
+func Implementation() string {
+	return "go"
+}
+
+func checkArgs(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	if m < 0 || n < 0 || k < 0 {
+		panic(fmt.Sprintf("blas.Sgemm: negative size m=%d n=%d k=%d", m, n, k))
+	}
+	aRows, aCols := m, k
+	if transA {
+		aRows, aCols = k, m
+	}
+	bRows, bCols := k, n
+	if transB {
+		bRows, bCols = n, k
+	}
+	checkMatrix("A", aRows, aCols, a, lda)
+	checkMatrix("B", bRows, bCols, b, ldb)
+	checkMatrix("C", m, n, c, ldc)
+}
+
+func checkMatrix(name string, rows, cols int, x []float32, ld int) {
+	if ld < max(cols, 1) {
+		panic(fmt.Sprintf("blas.Sgemm: ld%s=%d is less than the %d columns of %s", name, ld, cols, name))
+	}
+	if rows == 0 || cols == 0 {
+		return
+	}
+	if need := (rows-1)*ld + cols; len(x) < need {
+		panic(fmt.Sprintf("blas.Sgemm: %s has %d elements, a %d×%d matrix with stride %d needs %d", name, len(x), rows, cols, ld, need))
+	}
+}
