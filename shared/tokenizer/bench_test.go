@@ -119,3 +119,33 @@ func TestEncodeHotPathDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// benchVaried encodes the 2715 conformance strings (all scripts, emoji,
+// code, random code points, long inputs) with the word caches emptied
+// before every pass: the cost of text never seen before. Compare with
+// gen/bench.mjs on the same file.
+func benchVaried(b *testing.B, name string, parallel bool) {
+	texts := readJSONLines[string](b, testfixtures.Path(b, "tokenizers", "expected", "strings.jsonl.gz"))
+	tok := loadTestTokenizer(b, name)
+	tokens := countTokens(tok, texts)
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		tok.free = make(chan *encoder, cap(tok.free)) // cold caches
+		b.StartTimer()
+		if parallel {
+			tok.EncodeBatch(texts, false)
+			continue
+		}
+		var ids []int32
+		for _, s := range texts {
+			ids = tok.AppendEncode(ids[:0], s, false)
+		}
+	}
+	b.ReportMetric(float64(tokens)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+}
+
+func BenchmarkVariedLlama3OneCore(b *testing.B)   { benchVaried(b, "llama3", false) }
+func BenchmarkVariedLlama3AllCores(b *testing.B)  { benchVaried(b, "llama3", true) }
+func BenchmarkVariedMistralOneCore(b *testing.B)  { benchVaried(b, "mistral_v01", false) }
+func BenchmarkVariedMistralAllCores(b *testing.B) { benchVaried(b, "mistral_v01", true) }

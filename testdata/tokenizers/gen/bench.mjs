@@ -2,10 +2,11 @@
 // Node binding's encodeBatch) on the same text and paragraphs as the Go
 // benchmarks in shared/tokenizer/bench_test.go.
 //
-// usage: node bench.mjs ORACLE_DIR TEXT_FILE TOKENIZER_DIR [ROUNDS]
+// usage: node bench.mjs ORACLE_DIR TEXT_FILE|STRINGS.jsonl.gz TOKENIZER_DIR [ROUNDS]
 // One core: RAYON_NUM_THREADS=1 taskset -c 0 node bench.mjs ...
 import fs from 'fs';
 import path from 'path';
+import zlib from 'zlib';
 import { createRequire } from 'module';
 
 const [oracleDir, textFile, tokDir, roundsArg] = process.argv.slice(2);
@@ -15,7 +16,11 @@ if (!oracleDir || !textFile || !tokDir) {
 }
 const tk = createRequire(path.resolve(oracleDir) + '/')('tokenizers');
 const tok = tk.Tokenizer.fromFile(path.join(tokDir, 'tokenizer.json'));
-const paras = fs.readFileSync(textFile, 'utf8').split('\n\n').filter((p) => p.trim() !== '');
+// A .jsonl.gz file (expected/strings.jsonl.gz) is a list of strings; any
+// other file is split into paragraphs at blank lines.
+const paras = textFile.endsWith('.jsonl.gz')
+  ? zlib.gunzipSync(fs.readFileSync(textFile)).toString('utf8').split('\n').filter((l) => l).map((l) => JSON.parse(l))
+  : fs.readFileSync(textFile, 'utf8').split('\n\n').filter((p) => p.trim() !== '');
 const rounds = Number(roundsArg || 5);
 
 let tokens = 0;
