@@ -149,21 +149,36 @@ func TestRealTokenizersMatchOracle(t *testing.T) {
 	}
 }
 
-// TestGemma3MatchesOracle runs when the Gemma-3 tokenizer (33 MB, too big
-// for the repository) has been fetched; see gen/README.md.
-func TestGemma3MatchesOracle(t *testing.T) {
-	dir := os.Getenv("EFT_GEMMA3_DIR")
-	if dir == "" {
-		dir = testfixtures.Path(t, "tokenizers", "gemma3")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "tokenizer.json")); err != nil {
-		t.Skipf("no Gemma-3 tokenizer in %s (set EFT_GEMMA3_DIR; see testdata/tokenizers/gen/README.md)", dir)
-	}
-	tok, err := Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+// TestFetchedTokenizersMatchOracle runs for the tokenizers too big for the
+// repository once they have been fetched (see gen/README.md): Gemma-3
+// (BPE, 262k tokens), DeepSeek-V3 and GPT-4o (split regexes without a
+// fast path, so the general regex engine runs).
+func TestFetchedTokenizersMatchOracle(t *testing.T) {
 	exp := testfixtures.Path(t, "tokenizers", "expected")
-	strs := readJSONLines[string](t, filepath.Join(exp, "strings.jsonl.gz"))
-	checkExpected(t, tok, strs, readJSONLines[expected](t, filepath.Join(exp, "gemma3.jsonl.gz")), "")
+	for _, c := range []struct{ name, env string }{
+		{"gemma3", "EFT_GEMMA3_DIR"}, {"deepseek_v3", "EFT_DEEPSEEK_V3_DIR"}, {"gpt4o", "EFT_GPT4O_DIR"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := os.Getenv(c.env)
+			if dir == "" {
+				dir = testfixtures.Path(t, "tokenizers", c.name)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "tokenizer.json")); err != nil {
+				t.Skipf("no %s tokenizer in %s (set %s; see testdata/tokenizers/gen/README.md)", c.name, dir, c.env)
+			}
+			// tokenizer.json alone, as the oracle reads it: DeepSeek-V3's
+			// tokenizer_config.json asks for add_bos_token, which Load applies
+			// the way transformers does and the tokenizers library does not.
+			data, err := os.ReadFile(filepath.Join(dir, "tokenizer.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, err := New(data, "tokenizer.json", nil, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			strs := readJSONLines[string](t, filepath.Join(exp, "strings.jsonl.gz"))
+			checkExpected(t, tok, strs, readJSONLines[expected](t, filepath.Join(exp, c.name+".jsonl.gz")), "")
+		})
+	}
 }
