@@ -45,8 +45,9 @@ type bpeSymbol struct {
 	len        int32 // bytes of the word it covers; 0 once merged away
 }
 
-// bpeScratch holds the per-encoder buffers and word cache of the BPE model.
-type bpeScratch struct {
+// modelScratch holds the per-encoder buffers and word caches of the models.
+type modelScratch struct {
+	best  []bestNode // unigram lattice
 	syms  []bpeSymbol
 	queue []uint64
 	buf   []byte
@@ -124,7 +125,7 @@ func (m *bpeModel) prepareByteLevel() {
 // tokenizeBytes tokenizes a word given as raw bytes that a ByteLevel
 // pre-tokenizer would have mapped to characters. It reports false when the
 // word needs the general path (a byte whose character is missing).
-func (m *bpeModel) tokenizeBytes(sc *bpeScratch, word []byte, out []token) ([]token, bool) {
+func (m *bpeModel) tokenizeBytes(sc *modelScratch, word []byte, out []token) ([]token, bool) {
 	if len(word) == 0 {
 		return out, true
 	}
@@ -167,7 +168,7 @@ func (m *bpeModel) tokenizeBytes(sc *bpeScratch, word []byte, out []token) ([]to
 	return out, true
 }
 
-func (sc *bpeScratch) remember(word []byte, toks []token) {
+func (sc *modelScratch) remember(word []byte, toks []token) {
 	if sc.cacheBytes == nil || len(sc.cacheBytes) >= bpeCacheEntries {
 		sc.cacheBytes = make(map[string][]uint32, 1024)
 	}
@@ -180,7 +181,7 @@ func (sc *bpeScratch) remember(word []byte, toks []token) {
 // no vocabulary token contains that pair of characters, no symbol can ever
 // span the cut, so the pieces merge exactly as the whole would, and short
 // pieces hit the word cache.
-func (m *bpeModel) tokenize(sc *bpeScratch, word []byte, out []token) []token {
+func (m *bpeModel) tokenize(sc *modelScratch, word []byte, out []token) []token {
 	if m.metaCut == nil || len(word) < 2*len(metaChar) {
 		return m.tokenizeWord(sc, word, out)
 	}
@@ -200,7 +201,7 @@ func (m *bpeModel) tokenize(sc *bpeScratch, word []byte, out []token) []token {
 	return m.tokenizeChunk(sc, word, start, len(word), out)
 }
 
-func (m *bpeModel) tokenizeChunk(sc *bpeScratch, word []byte, start, end int, out []token) []token {
+func (m *bpeModel) tokenizeChunk(sc *modelScratch, word []byte, start, end int, out []token) []token {
 	n := len(out)
 	out = m.tokenizeWord(sc, word[start:end], out)
 	for k := n; k < len(out); k++ {
@@ -237,7 +238,7 @@ func (m *bpeModel) prepareMetaCut() {
 }
 
 // tokenizeWord runs BPE on one word (through the cache).
-func (m *bpeModel) tokenizeWord(sc *bpeScratch, word []byte, out []token) []token {
+func (m *bpeModel) tokenizeWord(sc *modelScratch, word []byte, out []token) []token {
 	if len(word) == 0 {
 		return out
 	}
@@ -269,7 +270,7 @@ func (m *bpeModel) tokenizeWord(sc *bpeScratch, word []byte, out []token) []toke
 // initialSymbols splits a word into characters and looks each up, with
 // prefix/suffix, byte fallback and unknown handling as Hugging Face's
 // BPE::merge_word does.
-func (m *bpeModel) initialSymbols(sc *bpeScratch, word []byte) []bpeSymbol {
+func (m *bpeModel) initialSymbols(sc *modelScratch, word []byte) []bpeSymbol {
 	syms := sc.syms[:0]
 	add := func(id int32, n int) {
 		syms = append(syms, bpeSymbol{id: id, prev: int32(len(syms) - 1), next: -1, len: int32(n)})
@@ -349,7 +350,7 @@ func (m *bpeModel) initialSymbols(sc *bpeScratch, word []byte) []bpeSymbol {
 // entry is stale when the pair now at its position has another rank (a
 // rank names exactly one pair, so this is Hugging Face's check on the
 // merged id).
-func (m *bpeModel) mergeAll(sc *bpeScratch, syms []bpeSymbol) []bpeSymbol {
+func (m *bpeModel) mergeAll(sc *modelScratch, syms []bpeSymbol) []bpeSymbol {
 	if len(syms) < 2 {
 		return syms
 	}

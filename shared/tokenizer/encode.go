@@ -73,7 +73,7 @@ type encoder struct {
 	norm  textBuf
 	pre   pretok
 	toks  []token
-	bpe   bpeScratch
+	bpe   modelScratch
 	ids   []int32
 	offs  []Offset
 	word  []byte

@@ -4,7 +4,7 @@ import "unicode/utf8"
 
 // model turns one pre-tokenized word into tokens (Hugging Face's Model).
 type model interface {
-	tokenize(sc *bpeScratch, word []byte, out []token) []token
+	tokenize(sc *modelScratch, word []byte, out []token) []token
 	tokenToID(s string) (int32, bool)
 	idToToken(id int32) (string, bool)
 	vocabSize() int
@@ -61,7 +61,7 @@ type wordPieceModel struct {
 	maxInputChar int
 }
 
-func (w *wordPieceModel) tokenize(sc *bpeScratch, word []byte, out []token) []token {
+func (w *wordPieceModel) tokenize(sc *modelScratch, word []byte, out []token) []token {
 	if utf8.RuneCount(word) > w.maxInputChar {
 		return append(out, token{id: w.unkID, start: 0, end: int32(len(word))})
 	}
@@ -98,7 +98,7 @@ type wordLevelModel struct {
 	unkID int32 // -1 when there is none
 }
 
-func (w *wordLevelModel) tokenize(_ *bpeScratch, word []byte, out []token) []token {
+func (w *wordLevelModel) tokenize(_ *modelScratch, word []byte, out []token) []token {
 	if id, ok := w.vocab[string(word)]; ok {
 		return append(out, token{id: id, start: 0, end: int32(len(word))})
 	}

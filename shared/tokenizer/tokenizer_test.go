@@ -283,7 +283,7 @@ func TestMetaspaceCutIsExact(t *testing.T) {
 		if m.metaCut == nil {
 			t.Fatalf("%s: no cut table", name)
 		}
-		var sc1, sc2 bpeScratch
+		var sc1, sc2 modelScratch
 		for _, s := range texts {
 			word := []byte("▁" + strings.ReplaceAll(validUTF8(s), " ", "▁"))
 			cut := m.tokenize(&sc1, word, nil)

@@ -91,15 +91,16 @@ type bestNode struct {
 	starts int32 // -1 while unreached
 }
 
-func (u *unigramModel) tokenize(sc *bpeScratch, word []byte, out []token) []token {
+func (u *unigramModel) tokenize(sc *modelScratch, word []byte, out []token) []token {
 	if len(word) == 0 {
 		return out
 	}
 	unkScore := u.minScore - unkPenalty
-	best := make([]bestNode, len(word)+1)
-	for i := range best {
-		best[i].starts = -1
+	best := sc.best[:0]
+	for range len(word) + 1 {
+		best = append(best, bestNode{starts: -1})
 	}
+	sc.best = best
 	for start := 0; start < len(word); {
 		base := best[start].score
 		_, mblen := utf8.DecodeRune(word[start:])
