@@ -1,6 +1,11 @@
 package blas
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+	"os"
+	"sync"
+)
 
 // Sgemm computes C = alpha*op(A)*op(B) + beta*C for row-major matrices,
 // op(X) = X or Xᵀ. A is m×k (k×m if transA), B is k×n (n×k if transB), C is
@@ -15,12 +20,54 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	if m == 0 || n == 0 {
 		return
 	}
+	if lib := library(); lib != nil && fitsInt32(m, n, k, lda, ldb, ldc) {
+		lib.call(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
 	goSgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // Implementation names the GEMM in use: "openblas (path)" or "go".
 func Implementation() string {
+	if lib := library(); lib != nil {
+		return "openblas (" + lib.path + ")"
+	}
 	return "go"
+}
+
+// OpenBLASError says why OpenBLAS is not in use: EFT_BLAS=go, or for each
+// place looked at, why it did not load. It is nil when OpenBLAS is in use.
+func OpenBLASError() error {
+	library()
+	return loaded.err
+}
+
+var loaded struct {
+	once sync.Once
+	lib  *openBLAS
+	err  error
+}
+
+// library loads OpenBLAS on first use, unless EFT_BLAS=go; nil means the Go
+// kernel.
+func library() *openBLAS {
+	loaded.once.Do(func() {
+		if os.Getenv("EFT_BLAS") == "go" {
+			loaded.err = fmt.Errorf("EFT_BLAS=go")
+			return
+		}
+		loaded.lib, loaded.err = loadOpenBLAS()
+	})
+	return loaded.lib
+}
+
+func fitsInt32(xs ...int) bool {
+	for _, x := range xs {
+		if x > math.MaxInt32 {
+			return false
+		}
+	}
+	return true
 }
 
 func checkArgs(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {

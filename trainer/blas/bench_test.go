@@ -1,0 +1,85 @@
+package blas
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// benchShape is one GEMM the engine runs: C[m×n] = op(A)·op(B) with k inner.
+type benchShape struct {
+	name           string
+	transA, transB bool
+	m, n, k        int
+}
+
+func benchShapes() []benchShape {
+	var shapes []benchShape
+	for _, s := range []int{256, 512, 1024, 2048} {
+		shapes = append(shapes, benchShape{fmt.Sprintf("square-%d", s), false, false, s, s, s})
+	}
+	// A linear layer y = x·Wᵀ (W is [out, in] as in HF), its input gradient
+	// dx = dy·W and weight gradient dW = dyᵀ·x, for the MLP up projection.
+	for _, tok := range []int{512, 2048} {
+		for _, h := range []int{256, 1024} {
+			shapes = append(shapes,
+				benchShape{fmt.Sprintf("fwd-x·Wᵀ-t%d-h%d", tok, h), false, true, tok, 4 * h, h},
+				benchShape{fmt.Sprintf("bwd-dy·W-t%d-h%d", tok, h), false, false, tok, h, 4 * h},
+				benchShape{fmt.Sprintf("bwd-dyᵀ·x-t%d-h%d", tok, h), true, false, 4 * h, h, tok},
+			)
+		}
+	}
+	// LoRA rank 16 on a [h×h] projection: x·Aᵀ, (x·Aᵀ)·Bᵀ, dB = dyᵀ·(x·Aᵀ).
+	for _, h := range []int{256, 1024} {
+		tok := 2048
+		shapes = append(shapes,
+			benchShape{fmt.Sprintf("lora-x·Aᵀ-t%d-h%d", tok, h), false, true, tok, 16, h},
+			benchShape{fmt.Sprintf("lora-u·Bᵀ-t%d-h%d", tok, h), false, true, tok, h, 16},
+			benchShape{fmt.Sprintf("lora-dyᵀ·u-t%d-h%d", tok, h), true, false, h, 16, tok},
+		)
+	}
+	return shapes
+}
+
+// implementations are the GEMMs to compare: the Go kernel always, OpenBLAS
+// when it loads here.
+func implementations() []struct {
+	name string
+	f    sgemmFunc
+} {
+	impls := []struct {
+		name string
+		f    sgemmFunc
+	}{{"go", goSgemm}}
+	if lib := library(); lib != nil {
+		impls = append(impls, struct {
+			name string
+			f    sgemmFunc
+		}{"openblas", lib.call})
+	}
+	return impls
+}
+
+func BenchmarkSgemm(b *testing.B) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, impl := range implementations() {
+		for _, s := range benchShapes() {
+			b.Run(impl.name+"/"+s.name, func(b *testing.B) {
+				x := randMatrix(r, s.m*s.k, 1)
+				y := randMatrix(r, s.k*s.n, 1)
+				c := make([]float32, s.m*s.n)
+				lda, ldb := s.k, s.n
+				if s.transA {
+					lda = s.m
+				}
+				if s.transB {
+					ldb = s.k
+				}
+				for b.Loop() {
+					impl.f(s.transA, s.transB, s.m, s.n, s.k, 1, x, lda, y, ldb, 0, c, s.n)
+				}
+				b.ReportMetric(2*float64(s.m)*float64(s.n)*float64(s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
