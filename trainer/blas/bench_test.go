@@ -24,6 +24,7 @@ func benchShapes() []benchShape {
 		for _, h := range []int{256, 1024} {
 			shapes = append(shapes,
 				benchShape{fmt.Sprintf("fwd-x·Wᵀ-t%d-h%d", tok, h), false, true, tok, 4 * h, h},
+				benchShape{fmt.Sprintf("fwd-x·W-t%d-h%d", tok, h), false, false, tok, 4 * h, h},
 				benchShape{fmt.Sprintf("bwd-dy·W-t%d-h%d", tok, h), false, false, tok, h, 4 * h},
 				benchShape{fmt.Sprintf("bwd-dyᵀ·x-t%d-h%d", tok, h), true, false, 4 * h, h, tok},
 			)

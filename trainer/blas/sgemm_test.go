@@ -122,6 +122,8 @@ func gemmCases() []gemmCase {
 		{1, 1, 1}, {1, 7, 3}, {7, 1, 5}, {3, 5, 1}, {2, 3, 0}, {0, 4, 3}, {4, 0, 3},
 		{17, 13, 11}, {31, 37, 29}, {64, 64, 64}, {97, 61, 131}, {6, 16, 300},
 		{130, 70, 257}, {253, 67, 41}, {5, 300, 19},
+		// several blocks of k, of m, of n; work split along m and along n
+		{300, 33, 600}, {3, 4100, 7}, {20, 700, 200}, {2, 4097, 300},
 	}
 	scalars := [][2]float32{{1, 0}, {1, 1}, {-0.5, 2}, {0, 0.5}, {0, 0}, {2.5, -1}}
 	for _, s := range sizes {
@@ -148,10 +150,34 @@ func TestSgemm(t *testing.T) {
 	testSgemm(t, Sgemm)
 }
 
+// TestGoSgemm runs the Go GEMM with each micro-kernel this CPU can run.
 func TestGoSgemm(t *testing.T) {
+	kernels := []*kernel{genericKernel}
+	if activeKernel != genericKernel {
+		kernels = append(kernels, activeKernel)
+	}
+	for _, kern := range kernels {
+		t.Run(kern.name, func(t *testing.T) {
+			testSgemm(t, func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+				checkArgs(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+				gemmWith(kern, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+			})
+		})
+	}
+}
+
+// TestOpenBLASSgemm runs the same cases through OpenBLAS when it loads here.
+func TestOpenBLASSgemm(t *testing.T) {
+	lib := library()
+	if lib == nil {
+		t.Skipf("OpenBLAS not in use: %v", OpenBLASError())
+	}
+	t.Logf("%s: %s", lib.path, lib.config)
 	testSgemm(t, func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 		checkArgs(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
-		goSgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		if m > 0 && n > 0 {
+			lib.call(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		}
 	})
 }
 
