@@ -1,20 +1,138 @@
-// Package trainer is the trainer service: takes TrainJobs from the work queue one at a time and trains → TrainingStarted, MetricsLogged, CheckpointSaved, TrainingCompleted.
-//
-// It is not built yet: until it is, New returns the stand-in that answers
-// each run reaching this stage with RunFailed naming the stage, so that
-// "eft train" ends plainly instead of waiting or pretending.
 package trainer
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
 	"github.com/eftml/eft/events"
+	"github.com/eftml/eft/services/runspec"
 	"github.com/eftml/eft/services/stage"
+	"github.com/eftml/eft/shared/artifacts"
 	"github.com/eftml/eft/shared/bus"
+	"github.com/eftml/eft/trainer/backend"
+	"github.com/eftml/eft/trainer/cpu"
 )
 
 // Name is the service's name and durable consumer.
 const Name = "trainer"
 
+// Options configure a trainer. The zero value trains on the CPU with
+// scratch space under the system's temporary directory.
+type Options struct {
+	// Worker names this trainer in TrainingStarted (default host:pid).
+	Worker string
+	// ScratchDir holds downloaded batches and checkpoints being written
+	// (default $TMPDIR/eft-trainer). A run's folder is removed when it ends.
+	ScratchDir string
+	// AckWait is how long a job may go without a heartbeat before another
+	// trainer gets it (0: bus default, 60s).
+	AckWait time.Duration
+	// Backend makes the compute backend for a job (default: the CPU with
+	// GOMAXPROCS workers).
+	Backend func() (backend.Backend, error)
+	// Resolver finds base models (local directories or hub repo ids).
+	Resolver runspec.Resolver
+	// Bucket is the object store bucket outputs go to (default
+	// artifacts.DefaultBucket).
+	Bucket string
+	// MaxShardSize splits a full model's weights into shards above this
+	// many bytes (0: 5 GB, as transformers).
+	MaxShardSize int64
+	// AfterStep, when set, runs after every optimizer step with the number
+	// of steps done (tests use it to pace or stop a run).
+	AfterStep func(done int)
+}
+
+// Service is the trainer service.
+type Service struct {
+	bus  *bus.Bus
+	opts Options
+}
+
 // New returns the trainer service over b.
-func New(b *bus.Bus) *stage.Unavailable {
-	return stage.NewUnavailable(b, Name, events.StageTrain, events.TypeTrainJob)
+func New(b *bus.Bus, opts Options) *Service {
+	if opts.Worker == "" {
+		host, _ := os.Hostname()
+		opts.Worker = fmt.Sprintf("%s:%d", host, os.Getpid())
+	}
+	if opts.ScratchDir == "" {
+		opts.ScratchDir = filepath.Join(os.TempDir(), "eft-trainer")
+	}
+	if opts.Backend == nil {
+		opts.Backend = func() (backend.Backend, error) { return cpu.New(0), nil }
+	}
+	if opts.Bucket == "" {
+		opts.Bucket = artifacts.DefaultBucket
+	}
+	return &Service{bus: b, opts: opts}
+}
+
+// Run takes jobs until ctx ends. A job in hand when ctx ends goes back to
+// the queue (after AckWait) and is resumed from its last checkpoint.
+func (s *Service) Run(ctx context.Context) error {
+	return s.bus.ServeJobs(ctx, bus.JobConsumer{Name: Name, Handler: s.handleJob, AckWait: s.opts.AckWait})
+}
+
+// errStopped ends a job whose run was cancelled or failed elsewhere.
+var errStopped = errors.New("the run was stopped")
+
+// handleJob trains one job. It returns nil (ack: the run's training is over,
+// one way or another) unless this process is shutting down, which leaves the
+// job to the next trainer.
+func (s *Service) handleJob(ctx context.Context, job *bus.Job) (err error) {
+	env := job.Envelope
+	defer func() {
+		if r := recover(); r != nil {
+			buf := make([]byte, 8<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			err = s.fail(ctx, env, fmt.Errorf("trainer panicked: %v\n%s", r, buf), false)
+		}
+	}()
+	p, err := events.PayloadAs[events.TrainJob](env)
+	if err != nil {
+		return s.fail(ctx, env, err, false)
+	}
+	ended, err := runspec.Ended(ctx, s.bus, env.RunID, events.TypeRunFailed, events.TypeRunCancelled, events.TypeTrainingCompleted)
+	if err != nil {
+		return err // the bus is unwell: try again later
+	}
+	if ended != "" {
+		s.bus.Logger().Info("trainer: job for a run that already ended", "run", env.RunID, "ended_by", ended)
+		return nil
+	}
+	r, err := s.prepare(ctx, job, p)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return s.fail(ctx, env, err, false)
+	}
+	defer r.close()
+	err = r.train(ctx)
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, errStopped):
+		return nil
+	case err != nil:
+		return s.fail(ctx, env, err, false)
+	}
+	return nil
+}
+
+// fail ends the job's run with RunFailed at stage train; the job is done.
+func (s *Service) fail(ctx context.Context, cause events.Envelope, err error, retryable bool) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	s.bus.Logger().Error("trainer: run failed", "run", cause.RunID, "error", err)
+	if perr := stage.Fail(ctx, s.bus, cause, Name, events.StageTrain, err, retryable); perr != nil {
+		return perr // could not say so: let the job come back
+	}
+	return nil
 }

@@ -1,0 +1,175 @@
+package runspec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/eftml/eft/shared/config"
+	"github.com/eftml/eft/shared/hub"
+	"github.com/eftml/eft/trainer/backend"
+	"github.com/eftml/eft/trainer/lora"
+	"github.com/eftml/eft/trainer/model"
+	"github.com/eftml/eft/trainer/peft"
+)
+
+// TokenizerFiles are the files of a model directory that make up its
+// tokenizer; outputs carry them so that an output folder is usable alone.
+var TokenizerFiles = []string{
+	"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+	"tokenizer.model", "chat_template.jinja", "added_tokens.json",
+}
+
+// ModelFiles are the files a model directory needs besides its weights.
+var ModelFiles = []string{"config.json", "generation_config.json"}
+
+// keepModelFile says which files of a hub model repo are fetched: config,
+// safetensors weights (and their index) and tokenizer files; never pickles
+// or other frameworks' weights.
+func keepModelFile(name string) bool {
+	if strings.Contains(name, "/") {
+		return false // sub-folders hold other formats (onnx/, original/)
+	}
+	if strings.HasSuffix(name, ".safetensors") || name == "model.safetensors.index.json" {
+		return true
+	}
+	for _, f := range append(ModelFiles, TokenizerFiles...) {
+		if name == f {
+			return true
+		}
+	}
+	return false
+}
+
+// repoID is a hub repo id: owner/name.
+var repoID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// Resolver finds a run's models on this machine.
+type Resolver struct {
+	// Hub fetches hub repo ids into the hub cache; nil means
+	// hub.NewFromEnv() (HF_ENDPOINT, HF_TOKEN, HF_HOME, HF_HUB_OFFLINE).
+	Hub *hub.Client
+}
+
+// LocalPath resolves p against workDir when it is relative.
+func LocalPath(p, workDir string) string {
+	if p == "" || filepath.IsAbs(p) || workDir == "" {
+		return p
+	}
+	return filepath.Join(workDir, p)
+}
+
+// ModelDir returns a local Hugging Face model directory for name: a local
+// directory (relative paths against workDir) holding config.json, or a hub
+// repo id fetched at revision ("" means main) into the hub cache.
+func (r Resolver) ModelDir(ctx context.Context, name, revision, workDir string) (string, error) {
+	if name == "" {
+		return "", errors.New("runspec: no base_model")
+	}
+	local := LocalPath(name, workDir)
+	if info, err := os.Stat(local); err == nil {
+		if !info.IsDir() {
+			return "", fmt.Errorf("runspec: base model %s is a file; give the model's directory", local)
+		}
+		if _, err := os.Stat(filepath.Join(local, "config.json")); err != nil {
+			return "", fmt.Errorf("runspec: base model %s is not a Hugging Face model directory (no config.json)", local)
+		}
+		return local, nil
+	}
+	if filepath.IsAbs(name) || strings.HasPrefix(name, ".") || !repoID.MatchString(name) {
+		return "", fmt.Errorf("runspec: base model %s: no such directory, and not a hub repo id (owner/name)", local)
+	}
+	client := r.Hub
+	if client == nil {
+		client = hub.NewFromEnv()
+	}
+	if revision == "" {
+		revision = "main"
+	}
+	dir, err := client.Snapshot(ctx, hub.Model, name, revision, keepModelFile)
+	if err != nil {
+		return "", fmt.Errorf("runspec: base model %s@%s from the hub: %w", name, revision, err)
+	}
+	return dir, nil
+}
+
+// BaseModelDir resolves cfg's base_model.
+func (r Resolver) BaseModelDir(ctx context.Context, cfg *config.Config, workDir string) (string, error) {
+	return r.ModelDir(ctx, cfg.BaseModel, cfg.RevisionOfModel, workDir)
+}
+
+// TokenizerDir resolves the directory the run's tokenizer comes from:
+// tokenizer_config when it names another model than base_model, else the
+// base model's directory.
+func (r Resolver) TokenizerDir(ctx context.Context, cfg *config.Config, workDir, baseDir string) (string, error) {
+	if cfg.TokenizerConfig == "" || cfg.TokenizerConfig == cfg.BaseModel {
+		return baseDir, nil
+	}
+	return r.ModelDir(ctx, cfg.TokenizerConfig, "", workDir)
+}
+
+// Built is a run's model, ready to train or evaluate.
+type Built struct {
+	Model *model.Model
+	// Adapter is the LoRA config of an adapter run, nil for a full fine-tune.
+	Adapter *peft.Config
+	// BaseDir is the base model's directory.
+	BaseDir string
+}
+
+// Build loads the base model in baseDir onto be and sets it up as cfg
+// trains it: a fresh LoRA adapter (seeded with cfg.seed), the adapter in
+// lora_model_dir to continue training, or every weight trainable for a full
+// fine-tune. QLoRA (NF4 base weights) is refused: the engine has no NF4
+// quantization yet.
+func (r Resolver) Build(cfg *config.Config, baseDir, workDir string, be backend.Backend) (*Built, error) {
+	if cfg.LoadIn4bit || cfg.Adapter == "qlora" {
+		return nil, errors.New("runspec: adapter: qlora (load_in_4bit) needs NF4 base weights, which this build's engine does not have yet; use adapter: lora")
+	}
+	if cfg.WorldSize > 1 {
+		return nil, fmt.Errorf("runspec: world_size %d: data-parallel training is not in this build yet; use world_size 1", cfg.WorldSize)
+	}
+	m, err := model.Load(baseDir, be)
+	if err != nil {
+		return nil, err
+	}
+	m.GradientCheckpointing = cfg.GradientCheckpointing
+	b := &Built{Model: m, BaseDir: baseDir}
+	if cfg.Adapter == "" {
+		for _, p := range m.Params() {
+			m.SetTrainable(p, true)
+		}
+		return b, nil
+	}
+	if cfg.LoraModelDir != "" {
+		dir := LocalPath(cfg.LoraModelDir, workDir)
+		if b.Adapter, err = lora.Load(m, dir); err != nil {
+			return nil, fmt.Errorf("lora_model_dir: %w", err)
+		}
+		return b, nil
+	}
+	if b.Adapter, err = PeftConfig(cfg); err != nil {
+		return nil, err
+	}
+	if err := lora.Attach(m, b.Adapter, uint64(cfg.Seed)); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// CopyModelFiles lists the files of dir (config, generation config,
+// tokenizer) that exist, for a full checkpoint or an output folder.
+func CopyModelFiles(dir string, names ...string) []string {
+	var out []string
+	for _, n := range names {
+		p := filepath.Join(dir, n)
+		if info, err := os.Stat(p); err == nil && info.Mode().IsRegular() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
