@@ -50,7 +50,9 @@ var serviceTable = []struct {
 	{"validate", func(d deps) (runner, error) { return validate.New(d.Bus), nil }},
 	{"ingest", func(d deps) (runner, error) { return ingest.New(d.Bus), nil }},
 	{"tokenizer", func(d deps) (runner, error) { return tokenizer.New(d.Bus), nil }},
-	{"trainer", func(d deps) (runner, error) { return trainer.New(d.Bus), nil }},
+	{"trainer", func(d deps) (runner, error) {
+		return trainer.New(d.Bus, trainer.Options{ScratchDir: filepath.Join(d.Home, "trainer")}), nil
+	}},
 	{"evaluator", func(d deps) (runner, error) { return evaluator.New(d.Bus), nil }},
 	{"merger", func(d deps) (runner, error) { return merger.New(d.Bus), nil }},
 }
