@@ -1,20 +1,258 @@
-// Package merger is the merger service: TrainingCompleted of a LoRA run with merge_lora → the adapter merged into the base model → ModelMerged.
-//
-// It is not built yet: until it is, New returns the stand-in that answers
-// each run reaching this stage with RunFailed naming the stage, so that
-// "eft train" ends plainly instead of waiting or pretending.
+// Package merger is the merger service: on TrainingCompleted of a LoRA run
+// whose config sets merge_lora: true, it merges the final adapter into the
+// base weights (PEFT's merge_and_unload) and publishes ModelMerged with a
+// Hugging Face model directory (safetensors, sharded with an index above a
+// size threshold, config.json, generation_config.json, tokenizer files) that
+// `eft train` copies to output_dir/merged. MergeDir is the same merge for
+// `eft merge-lora`, on local directories.
 package merger
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"time"
+
 	"github.com/eftml/eft/events"
+	"github.com/eftml/eft/services/runspec"
 	"github.com/eftml/eft/services/stage"
+	"github.com/eftml/eft/shared/artifacts"
 	"github.com/eftml/eft/shared/bus"
+	"github.com/eftml/eft/shared/safetensors"
+	"github.com/eftml/eft/trainer/backend"
+	"github.com/eftml/eft/trainer/cpu"
+	"github.com/eftml/eft/trainer/lora"
+	"github.com/eftml/eft/trainer/model"
+	"github.com/eftml/eft/trainer/peft"
 )
 
 // Name is the service's name and durable consumer.
 const Name = "merger"
 
+// MergedDir is the folder under output_dir the merged model goes to, as
+// Axolotl's merge writes it.
+const MergedDir = "merged"
+
+// Options configure the merger. The zero value merges on the CPU with
+// scratch space under the system's temporary directory.
+type Options struct {
+	// ScratchDir holds the adapter and merged model while they are made
+	// (default $TMPDIR/eft-merger).
+	ScratchDir string
+	// Resolver finds base models.
+	Resolver runspec.Resolver
+	// MaxShardSize splits the merged weights into shards above this many
+	// bytes (0: 5 GB, as transformers).
+	MaxShardSize int64
+	// Bucket is the object store bucket the merged files go to.
+	Bucket string
+}
+
+// Service is the merger service.
+type Service struct {
+	bus  *bus.Bus
+	opts Options
+}
+
 // New returns the merger service over b.
-func New(b *bus.Bus) *stage.Unavailable {
-	return stage.NewUnavailable(b, Name, events.StageMerge, events.TypeTrainingCompleted)
+func New(b *bus.Bus, opts Options) *Service {
+	if opts.ScratchDir == "" {
+		opts.ScratchDir = filepath.Join(os.TempDir(), "eft-merger")
+	}
+	if opts.Bucket == "" {
+		opts.Bucket = artifacts.DefaultBucket
+	}
+	return &Service{bus: b, opts: opts}
+}
+
+// Run consumes TrainingCompleted until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	return s.bus.Consume(ctx, bus.Consumer{
+		Name:         Name,
+		Subjects:     []string{events.TypeSubjects(events.TypeTrainingCompleted)},
+		Handler:      s.handle,
+		AckWait:      30 * time.Minute, // a large model takes minutes to merge
+		OnDeadLetter: stage.FailOnDeadLetter(s.bus, Name, events.StageMerge),
+	})
+}
+
+func (s *Service) handle(ctx context.Context, d bus.Delivery) error {
+	done, err := events.PayloadAs[events.TrainingCompleted](d.Envelope)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	runID := d.Envelope.RunID
+	validated, ok, err := runspec.LastPayload[events.ConfigValidated](ctx, s.bus, runID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return bus.Permanent(fmt.Errorf("merger: run %s has no ConfigValidated", runID))
+	}
+	cfg, err := runspec.ParseConfig(validated.Resolved)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	if !cfg.MergeLora || done.Kind != "adapter" {
+		return nil // nothing to merge
+	}
+	if ended, err := runspec.Ended(ctx, s.bus, runID, events.TypeRunFailed, events.TypeRunCancelled); err != nil || ended != "" {
+		return err
+	}
+	scratch := filepath.Join(s.opts.ScratchDir, runID)
+	defer os.RemoveAll(scratch)
+	adapterDir := filepath.Join(scratch, "adapter")
+	var adapterFiles []events.FileRef
+	for _, f := range done.Files {
+		if f.Path == peft.ConfigFile || f.Path == peft.WeightsFile {
+			adapterFiles = append(adapterFiles, f)
+		}
+	}
+	if len(adapterFiles) != 2 {
+		return bus.Permanent(fmt.Errorf("merger: TrainingCompleted of run %s has no %s and %s at the top of its files", runID, peft.ConfigFile, peft.WeightsFile))
+	}
+	if err := fetchFiles(ctx, s.bus, adapterFiles, adapterDir); err != nil {
+		return err
+	}
+	baseDir, err := s.opts.Resolver.BaseModelDir(ctx, cfg, validated.WorkDir)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	tokDir, err := s.opts.Resolver.TokenizerDir(ctx, cfg, validated.WorkDir, baseDir)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	outDir := filepath.Join(scratch, MergedDir)
+	if _, err := MergeDir(baseDir, adapterDir, tokDir, outDir, MergeOptions{MaxShardSize: s.opts.MaxShardSize}); err != nil {
+		return bus.Permanent(err)
+	}
+	store, err := artifacts.Open(ctx, s.bus.JetStream(), s.opts.Bucket, artifacts.Options{})
+	if err != nil {
+		return err
+	}
+	files, err := uploadDir(ctx, store, outDir)
+	if err != nil {
+		return err
+	}
+	_, err = s.bus.PublishCausedBy(ctx, d.Envelope, Name, events.ModelMerged{Files: files, Dir: MergedDir})
+	return err
+}
+
+// MergeOptions configure MergeDir.
+type MergeOptions struct {
+	// MaxShardSize splits the weights into shards above this many bytes
+	// (0: 5 GB).
+	MaxShardSize int64
+	// Backend merges (default: the CPU).
+	Backend backend.Backend
+}
+
+// MergeDir merges the PEFT adapter in adapterDir into the base model in
+// baseDir and writes a Hugging Face model directory at outDir: the merged
+// weights in the base weights' dtype (sharded with an index above
+// MaxShardSize), the base's config.json and generation_config.json, and the
+// tokenizer files of tokenizerDir ("" for none). It returns the file names
+// written.
+func MergeDir(baseDir, adapterDir, tokenizerDir, outDir string, o MergeOptions) ([]string, error) {
+	be := o.Backend
+	if be == nil {
+		be = cpu.New(0)
+	}
+	dtype, err := weightsDType(baseDir)
+	if err != nil {
+		return nil, err
+	}
+	m, err := model.Load(baseDir, be)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := lora.Load(m, adapterDir); err != nil {
+		return nil, err
+	}
+	lora.Merge(m)
+	tensors, err := m.StateDict(dtype)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return nil, fmt.Errorf("merger: %w", err)
+	}
+	written, err := safetensors.WriteModel(outDir, "model", tensors, map[string]string{"format": "pt"}, o.MaxShardSize)
+	if err != nil {
+		return nil, err
+	}
+	copies := runspec.CopyModelFiles(baseDir, runspec.ModelFiles...)
+	if tokenizerDir != "" {
+		copies = append(copies, runspec.CopyModelFiles(tokenizerDir, runspec.TokenizerFiles...)...)
+	}
+	for _, src := range copies {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			return nil, fmt.Errorf("merger: %w", err)
+		}
+		name := filepath.Base(src)
+		if err := os.WriteFile(filepath.Join(outDir, name), data, 0o644); err != nil {
+			return nil, fmt.Errorf("merger: %w", err)
+		}
+		written = append(written, name)
+	}
+	return written, nil
+}
+
+// weightsDType is the dtype of the base model's floating-point weights:
+// the merged model is saved in it, as merge_and_unload keeps the dtype the
+// model was loaded in.
+func weightsDType(dir string) (safetensors.DType, error) {
+	src, err := safetensors.OpenModel(dir, "model")
+	if err != nil {
+		return "", err
+	}
+	defer src.Close()
+	for _, name := range src.Names() {
+		if info, ok := src.Info(name); ok && info.DType.IsFloat() {
+			switch info.DType {
+			case safetensors.F32, safetensors.BF16, safetensors.F16:
+				return info.DType, nil
+			}
+			return safetensors.F32, nil
+		}
+	}
+	return "", errors.New("merger: the base model has no floating-point weights")
+}
+
+func fetchFiles(ctx context.Context, b *bus.Bus, files []events.FileRef, dir string) error {
+	for _, f := range files {
+		st, err := artifacts.Open(ctx, b.JetStream(), f.Artifact.Bucket, artifacts.Options{})
+		if err != nil {
+			return err
+		}
+		if err := st.GetFiles(ctx, []events.FileRef{f}, dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func uploadDir(ctx context.Context, store *artifacts.Store, dir string) ([]events.FileRef, error) {
+	var files []events.FileRef
+	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		ref, err := store.PutFile(ctx, p)
+		if err != nil {
+			return err
+		}
+		files = append(files, events.FileRef{Path: path.Clean(filepath.ToSlash(rel)), Artifact: ref})
+		return nil
+	})
+	return files, err
 }
