@@ -54,7 +54,9 @@ var serviceTable = []struct {
 		return trainer.New(d.Bus, trainer.Options{ScratchDir: filepath.Join(d.Home, "trainer")}), nil
 	}},
 	{"evaluator", func(d deps) (runner, error) { return evaluator.New(d.Bus), nil }},
-	{"merger", func(d deps) (runner, error) { return merger.New(d.Bus), nil }},
+	{"merger", func(d deps) (runner, error) {
+		return merger.New(d.Bus, merger.Options{ScratchDir: filepath.Join(d.Home, "merger")}), nil
+	}},
 }
 
 func serviceNames() []string {
