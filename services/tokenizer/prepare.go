@@ -1,0 +1,202 @@
+package tokenizer
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/eftml/eft/shared/batches"
+	"github.com/eftml/eft/shared/config"
+	"github.com/eftml/eft/shared/packing"
+	"github.com/eftml/eft/shared/prompt"
+	hftok "github.com/eftml/eft/shared/tokenizer"
+)
+
+// Strategies builds the prompt strategy of every entry of list (the
+// config's datasets or test_datasets).
+func Strategies(cfg *config.Config, list []config.Dataset, tok *hftok.Tokenizer) ([]prompt.Strategy, error) {
+	out := make([]prompt.Strategy, len(list))
+	for i := range list {
+		s, err := prompt.New(cfg, &list[i], tok)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+// Tokenized is one split's samples, in row order, after the length policy.
+type Tokenized struct {
+	Samples []packing.Sample
+	// Rows[i] is the index (into the split's rows) of the row Samples[i] came from.
+	Rows []int
+	// Tokens and Trained count the samples' tokens and trained tokens.
+	Tokens, Trained int64
+	// Truncated and Dropped count samples cut to sequence_len and samples left
+	// out (too long under "drop", shorter than two tokens, or, when packing,
+	// without a trained token).
+	Truncated, Dropped int64
+}
+
+// TokenizeOptions say how a split is tokenized.
+type TokenizeOptions struct {
+	Length prompt.LengthPolicy
+	// DropUntrained leaves out samples with no trained token, as Axolotl
+	// does before packing.
+	DropUntrained bool
+	// Workers tokenizing at once; 0 means GOMAXPROCS.
+	Workers int
+}
+
+// block is the unit of work: consecutive rows, so that results come back
+// in row order without a sort.
+const block = 256
+
+// Tokenize runs each row through the strategy of its dataset on all cores
+// and applies the length policy. The first bad row (in row order) is an
+// error naming its file and line.
+func Tokenize(ctx context.Context, rows []prompt.Row, strategies []prompt.Strategy, o TokenizeOptions) (*Tokenized, error) {
+	workers := o.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	nBlocks := (len(rows) + block - 1) / block
+	parts := make([]Tokenized, nBlocks)
+	errs := make([]error, nBlocks)
+	var next atomic.Int64
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for range min(workers, max(nBlocks, 1)) {
+		wg.Go(func() {
+			for !failed.Load() && ctx.Err() == nil {
+				b := int(next.Add(1) - 1)
+				if b >= nBlocks {
+					return
+				}
+				lo, hi := b*block, min((b+1)*block, len(rows))
+				if err := tokenizeBlock(&parts[b], rows, lo, hi, strategies, o); err != nil {
+					errs[b] = err
+					failed.Store(true)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := firstError(errs); err != nil {
+		return nil, err
+	}
+	out := &Tokenized{}
+	n := 0
+	for i := range parts {
+		n += len(parts[i].Samples)
+	}
+	out.Samples = make([]packing.Sample, 0, n)
+	out.Rows = make([]int, 0, n)
+	for i := range parts {
+		p := &parts[i]
+		out.Samples = append(out.Samples, p.Samples...)
+		out.Rows = append(out.Rows, p.Rows...)
+		out.Tokens += p.Tokens
+		out.Trained += p.Trained
+		out.Truncated += p.Truncated
+		out.Dropped += p.Dropped
+	}
+	return out, nil
+}
+
+func firstError(errs []error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+func tokenizeBlock(out *Tokenized, rows []prompt.Row, lo, hi int, strategies []prompt.Strategy, o TokenizeOptions) error {
+	var made []packing.Sample
+	for i := lo; i < hi; i++ {
+		r := rows[i]
+		if r.Dataset < 0 || r.Dataset >= len(strategies) {
+			return fmt.Errorf("%s: row of dataset %d, but the config lists %d", r.Source, r.Dataset, len(strategies))
+		}
+		var err error
+		made, err = strategies[r.Dataset].Tokenize(made[:0], r.Fields)
+		if err != nil {
+			return fmt.Errorf("%s: %s: %w", r.Source, strategies[r.Dataset].Name(), err)
+		}
+		for _, s := range made {
+			s, fit, err := o.Length.Apply(s)
+			if err != nil {
+				return fmt.Errorf("%s: %w", r.Source, err)
+			}
+			switch fit {
+			case prompt.DroppedLong, prompt.DroppedShort:
+				out.Dropped++
+				continue
+			case prompt.Truncated:
+				out.Truncated++
+			}
+			trained := prompt.Trained(s)
+			if trained == 0 && o.DropUntrained {
+				out.Dropped++
+				continue
+			}
+			out.Samples = append(out.Samples, s)
+			out.Rows = append(out.Rows, i)
+			out.Tokens += int64(len(s.InputIDs))
+			out.Trained += int64(trained)
+		}
+	}
+	return nil
+}
+
+// Packed is one split packed into micro-batches and written as a batch file.
+type Packed struct {
+	Path  string // the batch file (a temporary file the caller removes)
+	Stats packing.Stats
+}
+
+// Pack lays the samples out into micro-batches and writes them to a new
+// batch file in dir ("" for the system's temporary folder).
+func Pack(samples []packing.Sample, o packing.Options, dir string) (*Packed, error) {
+	mbs, st, err := packing.Build(samples, o)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(dir, "eft-batches-*.eftb")
+	if err != nil {
+		return nil, err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	w, err := batches.NewWriter(bw, o.PadTokenID)
+	if err == nil {
+		for _, mb := range mbs {
+			if err = w.Write(mb); err != nil {
+				break
+			}
+		}
+	}
+	if err == nil {
+		err = w.Close()
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("writing batches: %w", err)
+	}
+	return &Packed{Path: f.Name(), Stats: st}, nil
+}
