@@ -62,6 +62,18 @@ func implementations() []struct {
 }
 
 func BenchmarkSgemm(b *testing.B) {
+	benchmarkSgemm(b)
+}
+
+// BenchmarkSgemm1Thread is BenchmarkSgemm on one core: the kernel's own
+// efficiency, without the split between goroutines.
+func BenchmarkSgemm1Thread(b *testing.B) {
+	SetThreads(1)
+	defer SetThreads(0)
+	benchmarkSgemm(b)
+}
+
+func benchmarkSgemm(b *testing.B) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, impl := range implementations() {
 		for _, s := range benchShapes() {

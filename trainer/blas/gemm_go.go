@@ -1,9 +1,6 @@
 package blas
 
-import (
-	"runtime"
-	"sync"
-)
+import "sync"
 
 // The pure-Go GEMM follows the BLIS/GotoBLAS plan: C is cut into blocks, a
 // kc-deep slice of op(B) is packed into column panels nr wide and a block of
@@ -237,22 +234,4 @@ func scaleRow(row []float32, beta float32) {
 			row[j] *= beta
 		}
 	}
-}
-
-// threads is the number of goroutines one Go GEMM may use; 0 means
-// GOMAXPROCS.
-var threads struct {
-	sync.Mutex
-	n int
-}
-
-// Threads returns the number of goroutines (Go kernel) or threads
-// (OpenBLAS) one Sgemm call uses.
-func Threads() int {
-	threads.Lock()
-	defer threads.Unlock()
-	if threads.n > 0 {
-		return threads.n
-	}
-	return runtime.GOMAXPROCS(0)
 }

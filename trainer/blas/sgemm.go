@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // Sgemm computes C = alpha*op(A)*op(B) + beta*C for row-major matrices,
@@ -97,4 +99,28 @@ func checkMatrix(name string, rows, cols int, x []float32, ld int) {
 	if need := (rows-1)*ld + cols; len(x) < need {
 		panic(fmt.Sprintf("blas.Sgemm: %s has %d elements, a %d×%d matrix with stride %d needs %d", name, len(x), rows, cols, ld, need))
 	}
+}
+
+// threadSetting is the SetThreads setting; 0 means GOMAXPROCS.
+var threadSetting atomic.Int64
+
+// SetThreads sets how many goroutines (Go kernel) or threads (OpenBLAS) one
+// Sgemm call may use; n <= 0 restores the default, GOMAXPROCS. It is
+// process-wide, like OpenBLAS's own setting.
+func SetThreads(n int) {
+	// Load the library first: loading runs a self-test product, which
+	// reads the setting.
+	lib := library()
+	threadSetting.Store(int64(max(n, 0)))
+	if lib != nil {
+		lib.setThreadCount(Threads())
+	}
+}
+
+// Threads returns how many goroutines or threads one Sgemm call may use.
+func Threads() int {
+	if n := threadSetting.Load(); n > 0 {
+		return int(n)
+	}
+	return runtime.GOMAXPROCS(0)
 }
