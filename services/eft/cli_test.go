@@ -43,15 +43,17 @@ func showRun(t *testing.T, home, id string) tracker.RunDetail {
 }
 
 // A valid config: RunRequested reaches the tracker, the validate stage
-// passes it, and the run ends plainly at the first stage this build lacks.
+// passes it, and the run ends plainly at ingest, which cannot fetch the
+// hub dataset offline (tests never reach the real hub).
 func TestTrainValidConfigEndsAtTheFirstMissingStage(t *testing.T) {
+	t.Setenv("HF_HUB_OFFLINE", "1")
 	home := t.TempDir()
 	cfg := testfixtures.Path(t, "configs", "llama3-lora.yml")
 	code, out, stderr := runCLI(t, "--home", home, "train", cfg, "--lora-r", "8")
 	if code != 1 {
 		t.Fatalf("exit %d, want 1 (the run cannot complete)\n%s\n%s", code, out, stderr)
 	}
-	if !strings.Contains(out, "FAILED     at stage ingest: the ingest stage is not available yet") {
+	if !strings.Contains(out, "FAILED     at stage ingest: datasets[0] (mhenrichsen/alpaca_2k_test)") {
 		t.Fatalf("output does not name the missing stage:\n%s", out)
 	}
 	if !strings.Contains(stderr, "failed at stage ingest") {
@@ -104,7 +106,7 @@ func TestTrainValidConfigEndsAtTheFirstMissingStage(t *testing.T) {
 	second := runIDFrom(t, out)
 	code, out, _ = runCLI(t, "--home", home, "runs")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if code != 0 || len(lines) != 3 || !strings.HasPrefix(lines[1], second) || !strings.HasPrefix(lines[2], id) || !strings.Contains(lines[2], "ingest: the ingest stage") {
+	if code != 0 || len(lines) != 3 || !strings.HasPrefix(lines[1], second) || !strings.HasPrefix(lines[2], id) || !strings.Contains(lines[2], "ingest: datasets[0]") {
 		t.Fatalf("runs:\n%s", out)
 	}
 	code, out, _ = runCLI(t, "--home", home, "logs", id)
