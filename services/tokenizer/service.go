@@ -205,7 +205,7 @@ func (s *Service) Prepare(ctx context.Context, store *artifacts.Store, v events.
 	if err := prompt.Configure(cfg, tok); err != nil {
 		return out, failure{err}
 	}
-	b, err := Build(ctx, cfg, tok, s.rowsReader(store, in), Settings{Workers: s.opts.Workers, ScratchDir: s.opts.ScratchDir})
+	b, err := Build(ctx, cfg, tok, StoredRows(store, in, s.opts.ScratchDir), Settings{Workers: s.opts.Workers, ScratchDir: s.opts.ScratchDir})
 	if err != nil {
 		if ctx.Err() != nil {
 			return out, err
@@ -241,13 +241,14 @@ func (s *Service) Prepare(ctx context.Context, store *artifacts.Store, v events.
 // retryable marks an error of reading the inputs that is not the run's fault.
 type retryable struct{ error }
 
-// rowsReader fetches a split's rows from the store.
-func (s *Service) rowsReader(store *artifacts.Store, in events.DatasetIngested) RowsSource {
+// StoredRows fetches the rows of an ingested dataset's splits from the
+// store, through a temporary file in scratchDir ("" for the system's).
+func StoredRows(store *artifacts.Store, in events.DatasetIngested, scratchDir string) RowsSource {
 	get := func(ctx context.Context, ref *events.ArtifactRef) ([]prompt.Row, error) {
 		if ref == nil {
 			return nil, nil
 		}
-		f, err := os.CreateTemp(s.opts.ScratchDir, "eft-rows-*.jsonl")
+		f, err := os.CreateTemp(scratchDir, "eft-rows-*.jsonl")
 		if err != nil {
 			return nil, retryable{err}
 		}
