@@ -22,6 +22,7 @@ import (
 	"sync"
 
 	"github.com/eftml/eft/events"
+	"github.com/eftml/eft/services/runspec"
 	"github.com/eftml/eft/services/stage"
 	"github.com/eftml/eft/shared/artifacts"
 	"github.com/eftml/eft/shared/bus"
@@ -96,6 +97,9 @@ func (s *Service) handle(ctx context.Context, d bus.Delivery) error {
 	v, err := events.PayloadAs[events.ConfigValidated](d.Envelope)
 	if err != nil {
 		return bus.Permanent(err)
+	}
+	if ended, err := runspec.Ended(ctx, s.bus, d.Envelope.RunID, events.TypeRunFailed, events.TypeRunCancelled); err != nil || ended != "" {
+		return err // a run that has ended needs no data
 	}
 	cfg, _, err := config.Parse("resolved config", []byte(v.Resolved), nil)
 	if err != nil {

@@ -16,7 +16,9 @@ import (
 	hftok "github.com/eftml/eft/shared/tokenizer"
 )
 
-func parse(t *testing.T, yaml string) *config.Config {
+func parse(t *testing.T, yaml string) *config.Config { return parseConfigTB(t, yaml) }
+
+func parseConfigTB(t testing.TB, yaml string) *config.Config {
 	t.Helper()
 	base := "base_model: m\nlearning_rate: 1e-4\ngradient_accumulation_steps: 1\n"
 	cfg, _, err := config.Parse("t.yml", []byte(base+yaml), nil)

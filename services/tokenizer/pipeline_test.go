@@ -210,6 +210,32 @@ func TestPipelineOverNATS(t *testing.T) {
 
 func TestPipelineFailures(t *testing.T) {
 	p := startPipeline(t)
+
+	// A run cancelled before its stages reach it is left alone: the stages
+	// handle messages in order, so once a later run is tokenized the
+	// cancelled one has been seen, and nothing was made for it.
+	ctx := context.Background()
+	cancelled := events.NewRunID()
+	if _, err := p.bus.PublishNew(ctx, cancelled, "test", events.RunCancelled{Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	yaml := p.config(t, "datasets:\n  - path: alpaca.jsonl\n    type: alpaca\n")
+	req := events.RunRequested{Config: events.ConfigSource{FileName: "cfg.yml", YAML: yaml}, WorkDir: p.workDir}
+	if _, err := p.bus.PublishNew(ctx, cancelled, "test", req); err != nil {
+		t.Fatal(err)
+	}
+	payload[events.DatasetTokenized](t, p.run(t, yaml))
+	st, err := p.bus.JetStream().Stream(ctx, bus.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.GetLastMsgForSubject(ctx, events.Subject(cancelled, events.TypeConfigValidated)); err != nil {
+		t.Fatalf("the cancelled run was not validated: %v", err)
+	}
+	if _, err := st.GetLastMsgForSubject(ctx, events.Subject(cancelled, events.TypeDatasetIngested)); err == nil {
+		t.Fatal("a cancelled run was ingested")
+	}
+
 	for _, c := range []struct {
 		datasets, stage string
 		want            []string

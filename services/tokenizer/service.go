@@ -25,9 +25,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/eftml/eft/events"
+	"github.com/eftml/eft/services/runspec"
 	"github.com/eftml/eft/services/stage"
 	"github.com/eftml/eft/shared/artifacts"
 	"github.com/eftml/eft/shared/batches"
@@ -112,9 +111,16 @@ func (s *Service) handle(ctx context.Context, d bus.Delivery) error {
 	if err != nil {
 		return bus.Permanent(err)
 	}
-	validated, err := lastPayload[events.ConfigValidated](ctx, s.bus, d.Envelope.RunID)
+	runID := d.Envelope.RunID
+	if ended, err := runspec.Ended(ctx, s.bus, runID, events.TypeRunFailed, events.TypeRunCancelled); err != nil || ended != "" {
+		return err // a run that has ended needs no batches
+	}
+	validated, ok, err := runspec.LastPayload[events.ConfigValidated](ctx, s.bus, runID)
 	if err != nil {
 		return err
+	}
+	if !ok {
+		return bus.Permanent(fmt.Errorf("run %s has no %s", runID, events.TypeConfigValidated))
 	}
 	store, err := s.artifacts(ctx)
 	if err != nil {
@@ -141,28 +147,6 @@ func (s *Service) handle(ctx context.Context, d bus.Delivery) error {
 	}
 	_, err = s.bus.PublishCausedBy(ctx, d.Envelope, Name, job)
 	return err
-}
-
-// lastPayload reads the run's latest event of type T from the log of record:
-// the tokenizer takes the resolved config from the run's ConfigValidated.
-func lastPayload[T events.Payload](ctx context.Context, b *bus.Bus, runID string) (T, error) {
-	var zero T
-	st, err := b.JetStream().Stream(ctx, bus.EventsStream)
-	if err != nil {
-		return zero, err
-	}
-	msg, err := st.GetLastMsgForSubject(ctx, events.Subject(runID, zero.EventType()))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return zero, bus.Permanent(fmt.Errorf("run %s has no %s", runID, zero.EventType()))
-	}
-	if err != nil {
-		return zero, err
-	}
-	env, err := events.Decode(msg.Data)
-	if err != nil {
-		return zero, bus.Permanent(err)
-	}
-	return events.PayloadAs[T](env)
 }
 
 // Prepare turns an ingested dataset into stored batches, or finds them in
