@@ -53,7 +53,9 @@ var serviceTable = []struct {
 	{"trainer", func(d deps) (runner, error) {
 		return trainer.New(d.Bus, trainer.Options{ScratchDir: filepath.Join(d.Home, "trainer")}), nil
 	}},
-	{"evaluator", func(d deps) (runner, error) { return evaluator.New(d.Bus), nil }},
+	{"evaluator", func(d deps) (runner, error) {
+		return evaluator.New(d.Bus, evaluator.Options{ScratchDir: filepath.Join(d.Home, "evaluator")}), nil
+	}},
 	{"merger", func(d deps) (runner, error) {
 		return merger.New(d.Bus, merger.Options{ScratchDir: filepath.Join(d.Home, "merger")}), nil
 	}},
