@@ -182,6 +182,9 @@ func (s *Service) Prepare(ctx context.Context, store *artifacts.Store, v events.
 		return cached, nil
 	}
 
+	// Fetch and parse the training rows while the tokenizer loads.
+	rows := StoredRows(store, in, s.opts.ScratchDir)
+	rows.Train = prefetch(ctx, rows.Train)
 	tok, err := hftok.Load(dir)
 	if err != nil {
 		return out, failure{err}
@@ -189,7 +192,7 @@ func (s *Service) Prepare(ctx context.Context, store *artifacts.Store, v events.
 	if err := prompt.Configure(cfg, tok); err != nil {
 		return out, failure{err}
 	}
-	b, err := Build(ctx, cfg, tok, StoredRows(store, in, s.opts.ScratchDir), Settings{Workers: s.opts.Workers, ScratchDir: s.opts.ScratchDir})
+	b, err := Build(ctx, cfg, tok, rows, Settings{Workers: s.opts.Workers, ScratchDir: s.opts.ScratchDir})
 	if err != nil {
 		if ctx.Err() != nil {
 			return out, err
@@ -247,6 +250,23 @@ func StoredRows(store *artifacts.Store, in events.DatasetIngested, scratchDir st
 		Train:      func(ctx context.Context) ([]prompt.Row, error) { return get(ctx, &in.Train) },
 		Validation: func(ctx context.Context) ([]prompt.Row, error) { return get(ctx, in.Validation) },
 		Test:       func(ctx context.Context) ([]prompt.Row, error) { return get(ctx, in.Test) },
+	}
+}
+
+// prefetch starts get now and hands its result over when asked.
+func prefetch(ctx context.Context, get func(context.Context) ([]prompt.Row, error)) func(context.Context) ([]prompt.Row, error) {
+	type result struct {
+		rows []prompt.Row
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		rows, err := get(ctx)
+		ch <- result{rows, err}
+	}()
+	return func(context.Context) ([]prompt.Row, error) {
+		r := <-ch
+		return r.rows, r.err
 	}
 }
 

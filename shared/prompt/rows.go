@@ -1,8 +1,13 @@
 package prompt
 
 import (
+	"bytes"
 	"fmt"
+	"io"
+	"os"
+	"runtime"
 	"strconv"
+	"sync"
 
 	"github.com/eftml/eft/shared/datasets"
 )
@@ -40,9 +45,105 @@ func AppendRow(dst []byte, r Row) []byte {
 	return append(dst, "}\n"...)
 }
 
+// parallelReadBytes is the size from which ReadRows parses a file in parts
+// on all cores.
+const parallelReadBytes = 4 << 20
+
 // ReadRows reads a RowsFormat file. Any line that is not a row is an error
 // naming the file and line: the file is ours, so damage is not a bad row.
+// A large file is cut at line ends into one part per core, each parsed on
+// its own (through a temporary copy: the JSON reader reads files); should a
+// part fail, the whole file is read again in one piece so that the error
+// names the file's own line.
 func ReadRows(path string) ([]Row, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("rows: %w", err)
+	}
+	parts := runtime.GOMAXPROCS(0)
+	if info.Size() < parallelReadBytes || parts < 2 {
+		return readRows(path)
+	}
+	bounds, err := lineBounds(path, info.Size(), parts)
+	if err != nil {
+		return nil, err
+	}
+	results := make([][]Row, len(bounds)-1)
+	errs := make([]error, len(bounds)-1)
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Go(func() { results[i], errs[i] = readRowsPart(path, bounds[i], bounds[i+1]) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return readRows(path)
+		}
+	}
+	n := 0
+	for _, r := range results {
+		n += len(r)
+	}
+	rows := make([]Row, 0, n)
+	for _, r := range results {
+		rows = append(rows, r...)
+	}
+	return rows, nil
+}
+
+// lineBounds cuts a file into about n parts that start at line starts.
+func lineBounds(path string, size int64, n int) ([]int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("rows: %w", err)
+	}
+	defer f.Close()
+	bounds := []int64{0}
+	buf := make([]byte, 64<<10)
+	for i := 1; i < n; i++ {
+		at := max(size*int64(i)/int64(n), bounds[len(bounds)-1])
+		for {
+			k, err := f.ReadAt(buf, at)
+			if j := bytes.IndexByte(buf[:k], '\n'); j >= 0 {
+				at += int64(j) + 1
+				break
+			}
+			at += int64(k)
+			if err != nil {
+				at = size
+				break
+			}
+		}
+		if at < size && at > bounds[len(bounds)-1] {
+			bounds = append(bounds, at)
+		}
+	}
+	return append(bounds, size), nil
+}
+
+// readRowsPart reads the rows between two offsets of a file.
+func readRowsPart(path string, from, to int64) ([]Row, error) {
+	src, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	tmp, err := os.CreateTemp("", "eft-rows-part-*.jsonl")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = io.Copy(tmp, io.NewSectionReader(src, from, to-from))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return readRows(tmp.Name())
+}
+
+func readRows(path string) ([]Row, error) {
 	recs, rep, err := datasets.ReadFile(path, "json", nil)
 	if err != nil {
 		return nil, fmt.Errorf("rows %s: %w", path, err)
