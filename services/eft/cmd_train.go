@@ -111,18 +111,18 @@ func newRunRequest(path string, overrides []string) (events.RunRequested, error)
 type runWatcher struct {
 	bus       *bus.Bus
 	out       io.Writer
-	merge     bool
 	outputDir string
 	total     int64
 	result    error
+	outputs   *trainOutputs
 }
 
 func newRunWatcher(b *bus.Bus, req events.RunRequested, out io.Writer) *runWatcher {
-	w := &runWatcher{bus: b, out: out}
+	w := &runWatcher{bus: b, out: out, outputs: newTrainOutputs(nil)}
 	// Only to know how the run ends and where outputs go; an invalid
 	// config is reported by the validate stage.
 	if cfg, _, err := config.Parse(req.Config.FileName, []byte(req.Config.YAML), req.Config.Overrides); err == nil {
-		w.merge = cfg.MergeLora && cfg.Adapter != ""
+		w.outputs = newTrainOutputs(cfg)
 		w.outputDir = cfg.OutputDir
 		if w.outputDir != "" && !filepath.IsAbs(w.outputDir) && req.WorkDir != "" {
 			w.outputDir = filepath.Join(req.WorkDir, w.outputDir)
@@ -132,9 +132,10 @@ func newRunWatcher(b *bus.Bus, req events.RunRequested, out io.Writer) *runWatch
 }
 
 func (w *runWatcher) handle(env events.Envelope) (bool, error) {
+	w.outputs.observe(env)
 	if env.Type == events.TypeMetricsLogged {
 		if m, err := events.PayloadAs[events.MetricsLogged](env); err == nil {
-			fmt.Fprintf(w.out, "%s %s\n", stamp(env.Time), metricsLine(m, w.total))
+			fmt.Fprintf(w.out, "%s %s%s\n", stamp(env.Time), metricsLine(m, w.total), eta(m, w.total))
 			return false, nil
 		}
 	}
@@ -162,16 +163,30 @@ func (w *runWatcher) handle(env events.Envelope) (bool, error) {
 			w.result = err
 			return true, nil
 		}
-		return !w.merge, nil
+		return w.finished()
 	case events.TypeModelMerged:
 		p, err := events.PayloadAs[events.ModelMerged](env)
 		if err != nil {
 			return true, err
 		}
-		w.result = w.copyOut(p.Files, filepath.Join(w.outputDir, p.Dir))
-		return true, nil
+		if w.result = w.copyOut(p.Files, filepath.Join(w.outputDir, p.Dir)); w.result != nil {
+			return true, nil
+		}
+		return w.finished()
+	case events.TypeEvalCompleted:
+		return w.finished()
 	}
 	return false, nil
+}
+
+// finished ends a successful run once its outputs are all in (merge and
+// evaluations included), with trainer_state.json written.
+func (w *runWatcher) finished() (bool, error) {
+	if !w.outputs.done() {
+		return false, nil
+	}
+	w.result = w.outputs.writeState(w.outputDir)
+	return true, nil
 }
 
 // copyOut writes output files from the object store into dir.

@@ -27,8 +27,8 @@ func TestRunWatcherCopiesOutputs(t *testing.T) {
 	cfg := "base_model: ./m\nadapter: lora\nlora_r: 8\nlora_alpha: 16\nlora_target_linear: true\nmerge_lora: true\nlearning_rate: 2e-4\nmicro_batch_size: 1\ngradient_accumulation_steps: 1\noutput_dir: ./out\ndatasets:\n  - path: d.jsonl\n    type: completion\n"
 	var out bytes.Buffer
 	w := newRunWatcher(b, events.RunRequested{Config: events.ConfigSource{FileName: "c.yml", YAML: cfg}, WorkDir: work}, &out)
-	if !w.merge || w.outputDir != filepath.Join(work, "out") {
-		t.Fatalf("watcher merge=%v outputDir=%q (config parse failed?)", w.merge, w.outputDir)
+	if !w.outputs.merge || w.outputDir != filepath.Join(work, "out") {
+		t.Fatalf("watcher merge=%v outputDir=%q (config parse failed?)", w.outputs.merge, w.outputDir)
 	}
 	done, _ := events.New("r", "trainer", events.TrainingCompleted{Steps: 5, Kind: "adapter", Files: []events.FileRef{{Path: "adapter_model.safetensors", Artifact: adapter}}})
 	if stop, err := w.handle(done); err != nil || stop {
