@@ -57,7 +57,7 @@ type run struct {
 		since   time.Time
 	}
 	tokensSeen int64
-	lastLoss   float64
+	lastLoss   float64 // the last logged loss
 	// kept are the checkpoints output_dir keeps (save_total_limit), oldest first.
 	kept []savedCheckpoint
 }
@@ -379,7 +379,6 @@ func (r *run) train(ctx context.Context) error {
 		r.interval.lossSum += res.Loss
 		r.interval.steps++
 		r.interval.tokens += tokens
-		r.lastLoss = res.Loss
 		elapsed := r.elapsed0 + time.Since(start).Seconds()
 		if r.steps.LogAt(d) {
 			if err := r.logMetrics(ctx, d, res, elapsed); err != nil {
@@ -412,11 +411,11 @@ func (r *run) logMetrics(ctx context.Context, d int, res train.StepResult, elaps
 		"grad_norm":       events.Metric(res.GradNorm),
 		"elapsed_seconds": events.Metric(elapsed),
 		"memory_bytes":    events.Metric(memoryInUse()),
-		"tokens_seen":     events.Metric(r.tokensSeen),
 	}}
 	if secs > 0 && r.interval.tokens > 0 {
 		m.Values["tokens_per_second"] = events.Metric(float64(r.interval.tokens) / secs)
 	}
+	r.lastLoss = float64(m.Values["loss"])
 	r.interval.lossSum, r.interval.steps, r.interval.tokens, r.interval.since = 0, 0, 0, time.Now()
 	r.history.AddMetrics(m)
 	if m.Step <= r.lastLog {
