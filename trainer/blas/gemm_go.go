@@ -1,38 +1,78 @@
 package blas
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
-// The pure-Go GEMM follows the BLIS/GotoBLAS plan: C is cut into blocks, a
-// kc-deep slice of op(B) is packed into column panels nr wide and a block of
-// op(A) into row panels mr tall (scaled by alpha), and a register-blocked
-// micro-kernel multiplies one A panel by one B panel into an mr×nr tile of C.
-// Packing makes every kernel read sequential and cache-resident whatever
-// the transposes and strides.
+// The pure-Go GEMM follows the BLIS/GotoBLAS plan: a kc-deep slice of op(B)
+// is packed into column panels nr wide and a block of op(A) into row panels
+// mr tall, and a register-blocked micro-kernel multiplies one A panel by one
+// B panel into an mr×nr tile of C. Packing makes the kernel's reads
+// sequential and cache-resident whatever the transposes and strides; it is
+// skipped where an operand is used too few times to repay the copy (the
+// kernel reads A through any strides and B through any row stride).
 //
 // Blocking (elements):
-//   - kc: a B micro-panel (kc×nr) and an A micro-panel (mr×kc) stay in L1
-//     while the kernel runs;
-//   - mc: the packed A block (mc×kc) stays in L2 while every B panel of the
-//     block passes through;
-//   - nc: the packed B block (kc×nc) stays in L3.
+//   - blockK: a B micro-panel (kc×nr) and an A micro-panel (mr×kc) stay in
+//     L1 while the kernel runs;
+//   - blockM: the packed A block (mc×kc) stays in L2 while every B panel of
+//     the block passes through;
+//   - blockN: the packed B block (kc×nc) stays in L2/L3.
 const (
 	blockK = 256
 	blockM = 144
-	blockN = 4080
+	blockN = 2048
 )
 
-// minParallelFlops is the work below which splitting a product between
-// goroutines costs more than it saves.
-const minParallelFlops = 1 << 21
+const (
+	// minParallelFlops is the work below which splitting a product between
+	// goroutines costs more than it saves.
+	minParallelFlops = 1 << 21
+	// tasksPerWorker is how many pieces of C each worker gets on average:
+	// workers claim pieces as they finish, so a worker slowed down by
+	// another process on its core costs at most a piece, not half the
+	// product.
+	tasksPerWorker = 8
+	// minTaskFlops keeps pieces big enough to repay their packing.
+	minTaskFlops = 1 << 20
+	// packAMinPanels is how many B panels an A block must meet before
+	// packing it pays; with fewer (C a few columns wide, as in LoRA's
+	// rank-16 products) the kernel reads A in place.
+	packAMinPanels = 4
+	// packBMinPanels is the same for an untransposed B and the A panels it
+	// meets. A transposed B is always packed: its columns are strided.
+	packBMinPanels = 4
+)
 
 // goSgemm is the pure-Go GEMM. Sizes and slices are already checked.
-//
-// With several workers, C is split into independent stripes along its
-// longer side and each goroutine runs the whole blocked algorithm on its
-// stripe, packing its own copies: there is no synchronisation but the final
-// join, and the duplicated packing costs ~2/n (or 2/m) of the arithmetic.
 func goSgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	gemmWith(activeKernel, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// view is a matrix in a slice: element (r, c) is data[r*rs + c*cs].
+type view struct {
+	data   []float32
+	rs, cs int
+}
+
+func (v view) at(r, c int) []float32 { return v.data[r*v.rs+c*v.cs:] }
+
+// gemmJob is one product, cut into taskM×taskN pieces of C that workers
+// claim in turn. Pieces are independent: each worker packs what its piece
+// needs, so the only synchronisation is the counter and the final join.
+type gemmJob struct {
+	kern         *kernel
+	m, n, k      int
+	a, b         view // op(A) is m×k, op(B) is k×n
+	alpha, beta  float32
+	c            []float32
+	ldc          int
+	kc           int // depth of a k slice: k split evenly into slices of at most blockK
+	taskM, taskN int
+	tilesN       int // pieces per row of pieces
+	tasks        int
+	next         atomic.Int64
 }
 
 // gemmWith is goSgemm with a chosen micro-kernel (tests run every kernel).
@@ -46,176 +86,233 @@ func gemmWith(kern *kernel, transA, transB bool, m, n, k int, alpha float32, a [
 		}
 		return
 	}
-	workers := Threads()
-	if flops := 2 * float64(m) * float64(n) * float64(k); flops < minParallelFlops*float64(workers) {
-		workers = max(1, int(flops/minParallelFlops))
+	job := &gemmJob{kern: kern, m: m, n: n, k: k, alpha: alpha, beta: beta, c: c, ldc: ldc,
+		a: view{a, lda, 1}, b: view{b, ldb, 1}}
+	if transA {
+		job.a = view{a, 1, lda}
 	}
-	// Split along m in whole mr panels, or along n in whole nr panels,
-	// whichever side has more of them.
-	panelsM, panelsN := ceilDiv(m, kern.mr), ceilDiv(n, kern.nr)
-	splitM := panelsM >= panelsN
-	panels := panelsN
-	if splitM {
-		panels = panelsM
+	if transB {
+		job.b = view{b, 1, ldb}
 	}
-	workers = min(workers, panels)
+	flops := 2 * float64(m) * float64(n) * float64(k)
+	workers := min(Threads(), max(1, int(flops/minParallelFlops)))
+	job.plan(workers, flops)
+	workers = min(workers, job.tasks)
 	if workers <= 1 {
-		gemmSerial(kern, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		job.work()
 		return
 	}
 	var wg sync.WaitGroup
-	for w := range workers {
-		lo, hi := panels*w/workers, panels*(w+1)/workers
-		wg.Go(func() {
-			if splitM {
-				i0, i1 := lo*kern.mr, min(hi*kern.mr, m)
-				aOff := i0 * lda
-				if transA {
-					aOff = i0
-				}
-				gemmSerial(kern, transA, transB, i1-i0, n, k, alpha, a[aOff:], lda, b, ldb, beta, c[i0*ldc:], ldc)
-			} else {
-				j0, j1 := lo*kern.nr, min(hi*kern.nr, n)
-				bOff := j0
-				if transB {
-					bOff = j0 * ldb
-				}
-				gemmSerial(kern, transA, transB, m, j1-j0, k, alpha, a, lda, b[bOff:], ldb, beta, c[j0:], ldc)
-			}
-		})
+	for range workers - 1 {
+		wg.Go(job.work)
 	}
+	job.work()
 	wg.Wait()
 }
 
-func ceilDiv(a, b int) int { return (a + b - 1) / b }
-
-// packBuffers are one worker's packed blocks, reused across calls.
-type packBuffers struct {
-	a, b []float32
-	tile []float32
-}
-
-var packPool sync.Pool
-
-func getPackBuffers(kern *kernel) *packBuffers {
-	if p, ok := packPool.Get().(*packBuffers); ok && len(p.tile) == kern.mr*kern.nr {
-		return p
+// plan cuts C into pieces: whole when one worker runs it (but at most
+// blockN columns wide), else about tasksPerWorker pieces per worker, halving
+// whichever side is longer so that the packing each piece repeats (its B
+// block for every row split, its A block for every column split) stays
+// small against its arithmetic.
+func (g *gemmJob) plan(workers int, flops float64) {
+	mr, nr := g.kern.mr, g.kern.nr
+	// Even splits: k = 257 as 129+128 rather than 256+1, which would run the
+	// kernel's fixed costs and a whole pass over C for one step of k. The
+	// k slices depend on k alone, so every element of C is summed in the
+	// same order whatever m, n and the pieces are.
+	g.kc = ceilDiv(g.k, ceilDiv(g.k, blockK))
+	splitsM, splitsN := 1, ceilDiv(g.n, blockN)
+	target := 1
+	if workers > 1 {
+		target = min(workers*tasksPerWorker, max(workers, int(flops/minTaskFlops)))
 	}
-	return &packBuffers{
-		a:    make([]float32, blockK*ceilDiv(blockM, kern.mr)*kern.mr),
-		b:    make([]float32, blockK*ceilDiv(blockN, kern.nr)*kern.nr),
-		tile: make([]float32, kern.mr*kern.nr),
-	}
-}
-
-// gemmSerial runs the blocked algorithm on one goroutine.
-func gemmSerial(kern *kernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	if beta != 0 && beta != 1 {
-		for i := range m {
-			scaleRow(c[i*ldc:i*ldc+n], beta)
+	for splitsM*splitsN < target {
+		rows, cols := ceilDiv(g.m, splitsM), ceilDiv(g.n, splitsN)
+		switch {
+		case rows >= cols && rows >= 2*mr:
+			splitsM *= 2
+		case cols >= 2*nr:
+			splitsN *= 2
+		case rows >= 2*mr:
+			splitsM *= 2
+		default:
+			target = 0 // both sides down to one panel
 		}
 	}
-	bufs := getPackBuffers(kern)
+	g.taskM = roundUp(ceilDiv(g.m, splitsM), mr)
+	g.taskN = roundUp(ceilDiv(g.n, splitsN), nr)
+	g.tilesN = ceilDiv(g.n, g.taskN)
+	g.tasks = ceilDiv(g.m, g.taskM) * g.tilesN
+}
+
+// work claims and runs pieces until none is left.
+func (g *gemmJob) work() {
+	ws := getWorkspace()
+	for {
+		t := int(g.next.Add(1) - 1)
+		if t >= g.tasks {
+			break
+		}
+		i0, j0 := t/g.tilesN*g.taskM, t%g.tilesN*g.taskN
+		g.piece(ws, i0, min(i0+g.taskM, g.m), j0, min(j0+g.taskN, g.n))
+	}
+	workspaces.Put(ws)
+}
+
+// workspace is one worker's packing memory, reused across calls.
+type workspace struct {
+	a, b         []float32 // packed blocks of A and B
+	aEdge, bEdge []float32 // a ragged A or B panel of an operand used in place, zero-padded
+	tile         []float32 // a ragged tile of C
+}
+
+var workspaces = sync.Pool{New: func() any { return new(workspace) }}
+
+func getWorkspace() *workspace { return workspaces.Get().(*workspace) }
+
+// grow returns buf with at least n elements.
+func grow(buf []float32, n int) []float32 {
+	if cap(buf) < n {
+		return make([]float32, n)
+	}
+	return buf[:n]
+}
+
+// piece computes C[i0:i1, j0:j1].
+func (g *gemmJob) piece(ws *workspace, i0, i1, j0, j1 int) {
+	kern := g.kern
 	mr, nr := kern.mr, kern.nr
-	for j0 := 0; j0 < n; j0 += blockN {
-		nc := min(blockN, n-j0)
-		for p0 := 0; p0 < k; p0 += blockK {
-			kc := min(blockK, k-p0)
-			// C is overwritten by the first slice of k when beta is 0 (so
-			// NaN in C never reaches the result) and accumulated into after.
-			accumulate := p0 > 0 || beta != 0
-			packB(bufs.b, transB, b, ldb, p0, kc, j0, nc, nr)
-			for i0 := 0; i0 < m; i0 += blockM {
-				mc := min(blockM, m-i0)
-				packA(bufs.a, transA, a, lda, i0, mc, p0, kc, mr, alpha)
-				for jr := 0; jr < nc; jr += nr {
-					bp := bufs.b[jr*kc : (jr+nr)*kc]
-					cols := min(nr, nc-jr)
-					for ir := 0; ir < mc; ir += mr {
-						ap := bufs.a[ir*kc : (ir+mr)*kc]
-						rows := min(mr, mc-ir)
-						cOff := (i0+ir)*ldc + j0 + jr
-						if rows == mr && cols == nr {
-							kern.full(kc, ap, bp, c[cOff:], ldc, accumulate)
-							continue
-						}
-						// A ragged edge: compute the whole tile aside, then
-						// write only the part inside C.
-						kern.full(kc, ap, bp, bufs.tile, nr, false)
+	nc := j1 - j0
+	if g.beta != 0 && g.beta != 1 {
+		for i := i0; i < i1; i++ {
+			scaleRow(g.c[i*g.ldc+j0:i*g.ldc+j1], g.beta)
+		}
+	}
+	packA := ceilDiv(nc, nr) >= packAMinPanels
+	packB := g.b.cs != 1 || ceilDiv(i1-i0, mr) >= packBMinPanels
+	ws.tile = grow(ws.tile, mr*nr)
+	for p0 := 0; p0 < g.k; p0 += g.kc {
+		kc := min(g.kc, g.k-p0)
+		// C is overwritten by the first slice of k when beta is 0 (so NaN
+		// in C never reaches the result) and accumulated into after.
+		accumulate := p0 > 0 || g.beta != 0
+		// bPanel(jr) is the B panel of columns j0+jr.., as (slice, row stride).
+		var bBlock []float32
+		bEdgeAt := -1
+		if packB {
+			ws.b = grow(ws.b, kc*roundUp(nc, nr))
+			bBlock = ws.b
+			packPanelsB(bBlock, g.b, p0, kc, j0, nc, nr)
+		} else if rem := nc % nr; rem != 0 {
+			bEdgeAt = nc - rem
+			ws.bEdge = grow(ws.bEdge, kc*nr)
+			packPanelsB(ws.bEdge, g.b, p0, kc, j0+bEdgeAt, rem, nr)
+		}
+		mcStep := roundUp(ceilDiv(i1-i0, ceilDiv(i1-i0, blockM)), mr)
+		for ic := i0; ic < i1; ic += mcStep {
+			mc := min(mcStep, i1-ic)
+			aEdgeAt := -1
+			if packA {
+				ws.a = grow(ws.a, kc*roundUp(mc, mr))
+				packPanelsA(ws.a, g.a, ic, mc, p0, kc, mr)
+			} else if rem := mc % mr; rem != 0 {
+				aEdgeAt = mc - rem
+				ws.aEdge = grow(ws.aEdge, kc*mr)
+				packPanelsA(ws.aEdge, g.a, ic+aEdgeAt, rem, p0, kc, mr)
+			}
+			for jr := 0; jr < nc; jr += nr {
+				cols := min(nr, nc-jr)
+				bp, ldbp := ws.bEdge, nr
+				switch {
+				case packB:
+					bp = bBlock[jr*kc:]
+				case jr != bEdgeAt:
+					bp, ldbp = g.b.at(p0, j0+jr), g.b.rs
+				}
+				for ir := 0; ir < mc; ir += mr {
+					rows := min(mr, mc-ir)
+					ap, rsA, csA := ws.aEdge, 1, mr
+					switch {
+					case packA:
+						ap = ws.a[ir*kc:]
+					case ir != aEdgeAt:
+						ap, rsA, csA = g.a.at(ic+ir, p0), g.a.rs, g.a.cs
+					}
+					cOff := (ic+ir)*g.ldc + j0 + jr
+					if rows == mr && cols == nr {
+						kern.tile(kc, ap, rsA, csA, bp, ldbp, g.c[cOff:], g.ldc, g.alpha, accumulate)
+						continue
+					}
+					// A ragged edge: run the kernel on a copy of the tile
+					// (the same arithmetic as a full one), then write back
+					// only the part inside C.
+					tile := ws.tile
+					if accumulate {
+						clear(tile)
 						for r := range rows {
-							dst := c[cOff+r*ldc : cOff+r*ldc+cols]
-							src := bufs.tile[r*nr : r*nr+cols]
-							if accumulate {
-								for j, v := range src {
-									dst[j] += v
-								}
-							} else {
-								copy(dst, src)
-							}
+							copy(tile[r*nr:r*nr+cols], g.c[cOff+r*g.ldc:])
 						}
+					}
+					kern.tile(kc, ap, rsA, csA, bp, ldbp, tile, nr, g.alpha, accumulate)
+					for r := range rows {
+						copy(g.c[cOff+r*g.ldc:cOff+r*g.ldc+cols], tile[r*nr:])
 					}
 				}
 			}
 		}
 	}
-	packPool.Put(bufs)
 }
 
-// packA copies alpha·op(A)[i0:i0+mc, p0:p0+kc] into panels of mr rows: panel
-// q holds, for each p, the mr values of column p (rows past mc are zero).
-func packA(dst []float32, transA bool, a []float32, lda, i0, mc, p0, kc, mr int, alpha float32) {
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+func roundUp(a, b int) int { return ceilDiv(a, b) * b }
+
+// packPanelsA copies op(A)[i0:i0+mc, p0:p0+kc] into panels of mr rows:
+// panel q holds, for each p, the mr values of column p (rows past mc are
+// zero).
+func packPanelsA(dst []float32, a view, i0, mc, p0, kc, mr int) {
 	for ir := 0; ir < mc; ir += mr {
 		panel := dst[ir*kc : (ir+mr)*kc]
 		rows := min(mr, mc-ir)
 		if rows < mr {
 			clear(panel)
 		}
-		if transA {
-			// op(A)[i, p] = a[p*lda+i]: each p reads rows contiguous values.
+		if a.rs == 1 {
+			// Transposed A: each column's rows are contiguous.
 			for p := range kc {
-				src := a[(p0+p)*lda+i0+ir:]
-				src = src[:rows]
-				d := panel[p*mr : p*mr+rows]
-				if alpha == 1 {
-					copy(d, src)
-				} else {
-					for r, v := range src {
-						d[r] = alpha * v
-					}
-				}
+				copy(panel[p*mr:p*mr+rows], a.at(i0+ir, p0+p)[:rows])
 			}
 			continue
 		}
 		for r := range rows {
-			src := a[(i0+ir+r)*lda+p0:]
-			src = src[:kc]
+			src := a.at(i0+ir+r, p0)[:kc]
 			for p, v := range src {
-				panel[p*mr+r] = alpha * v
+				panel[p*mr+r] = v
 			}
 		}
 	}
 }
 
-// packB copies op(B)[p0:p0+kc, j0:j0+nc] into panels of nr columns: panel q
-// holds, for each p, the nr values of row p (columns past nc are zero).
-func packB(dst []float32, transB bool, b []float32, ldb, p0, kc, j0, nc, nr int) {
+// packPanelsB copies op(B)[p0:p0+kc, j0:j0+nc] into panels of nr columns:
+// panel q holds, for each p, the nr values of row p (columns past nc are
+// zero).
+func packPanelsB(dst []float32, b view, p0, kc, j0, nc, nr int) {
 	for jr := 0; jr < nc; jr += nr {
 		panel := dst[jr*kc : (jr+nr)*kc]
 		cols := min(nr, nc-jr)
 		if cols < nr {
 			clear(panel)
 		}
-		if !transB {
+		if b.cs == 1 {
 			for p := range kc {
-				src := b[(p0+p)*ldb+j0+jr:]
-				copy(panel[p*nr:p*nr+cols], src[:cols])
+				copy(panel[p*nr:p*nr+cols], b.at(p0+p, j0+jr)[:cols])
 			}
 			continue
 		}
-		// op(B)[p, j] = b[j*ldb+p]: each column is a contiguous row of b.
+		// Transposed B: each column is a contiguous row of b.
 		for j := range cols {
-			src := b[(j0+jr+j)*ldb+p0:]
-			src = src[:kc]
+			src := b.at(p0, j0+jr+j)[:kc]
 			for p, v := range src {
 				panel[p*nr+j] = v
 			}

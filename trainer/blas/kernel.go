@@ -1,30 +1,36 @@
 package blas
 
-// kernel is a micro-kernel: full computes the mr×nr tile
-// C = [C +] Σ_p a[p*mr+r]·b[p*nr+j] over kc packed steps, into C with row
-// stride ldc, adding to C when accumulate and overwriting it otherwise.
+// kernel is a micro-kernel. tile computes the mr×nr tile
+//
+//	C[r, j] = alpha·Σ_p A[r, p]·B[p, j]  (+ C[r, j] when accumulate)
+//
+// over kc steps, where A[r, p] = a[r*rsA + p*csA] (a packed panel has
+// rsA = 1, csA = mr; A in place has its own strides), B[p, j] = b[p*ldb + j]
+// (packed: ldb = nr) and C has row stride ldc. The sum is formed in
+// registers in p order and alpha is applied once at the end (fused with the
+// add into C), so a given element's value does not depend on where its
+// operands live.
 type kernel struct {
 	name   string
 	mr, nr int
-	full   func(kc int, a, b, c []float32, ldc int, accumulate bool)
+	tile   func(kc int, a []float32, rsA, csA int, b []float32, ldb int, c []float32, ldc int, alpha float32, accumulate bool)
 }
 
 // activeKernel is the fastest kernel this CPU runs, chosen at start-up.
 var activeKernel = selectKernel()
 
 // genericKernel is the portable micro-kernel: 4×8, written so the compiler
-// keeps the accumulators in registers... as far as Go allows.
-var genericKernel = &kernel{name: "go-generic 4x8", mr: 4, nr: 8, full: kernelGeneric4x8}
+// keeps the accumulators in registers as far as Go allows.
+var genericKernel = &kernel{name: "go-generic 4x8", mr: 4, nr: 8, tile: kernelGeneric4x8}
 
-func kernelGeneric4x8(kc int, a, b, c []float32, ldc int, accumulate bool) {
+func kernelGeneric4x8(kc int, a []float32, rsA, csA int, b []float32, ldb int, c []float32, ldc int, alpha float32, accumulate bool) {
 	var acc [4][8]float32
-	a = a[:kc*4]
-	b = b[:kc*8]
+	_ = a[3*rsA+(kc-1)*csA]
+	_ = b[(kc-1)*ldb+7]
 	for p := range kc {
-		ap := a[p*4 : p*4+4 : p*4+4]
-		bp := b[p*8 : p*8+8 : p*8+8]
+		bp := b[p*ldb : p*ldb+8 : p*ldb+8]
 		for r := range 4 {
-			av := ap[r]
+			av := a[r*rsA+p*csA]
 			row := &acc[r]
 			row[0] += av * bp[0]
 			row[1] += av * bp[1]
@@ -40,10 +46,12 @@ func kernelGeneric4x8(kc int, a, b, c []float32, ldc int, accumulate bool) {
 		dst := c[r*ldc : r*ldc+8]
 		if accumulate {
 			for j := range dst {
-				dst[j] += acc[r][j]
+				dst[j] += alpha * acc[r][j]
 			}
 		} else {
-			copy(dst, acc[r][:])
+			for j := range dst {
+				dst[j] = alpha * acc[r][j]
+			}
 		}
 	}
 }
