@@ -23,6 +23,9 @@ type Options struct {
 	TopP        float64 // keep the smallest set whose probability reaches p; 0 or 1 means all
 	StopTokens  []int32 // decoding ends after emitting one of these
 	Seed        uint64  // sampling seed
+	// OnToken, when set, receives each new token as soon as it is chosen
+	// (streamed output); returning false ends decoding after that token.
+	OnToken func(id int32) bool
 }
 
 // Generate continues prompt and returns the new tokens (the stop token
@@ -47,7 +50,8 @@ func Generate(m *model.Model, prompt []int32, opt Options) ([]int32, error) {
 	for {
 		next := s.pick(logits)
 		out = append(out, next)
-		if len(out) == opt.MaxNewTokens || slices.Contains(opt.StopTokens, next) {
+		more := opt.OnToken == nil || opt.OnToken(next)
+		if !more || len(out) == opt.MaxNewTokens || slices.Contains(opt.StopTokens, next) {
 			return out, nil
 		}
 		if logits, err = m.Decode(cache, []int32{next}); err != nil {

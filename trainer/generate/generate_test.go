@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/eftml/eft/shared/safetensors"
@@ -175,5 +176,32 @@ func TestStopToken(t *testing.T) {
 	}
 	if len(stopped) > 3 || stopped[len(stopped)-1] != free[2] {
 		t.Fatalf("with stop token %d generated %v (free run %v)", free[2], stopped, free)
+	}
+}
+
+// OnToken sees every token as it is chosen, in order, and can end decoding.
+func TestOnTokenStreams(t *testing.T) {
+	m, err := model.Load(testfixtures.Path(t, "hf", "llama"), cpu.New(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt := []int32{1, 50, 60, 70}
+	var streamed []int32
+	out, err := Generate(m, prompt, Options{MaxNewTokens: 6, OnToken: func(id int32) bool {
+		streamed = append(streamed, id)
+		return true
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 6 || !slices.Equal(streamed, out) {
+		t.Fatalf("streamed %v, returned %v", streamed, out)
+	}
+	cut, err := Generate(m, prompt, Options{MaxNewTokens: 6, OnToken: func(int32) bool { return false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cut, out[:1]) {
+		t.Fatalf("OnToken returning false after the first token gave %v", cut)
 	}
 }
