@@ -1,13 +1,528 @@
 package prompt
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
 
 	"github.com/eftml/eft/shared/config"
+	"github.com/eftml/eft/shared/datasets"
+	"github.com/eftml/eft/shared/packing"
+	"github.com/eftml/eft/shared/tokenizer"
 )
 
-// newChatTemplate is the chat_template strategy. It renders conversations
-// with package chattemplate, which is not in this build yet.
+// dummyContent is the content Axolotl's find_turn puts in a turn to see
+// where the turn's own tokens are.
+const dummyContent = "[[dummy_message]]"
+
+// renderer renders a conversation with a chat template, as
+// transformers' apply_chat_template(tokenize=False) does.
+type renderer interface {
+	Render(messages []any, kwargs map[string]any) (string, error)
+}
+
+// chatTemplate is Axolotl's chat_template strategy: the conversation
+// rendered with the chat template and tokenized without special tokens (the
+// template writes them); the content of every turn that trains (a role in
+// roles_to_train, or train_on_inputs, or the message's own training flag)
+// is labelled, and the EOS / EOT token closing a turn (within three tokens
+// of its end) follows train_on_eos / train_on_eot (all, turn, last, none).
+//
+// Where a turn's tokens are: Axolotl renders the conversation up to the
+// turn twice, with the content and with "[[dummy_message]]", and diffs the
+// token ids. eft diffs the text of the whole conversation rendered with and
+// without the dummy in that turn, then takes the tokens that overlap the
+// content's characters. It is the same span for templates that render a turn
+// the same whatever follows it, and the right one for those that do not
+// (Qwen3's think block on the last turn), where Axolotl's prefix indices
+// are off.
+type chatTemplate struct {
+	enc           *encoder
+	tpl           renderer
+	template      string // the template source, for the EOT checks
+	fieldMessages string
+	mappings      [][2]string // template property, message key; role and content first
+	roles         map[string]string
+	rolesToTrain  []string
+	trainingField string
+	trainOnInputs bool
+	trainOnEOS    string
+	trainOnEOT    string
+	eotIDs        map[int32]bool
+	dropSystem    bool
+	// skipFirstSystem mirrors Axolotl's "mistral" special case: a system
+	// turn first is never found (never trained) when the tokenizer's name
+	// says mistral.
+	skipFirstSystem bool
+	kwargs          map[string]any
+}
+
 func newChatTemplate(cfg *config.Config, ds *config.Dataset, enc *encoder) (Strategy, error) {
-	return nil, fmt.Errorf("the chat_template strategy is not available in this build yet")
+	tpl, source, err := chatRenderer(cfg, ds, enc)
+	if err != nil {
+		return nil, err
+	}
+	return newChatWith(cfg, ds, enc, tpl, source)
+}
+
+// newChatWith builds the strategy around a template already found.
+func newChatWith(cfg *config.Config, ds *config.Dataset, enc *encoder, tpl renderer, source string) (*chatTemplate, error) {
+	s := &chatTemplate{
+		enc: enc, tpl: tpl, template: source,
+		fieldMessages: orDefault(ds.FieldMessages, "messages"),
+		trainingField: ds.MessageFieldTraining,
+		trainOnInputs: cfg.TrainOnInputs,
+		trainOnEOS:    orDefault(ds.TrainOnEOS, "turn"),
+		dropSystem:    ds.DropSystemMessage,
+		kwargs:        cfg.ChatTemplateKwargs,
+	}
+	s.trainOnEOT = orDefault(ds.TrainOnEOT, s.trainOnEOS)
+	for _, opt := range []struct{ key, v string }{{"train_on_eos", s.trainOnEOS}, {"train_on_eot", s.trainOnEOT}} {
+		if !slices.Contains([]string{"all", "turn", "last", "none"}, opt.v) {
+			return nil, fmt.Errorf("%s: %q is not one of all, turn, last, none", opt.key, opt.v)
+		}
+	}
+	m := ds.MessagePropertyMappings
+	if len(m) == 0 {
+		m = map[string]string{"role": "role", "content": "content"}
+	}
+	keys := slices.Collect(maps.Keys(m))
+	sort.Slice(keys, func(i, j int) bool {
+		return mappingRank(keys[i]) < mappingRank(keys[j]) || (mappingRank(keys[i]) == mappingRank(keys[j]) && keys[i] < keys[j])
+	})
+	for _, k := range keys {
+		s.mappings = append(s.mappings, [2]string{k, m[k]})
+	}
+	roles := ds.Roles
+	if len(roles) == 0 {
+		roles = map[string][]string{"user": {"human", "user"}, "assistant": {"gpt", "assistant"}, "system": {"system"}, "tool": {"tool"}}
+	}
+	s.roles = map[string]string{}
+	for target, sources := range roles {
+		for _, src := range sources {
+			s.roles[src] = target
+		}
+	}
+	rolesToTrain := ds.RolesToTrain
+	if rolesToTrain == nil {
+		rolesToTrain = []string{"assistant"}
+	}
+	for _, r := range rolesToTrain {
+		s.rolesToTrain = append(s.rolesToTrain, mapped(s.roles, r))
+	}
+	if err := s.eotTokens(cfg.EOTTokens); err != nil {
+		return nil, err
+	}
+	for _, name := range []string{cfg.TokenizerConfig, cfg.BaseModel} {
+		if strings.Contains(strings.ToLower(name), "mistral") {
+			s.skipFirstSystem = true
+		}
+	}
+	return s, nil
+}
+
+func mappingRank(k string) int {
+	switch k {
+	case "role":
+		return 0
+	case "content":
+		return 1
+	}
+	return 2
+}
+
+func mapped(m map[string]string, k string) string {
+	if v, ok := m[k]; ok {
+		return v
+	}
+	return k
+}
+
+// eotTokens is Axolotl's _validate_eot_and_eos_tokens: eot_tokens default
+// to the EOS token; otherwise only those the template writes count, each
+// must be one token, and EOS among them needs train_on_eos = train_on_eot.
+func (s *chatTemplate) eotTokens(eot []string) error {
+	eos := s.enc.tok.Special().EOS
+	if eot == nil && eos != "" {
+		eot = []string{eos}
+	}
+	if !(len(eot) == 1 && eot[0] == eos) {
+		var kept []string
+		for _, t := range eot {
+			if !strings.Contains(s.template, t) {
+				continue // Axolotl warns and drops it
+			}
+			ids := s.enc.tok.Encode(t, false)
+			if len(ids) != 1 {
+				return fmt.Errorf("eot_tokens: %q is %d tokens %v; add it under tokens: so that it is one", t, len(ids), ids)
+			}
+			kept = append(kept, t)
+		}
+		if slices.Contains(kept, eos) && s.trainOnEOS != s.trainOnEOT {
+			return fmt.Errorf("eot_tokens holds the EOS token %q, so train_on_eos (%s) and train_on_eot (%s) must agree", eos, s.trainOnEOS, s.trainOnEOT)
+		}
+		eot = kept
+	}
+	s.eotIDs = map[int32]bool{}
+	for _, t := range eot {
+		if ids := s.enc.tok.Encode(t, false); len(ids) == 1 {
+			s.eotIDs[ids[0]] = true
+		}
+	}
+	return nil
+}
+
+func (s *chatTemplate) Name() string { return "chat_template" }
+
+// turn is one message of the conversation as the template sees it, and
+// its training flag when the data sets one.
+type turn struct {
+	msg      datasets.Object
+	training *bool
+}
+
+func (s *chatTemplate) Tokenize(dst []packing.Sample, row datasets.Object) ([]packing.Sample, error) {
+	turns, err := s.conversation(row)
+	if err != nil {
+		return dst, err
+	}
+	if len(turns) == 0 {
+		return dst, nil
+	}
+	messages := make([]any, len(turns))
+	for i, t := range turns {
+		messages[i] = t.msg
+	}
+	text, err := s.tpl.Render(messages, s.kwargs)
+	if err != nil {
+		return dst, err
+	}
+	enc := s.enc.tok.EncodeOffsets(text, false)
+	ids := enc.IDs
+	labels := make([]int32, len(ids))
+	for i := range labels {
+		labels[i] = IgnoreIndex
+	}
+	eosID := s.enc.eos
+	lastEOS, lastEOT := -1, -1
+	for i, t := range turns {
+		role, _ := t.msg.Get("role")
+		train := s.trainOnInputs || slices.Contains(s.rolesToTrain, fmt.Sprint(role))
+		if t.training != nil {
+			train = *t.training
+		}
+		if !train && s.trainOnEOS != "all" && s.trainOnEOT != "all" {
+			continue
+		}
+		start, end, err := s.findTurn(messages, i, text, enc.Offsets)
+		if err != nil {
+			return dst, err
+		}
+		if start < 0 {
+			continue
+		}
+		if train {
+			copy(labels[start:end], ids[start:end])
+		}
+		for _, special := range []struct {
+			eot    bool
+			option string
+			last   *int
+		}{{true, s.trainOnEOT, &lastEOT}, {false, s.trainOnEOS, &lastEOS}} {
+			idx := -1
+			for k := end; k < len(ids); k++ {
+				if (special.eot && s.eotIDs[ids[k]]) || (!special.eot && eosID >= 0 && ids[k] == eosID) {
+					idx = k
+					break
+				}
+			}
+			if idx < 0 || idx-end > 3 {
+				continue
+			}
+			*special.last = idx
+			if special.option == "all" || (special.option == "turn" && train) {
+				labels[idx] = ids[idx]
+			}
+		}
+	}
+	if s.trainOnEOT == "last" && lastEOT >= 0 {
+		labels[lastEOT] = ids[lastEOT]
+	}
+	if s.trainOnEOS == "last" && lastEOS >= 0 {
+		labels[lastEOS] = ids[lastEOS]
+	}
+	return append(dst, packing.Sample{InputIDs: ids, Labels: labels}), nil
+}
+
+// findTurn returns the tokens [start, end) of turn i's content, or -1 when
+// the template does not show it (an empty turn, a turn the template drops).
+func (s *chatTemplate) findTurn(messages []any, i int, text string, offsets []tokenizer.Offset) (int, int, error) {
+	if i == 0 && s.skipFirstSystem {
+		if role, _ := messages[0].(datasets.Object).Get("role"); role == "system" {
+			return -1, -1, nil
+		}
+	}
+	dummy := withContent(messages[i].(datasets.Object), dummyContent)
+	swapped := slices.Clone(messages)
+	swapped[i] = dummy
+	other, err := s.tpl.Render(swapped, s.kwargs)
+	if err != nil {
+		return -1, -1, err
+	}
+	p := commonPrefix(text, other)
+	q := commonSuffix(text[p:], other[p:])
+	from, to := p, len(text)-q
+	if to <= from {
+		return -1, -1, nil
+	}
+	start, end := -1, -1
+	for k, o := range offsets {
+		if o.End > from && o.Start < to {
+			if start < 0 {
+				start = k
+			}
+			end = k + 1
+		}
+	}
+	return start, end, nil
+}
+
+func withContent(msg datasets.Object, content string) datasets.Object {
+	out := make(datasets.Object, 0, len(msg))
+	for _, f := range msg {
+		if f.Name == "content" {
+			f.Value = content
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+func commonPrefix(a, b string) int {
+	n := min(len(a), len(b))
+	for i := range n {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
+}
+
+func commonSuffix(a, b string) int {
+	n := min(len(a), len(b))
+	for i := range n {
+		if a[len(a)-1-i] != b[len(b)-1-i] {
+			return i
+		}
+	}
+	return n
+}
+
+// conversation is Axolotl's get_conversation_thread: the messages of the
+// row (a list, or a JSON string holding one), each mapped to the template's
+// property names and roles, a system turn from the row's "system" field when
+// the conversation has none, and the first system turn dropped with
+// drop_system_message.
+func (s *chatTemplate) conversation(row datasets.Object) ([]turn, error) {
+	v, ok := row.Get(s.fieldMessages)
+	if !ok || v == nil {
+		return nil, fmt.Errorf("field %q is missing (field_messages)", s.fieldMessages)
+	}
+	if str, isStr := v.(string); isStr {
+		parsed, err := parseJSONOrdered(str)
+		if err != nil {
+			return nil, fmt.Errorf("field %q holds a string that is not a JSON list of messages: %w", s.fieldMessages, err)
+		}
+		v = parsed
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("field %q is %s, want a list of messages", s.fieldMessages, datasets.Kind(v))
+	}
+	var turns []turn
+	for i, m := range list {
+		msg, ok := m.(datasets.Object)
+		if !ok {
+			return nil, fmt.Errorf("%s[%d] is %s, want a message object", s.fieldMessages, i, datasets.Kind(m))
+		}
+		t, err := s.transform(msg)
+		if err != nil {
+			return nil, fmt.Errorf("%s[%d]: %w", s.fieldMessages, i, err)
+		}
+		if i == 0 {
+			if role, _ := t.msg.Get("role"); role != "system" {
+				if sys, ok := row.Get("system"); ok && sys != nil {
+					turns = append(turns, turn{msg: datasets.Object{{Name: "role", Value: "system"}, {Name: "content", Value: sys}}})
+				}
+			}
+		}
+		turns = append(turns, t)
+	}
+	if s.dropSystem && len(turns) > 0 {
+		if role, _ := turns[0].msg.Get("role"); role == "system" {
+			turns = turns[1:]
+		}
+	}
+	return turns, nil
+}
+
+// transform is Axolotl's transform_message: the mapped properties (null
+// ones left out), the role mapped, and the message's other keys kept as
+// they are (Axolotl keeps those the template refers to; the others do not
+// change what it writes), bar the training flag. Content given as a list of
+// parts is joined into one string, as Axolotl does.
+func (s *chatTemplate) transform(msg datasets.Object) (turn, error) {
+	var t turn
+	used := map[string]bool{}
+	for _, m := range s.mappings {
+		used[m[1]] = true
+		v, ok := msg.Get(m[1])
+		if !ok || v == nil {
+			continue
+		}
+		if m[0] == "role" {
+			if r, isStr := v.(string); isStr {
+				v = mapped(s.roles, r)
+			}
+		}
+		if m[0] == "content" {
+			if parts, isList := v.([]any); isList {
+				joined, err := joinParts(parts)
+				if err != nil {
+					return t, err
+				}
+				v = joined
+			}
+		}
+		t.msg = append(t.msg, datasets.Field{Name: m[0], Value: v})
+	}
+	for _, f := range msg {
+		if used[f.Name] || f.Value == nil {
+			continue
+		}
+		if s.trainingField != "" && f.Name == s.trainingField {
+			b, ok := f.Value.(bool)
+			if !ok {
+				if n, isInt := f.Value.(int64); isInt && (n == 0 || n == 1) {
+					b, ok = n == 1, true
+				}
+			}
+			if !ok {
+				return t, fmt.Errorf("%s is %s, want true or false (message_field_training)", f.Name, datasets.Kind(f.Value))
+			}
+			t.training = &b
+			continue
+		}
+		if _, taken := t.msg.Get(f.Name); !taken {
+			t.msg = append(t.msg, f)
+		}
+	}
+	if _, ok := t.msg.Get("role"); !ok {
+		return t, fmt.Errorf("no %q (message_property_mappings.role)", s.mappingOf("role"))
+	}
+	return t, nil
+}
+
+func (s *chatTemplate) mappingOf(prop string) string {
+	for _, m := range s.mappings {
+		if m[0] == prop {
+			return m[1]
+		}
+	}
+	return prop
+}
+
+// joinParts is Axolotl's _convert_content_parts without per-part training:
+// the text of each part ("text", else "content", else "value") joined.
+func joinParts(parts []any) (string, error) {
+	var b strings.Builder
+	for i, p := range parts {
+		obj, ok := p.(datasets.Object)
+		if !ok {
+			return "", fmt.Errorf("content[%d] is %s, want a part object", i, datasets.Kind(p))
+		}
+		for _, key := range []string{"train", "weight"} {
+			if v, ok := obj.Get(key); ok && v != nil {
+				return "", fmt.Errorf("content[%d].%s: per-part training flags are not supported (use message_field_training)", i, key)
+			}
+		}
+		for _, key := range []string{"text", "content", "value"} {
+			if v, ok := obj.Get(key); ok {
+				if str, isStr := v.(string); isStr && str != "" {
+					b.WriteString(str)
+					break
+				}
+			}
+		}
+	}
+	return b.String(), nil
+}
+
+// parseJSONOrdered decodes JSON keeping object key order (datasets.Object)
+// and integers exact, as the dataset readers do.
+func parseJSONOrdered(s string) (any, error) {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	v, err := decodeOrdered(dec)
+	if err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("data after the JSON value")
+	}
+	return v, nil
+}
+
+func decodeOrdered(dec *json.Decoder) (any, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	switch t := tok.(type) {
+	case json.Delim:
+		switch t {
+		case '{':
+			var obj datasets.Object
+			for dec.More() {
+				k, err := dec.Token()
+				if err != nil {
+					return nil, err
+				}
+				v, err := decodeOrdered(dec)
+				if err != nil {
+					return nil, err
+				}
+				obj = append(obj, datasets.Field{Name: k.(string), Value: v})
+			}
+			_, err := dec.Token()
+			return obj, err
+		case '[':
+			list := []any{}
+			for dec.More() {
+				v, err := decodeOrdered(dec)
+				if err != nil {
+					return nil, err
+				}
+				list = append(list, v)
+			}
+			_, err := dec.Token()
+			return list, err
+		}
+	case json.Number:
+		if n, err := t.Int64(); err == nil {
+			return n, nil
+		}
+		return t.Float64()
+	}
+	return tok, nil
+}
+
+// chatRenderer finds the dataset's chat template (config.ChatTemplateFor:
+// its own, the config's, or the tokenizer's) and returns it ready to render,
+// with its source text.
+func chatRenderer(cfg *config.Config, ds *config.Dataset, enc *encoder) (renderer, string, error) {
+	return nil, "", fmt.Errorf("the chat_template strategy is not available in this build yet (shared/chattemplate has not landed)")
 }
