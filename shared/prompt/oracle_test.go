@@ -118,6 +118,6 @@ func (o *oracle) encode(t *testing.T, text string, special bool) []int32 {
 }
 
 // loadFresh loads a tokenizer that a test may change.
-func loadFresh(t *testing.T, name string) (*tokenizer.Tokenizer, error) {
+func loadFresh(t testing.TB, name string) (*tokenizer.Tokenizer, error) {
 	return tokenizer.Load(testfixtures.Path(t, "tokenizers", name))
 }

@@ -12,7 +12,7 @@ import (
 
 // parseConfig reads a config whose datasets section is given; the rest is
 // the minimum a config needs.
-func parseConfig(t *testing.T, yaml string) *config.Config {
+func parseConfig(t testing.TB, yaml string) *config.Config {
 	t.Helper()
 	base := "base_model: m\nlearning_rate: 1e-4\nmicro_batch_size: 1\ngradient_accumulation_steps: 1\n"
 	cfg, _, err := config.Parse("t.yml", []byte(base+yaml), nil)
