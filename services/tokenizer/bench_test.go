@@ -172,3 +172,14 @@ func runPreprocessBench(b *testing.B, path string, n int, yaml string) {
 	rawRate := float64(rawTokens) / raw.Seconds()
 	b.ReportMetric(rawRate, "raw-tokens/s")
 }
+
+// BenchmarkPreprocessChat: n synthetic multi-turn conversations with the
+// Llama-3 tokenizer's own chat template, every assistant turn trained.
+func BenchmarkPreprocessChat(b *testing.B) {
+	sentences := benchSentences(b)
+	n := benchRows()
+	path := writeBenchRows(b, n, func(rng *rand.Rand) datasets.Object {
+		return datasets.Object{{Name: "messages", Value: synthConversation(rng, sentences)}}
+	})
+	runPreprocessBench(b, path, n, "sequence_len: 4096\nmicro_batch_size: 2\nsample_packing: true\neot_tokens: [\"<|eot_id|>\"]\ndatasets:\n  - path: synthetic.jsonl\n    type: chat_template\n")
+}

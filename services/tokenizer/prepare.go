@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/eftml/eft/events"
 	"github.com/eftml/eft/shared/batches"
 	"github.com/eftml/eft/shared/config"
 	"github.com/eftml/eft/shared/packing"
@@ -199,4 +200,116 @@ func Pack(samples []packing.Sample, o packing.Options, dir string) (*Packed, err
 		return nil, fmt.Errorf("writing batches: %w", err)
 	}
 	return &Packed{Path: f.Name(), Stats: st}, nil
+}
+
+// RowsSource fetches the rows of each split; a split the dataset lacks gives nil.
+type RowsSource struct {
+	Train, Validation, Test func(ctx context.Context) ([]prompt.Row, error)
+}
+
+// Settings are how Build runs (not what it computes).
+type Settings struct {
+	Workers    int
+	ScratchDir string
+	// Keep, when set, receives each split's samples before packing
+	// ("train" or "eval"), with the rows they came from (eft preprocess --dump).
+	Keep func(split string, rows []prompt.Row, t *Tokenized)
+}
+
+// Built is the outcome of Build: batch files and the event describing them
+// (artifact references still unset).
+type Built struct {
+	Train, Eval *Packed
+	Event       events.DatasetTokenized
+}
+
+// Remove deletes the batch files.
+func (b *Built) Remove() {
+	for _, p := range []*Packed{b.Train, b.Eval} {
+		if p != nil {
+			os.Remove(p.Path)
+		}
+	}
+}
+
+// Build tokenizes the training split and the evaluation split (validation
+// rows, else test rows) with tok, applies excess_length_strategy, and packs
+// each into a batch file.
+func Build(ctx context.Context, cfg *config.Config, tok *hftok.Tokenizer, src RowsSource, set Settings) (*Built, error) {
+	trainStrategies, err := Strategies(cfg, cfg.Datasets, tok)
+	if err != nil {
+		return nil, err
+	}
+	length := prompt.LengthPolicy{SequenceLen: cfg.SequenceLen, Strategy: cfg.ExcessLengthStrategy}
+	pad := prompt.PadTokenID(tok)
+	b := &Built{Event: events.DatasetTokenized{Format: BatchFormat, SequenceLen: cfg.SequenceLen, MicroBatchSize: cfg.MicroBatchSize, SamplePacking: cfg.SamplePacking}}
+
+	rows, err := src.Train(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t, err := Tokenize(ctx, rows, trainStrategies, TokenizeOptions{Length: length, DropUntrained: cfg.SamplePacking, Workers: set.Workers})
+	if err != nil {
+		return nil, err
+	}
+	if set.Keep != nil {
+		set.Keep("train", rows, t)
+	}
+	rows = nil
+	if len(t.Samples) == 0 {
+		return nil, fmt.Errorf("no training samples are left: %d were dropped (longer than sequence_len %d under excess_length_strategy %s, shorter than %d tokens, or with nothing to train on)",
+			t.Dropped, cfg.SequenceLen, orDrop(cfg.ExcessLengthStrategy), prompt.MinSampleLen)
+	}
+	b.Event.Samples, b.Event.Tokens, b.Event.TrainedTokens = int64(len(t.Samples)), t.Tokens, t.Trained
+	b.Event.Dropped, b.Event.Truncated = t.Dropped, t.Truncated
+	b.Train, err = Pack(t.Samples, packing.Options{SequenceLen: cfg.SequenceLen, MicroBatchSize: cfg.MicroBatchSize, Pack: cfg.SamplePacking,
+		PadToSequenceLen: cfg.PadToSequenceLen, PadTokenID: pad, Seed: uint64(cfg.Seed)}, set.ScratchDir)
+	if err != nil {
+		return nil, err
+	}
+	b.Event.MicroBatches = int64(b.Train.Stats.MicroBatches)
+	b.Event.PackingEfficiency = b.Train.Stats.Efficiency
+	t = nil
+
+	// Evaluation rows: the validation split of the datasets, else the test_datasets.
+	evalStrategies := trainStrategies
+	rows, err = src.Validation(ctx)
+	if err == nil && rows == nil {
+		if rows, err = src.Test(ctx); err == nil && rows != nil {
+			evalStrategies, err = Strategies(cfg, cfg.TestDatasets, tok)
+		}
+	}
+	if err != nil {
+		b.Remove()
+		return nil, err
+	}
+	if len(rows) == 0 {
+		return b, nil
+	}
+	e, err := Tokenize(ctx, rows, evalStrategies, TokenizeOptions{Length: length, DropUntrained: cfg.EvalSamplePacking, Workers: set.Workers})
+	if err != nil {
+		b.Remove()
+		return nil, fmt.Errorf("evaluation rows: %w", err)
+	}
+	if set.Keep != nil {
+		set.Keep("eval", rows, e)
+	}
+	if len(e.Samples) == 0 {
+		return b, nil
+	}
+	b.Eval, err = Pack(e.Samples, packing.Options{SequenceLen: cfg.SequenceLen, MicroBatchSize: cfg.EvalBatchSize, Pack: cfg.EvalSamplePacking,
+		PadToSequenceLen: cfg.PadToSequenceLen, PadTokenID: pad, Seed: uint64(cfg.Seed)}, set.ScratchDir)
+	if err != nil {
+		b.Remove()
+		return nil, err
+	}
+	b.Event.EvalMicroBatches = int64(b.Eval.Stats.MicroBatches)
+	return b, nil
+}
+
+func orDrop(s string) string {
+	if s == "" {
+		return "drop"
+	}
+	return s
 }
