@@ -1,0 +1,808 @@
+package jinja
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Template is a compiled template. It is immutable and safe for concurrent
+// renders.
+type Template struct {
+	body []node
+}
+
+// Compile parses a template with the settings transformers uses:
+// trim_blocks, lstrip_blocks, loop controls, and the {% generation %} tag.
+func Compile(src string) (*Template, error) {
+	body, err := parse(src)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkNames(body); err != nil {
+		return nil, err
+	}
+	return &Template{body: body}, nil
+}
+
+// Filter is a filter function: value | name(args, kwargs).
+type Filter func(v any, args []any, kwargs []KeywordArg) (any, error)
+
+// Env is what a render sees besides its variables: extra globals (values
+// or *Callable functions) and extra or replacing filters. The zero value
+// gives Jinja2's own globals and filters.
+type Env struct {
+	Globals map[string]any
+	Filters map[string]Filter
+	// MaxOutput bounds the rendered text in bytes (0: 64 MiB), so a hostile
+	// template cannot exhaust memory.
+	MaxOutput int
+}
+
+// Span is a byte range [Start, End) of rendered text.
+type Span struct{ Start, End int }
+
+// Result is a rendered template: its text and, for templates with
+// {% generation %} blocks, where each block's output landed in the text.
+type Result struct {
+	Text       string
+	Generation []Span
+}
+
+// Render renders the template with vars (converted with FromGo).
+func (t *Template) Render(vars map[string]any, env *Env) (Result, error) {
+	if env == nil {
+		env = &Env{}
+	}
+	top := &frame{vars: make(map[string]any, len(vars))}
+	for k, v := range vars {
+		top.vars[k] = FromGo(v)
+	}
+	r := &renderer{env: env, maxOut: env.MaxOutput}
+	if r.maxOut <= 0 {
+		r.maxOut = 64 << 20
+	}
+	r.out = &r.top
+	err := r.execBody(t.body, top)
+	if err != nil {
+		if errors.Is(err, errBreak) || errors.Is(err, errContinue) {
+			err = errorf(SyntaxError, "'break' or 'continue' outside a loop")
+		}
+		return Result{}, err
+	}
+	return Result{Text: r.top.String(), Generation: r.gen}, nil
+}
+
+type frame struct {
+	vars   map[string]any
+	parent *frame
+}
+
+func (f *frame) lookup(name string) (any, bool) {
+	for ; f != nil; f = f.parent {
+		if v, ok := f.vars[name]; ok {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+func (f *frame) child() *frame { return &frame{vars: map[string]any{}, parent: f} }
+
+var (
+	errBreak    = errors.New("break")
+	errContinue = errors.New("continue")
+)
+
+const maxCallDepth = 200
+
+type renderer struct {
+	env      *Env
+	top      strings.Builder
+	out      *strings.Builder
+	captures int // > 0 while output goes to a macro or {% set %} buffer
+	gen      []Span
+	depth    int
+	maxOut   int
+}
+
+func (r *renderer) write(s string) error {
+	if r.out.Len()+len(s) > r.maxOut {
+		return errorf(RuntimeError, "rendered output exceeds %d bytes", r.maxOut)
+	}
+	r.out.WriteString(s)
+	return nil
+}
+
+// capture runs fn with output going to a fresh buffer and returns it.
+func (r *renderer) capture(fn func() error) (string, error) {
+	saved := r.out
+	var b strings.Builder
+	r.out = &b
+	r.captures++
+	err := fn()
+	r.captures--
+	r.out = saved
+	return b.String(), err
+}
+
+func (r *renderer) execBody(body []node, f *frame) error {
+	for _, n := range body {
+		if err := r.exec(n, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *renderer) exec(n node, f *frame) error {
+	switch n := n.(type) {
+	case *textNode:
+		return r.write(n.text)
+	case *printNode:
+		v, err := r.eval(n.x, f)
+		if err != nil {
+			return err
+		}
+		return r.write(pyStr(v))
+	case *ifNode:
+		for i, test := range n.tests {
+			v, err := r.eval(test, f)
+			if err != nil {
+				return err
+			}
+			if truthy(v) {
+				return r.execBody(n.bodies[i], f)
+			}
+		}
+		return r.execBody(n.els, f)
+	case *forNode:
+		return r.execFor(n, f)
+	case *setNode:
+		v, err := r.eval(n.x, f)
+		if err != nil {
+			return err
+		}
+		return r.assign(n.target, v, f)
+	case *setBlockNode:
+		text, err := r.capture(func() error { return r.execBody(n.body, f.child()) })
+		if err != nil {
+			return err
+		}
+		var v any = text
+		if n.filter != nil {
+			if v, err = r.applyFilter(n.filter, v, f); err != nil {
+				return err
+			}
+		}
+		return r.assign(n.target, v, f)
+	case *macroNode:
+		f.vars[n.m.name] = &Macro{name: n.m.name, def: n.m, closure: f, r: r}
+		return nil
+	case *callBlockNode:
+		caller := &Macro{name: "caller", def: n.caller, closure: f, r: r}
+		call := *n.call
+		call.kwargs = append(append([]kwargExpr(nil), call.kwargs...), kwargExpr{name: "caller", x: &constExpr{v: caller}})
+		v, err := r.eval(&call, f)
+		if err != nil {
+			return err
+		}
+		return r.write(pyStr(v))
+	case *filterBlockNode:
+		text, err := r.capture(func() error { return r.execBody(n.body, f.child()) })
+		if err != nil {
+			return err
+		}
+		v, err := r.applyFilter(n.filter, text, f)
+		if err != nil {
+			return err
+		}
+		return r.write(pyStr(v))
+	case *withNode:
+		inner := f.child()
+		for i, t := range n.targets {
+			v, err := r.eval(n.values[i], f)
+			if err != nil {
+				return err
+			}
+			if err := r.assign(t, v, inner); err != nil {
+				return err
+			}
+		}
+		return r.execBody(n.body, inner)
+	case *generationNode:
+		start := r.out.Len()
+		// transformers renders the block as a call block: its own scope.
+		if err := r.execBody(n.body, f.child()); err != nil {
+			return err
+		}
+		if r.captures == 0 {
+			r.gen = append(r.gen, Span{Start: start, End: r.out.Len()})
+		}
+		return nil
+	case *breakNode:
+		return errBreak
+	case *continueNode:
+		return errContinue
+	}
+	return errorf(RuntimeError, "unknown node %T", n)
+}
+
+// assign binds a set/for target in frame f.
+func (r *renderer) assign(t target, v any, f *frame) error {
+	switch {
+	case t.attr != "":
+		obj, ok := f.lookup(t.name)
+		if !ok {
+			obj, ok = r.env.Globals[t.name]
+		}
+		ns, isNS := obj.(*Namespace)
+		if !ok || !isNS {
+			return errorf(TemplateRuntimeError, "cannot assign attribute on non-namespace object")
+		}
+		ns.attrs.Set(t.attr, v)
+		return nil
+	case t.tuple != nil:
+		items, err := unpack(v, len(t.tuple))
+		if err != nil {
+			return err
+		}
+		for i, sub := range t.tuple {
+			if err := r.assign(sub, items[i], f); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	f.vars[t.name] = v
+	return nil
+}
+
+func unpack(v any, n int) ([]any, error) {
+	items, err := iterate(v)
+	if err != nil {
+		return nil, errorf(TypeError, "cannot unpack non-iterable %s object", pyTypeName(v))
+	}
+	if len(items) < n {
+		return nil, errorf(ValueError, "not enough values to unpack (expected %d, got %d)", n, len(items))
+	}
+	if len(items) > n {
+		return nil, errorf(ValueError, "too many values to unpack (expected %d)", n)
+	}
+	return items, nil
+}
+
+// iterate lists the items of an iterable value as Python's iter() would.
+func iterate(v any) ([]any, error) {
+	switch x := v.(type) {
+	case []any:
+		return x, nil
+	case Tuple:
+		return x, nil
+	case string:
+		out := make([]any, 0, len(x))
+		for _, c := range x {
+			out = append(out, string(c))
+		}
+		return out, nil
+	case *Dict:
+		return append([]any(nil), x.keys...), nil
+	case *Namespace:
+		return nil, errorf(TypeError, "'Namespace' object is not iterable")
+	case Undefined:
+		return nil, nil
+	case *loopContext:
+		return x.items, nil
+	}
+	return nil, errorf(TypeError, "'%s' object is not iterable", pyTypeName(v))
+}
+
+type loopContext struct {
+	items    []any
+	index    int
+	depth0   int
+	loopNode *forNode
+	frame    *frame
+	lastSeen any
+	hasSeen  bool
+}
+
+func (r *renderer) execFor(n *forNode, f *frame) error {
+	iv, err := r.eval(n.iter, f)
+	if err != nil {
+		return err
+	}
+	return r.runLoop(n, iv, f, 0)
+}
+
+func (r *renderer) runLoop(n *forNode, iv any, f *frame, depth0 int) error {
+	items, err := iterate(iv)
+	if err != nil {
+		return err
+	}
+	if n.cond != nil {
+		kept := make([]any, 0, len(items))
+		for _, it := range items {
+			scope := f.child()
+			if err := r.assign(n.target, it, scope); err != nil {
+				return err
+			}
+			ok, err := r.eval(n.cond, scope)
+			if err != nil {
+				return err
+			}
+			if truthy(ok) {
+				kept = append(kept, it)
+			}
+		}
+		items = kept
+	}
+	if len(items) == 0 {
+		return r.execBody(n.els, f.child())
+	}
+	loop := &loopContext{items: items, depth0: depth0, loopNode: n, frame: f}
+	for i, it := range items {
+		loop.index = i
+		scope := f.child()
+		scope.vars["loop"] = loop
+		if err := r.assign(n.target, it, scope); err != nil {
+			return err
+		}
+		err := r.execBody(n.body, scope)
+		if errors.Is(err, errBreak) {
+			break
+		}
+		if err != nil && !errors.Is(err, errContinue) {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *loopContext) attr(name string) (any, bool) {
+	n := len(l.items)
+	switch name {
+	case "index":
+		return int64(l.index + 1), true
+	case "index0":
+		return int64(l.index), true
+	case "revindex":
+		return int64(n - l.index), true
+	case "revindex0":
+		return int64(n - l.index - 1), true
+	case "first":
+		return l.index == 0, true
+	case "last":
+		return l.index == n-1, true
+	case "length":
+		return int64(n), true
+	case "depth":
+		return int64(l.depth0 + 1), true
+	case "depth0":
+		return int64(l.depth0), true
+	case "previtem":
+		if l.index == 0 {
+			return Undefined{Hint: "there is no previous item"}, true
+		}
+		return l.items[l.index-1], true
+	case "nextitem":
+		if l.index == n-1 {
+			return Undefined{Hint: "there is no next item"}, true
+		}
+		return l.items[l.index+1], true
+	case "cycle":
+		return &Callable{Name: "cycle", Fn: func(args []any, _ []KeywordArg) (any, error) {
+			if len(args) == 0 {
+				return nil, errorf(TypeError, "no items for cycling given")
+			}
+			return args[l.index%len(args)], nil
+		}}, true
+	case "changed":
+		return &Callable{Name: "changed", Fn: func(args []any, _ []KeywordArg) (any, error) {
+			cur := Tuple(args)
+			if l.hasSeen && pyEqual(l.lastSeen, cur) {
+				return false, nil
+			}
+			l.lastSeen, l.hasSeen = cur, true
+			return true, nil
+		}}, true
+	}
+	return nil, false
+}
+
+// Macro is a {% macro %} bound to the scope it was defined in.
+type Macro struct {
+	name    string
+	def     *macroDef
+	closure *frame
+	r       *renderer
+}
+
+func (r *renderer) callMacro(m *Macro, args []any, kwargs []KeywordArg) (any, error) {
+	if r.depth >= maxCallDepth {
+		return nil, errorf(RuntimeError, "maximum recursion depth exceeded")
+	}
+	d := m.def
+	scope := m.closure.child()
+	nDefault := len(d.defaults)
+	firstDefault := len(d.params) - nDefault
+	var varargs []any
+	if len(args) > len(d.params) {
+		if !d.usesVarargs {
+			return nil, errorf(TypeError, "macro '%s' takes not more than %d argument(s)", d.name, len(d.params))
+		}
+		varargs = args[len(d.params):]
+		args = args[:len(d.params)]
+	}
+	extra := NewDict()
+	bound := make([]bool, len(d.params))
+	for i, a := range args {
+		scope.vars[d.params[i]] = a
+		bound[i] = true
+	}
+	var caller any
+	for _, kw := range kwargs {
+		found := false
+		for i, p := range d.params {
+			if p == kw.Name {
+				if bound[i] {
+					return nil, errorf(TypeError, "macro '%s' got multiple values for argument '%s'", d.name, p)
+				}
+				scope.vars[p] = kw.Value
+				bound[i] = true
+				found = true
+				break
+			}
+		}
+		if found {
+			continue
+		}
+		if kw.Name == "caller" {
+			caller = kw.Value
+			continue
+		}
+		if !d.usesKwargs {
+			return nil, errorf(TypeError, "macro '%s' takes no keyword argument '%s'", d.name, kw.Name)
+		}
+		extra.Set(kw.Name, kw.Value)
+	}
+	for i, p := range d.params {
+		if bound[i] {
+			continue
+		}
+		if i >= firstDefault {
+			v, err := r.eval(d.defaults[i-firstDefault], scope)
+			if err != nil {
+				return nil, err
+			}
+			scope.vars[p] = v
+		} else {
+			scope.vars[p] = Undefined{Name: p, Hint: fmt.Sprintf("parameter '%s' was not provided", p)}
+		}
+	}
+	if d.usesVarargs {
+		scope.vars["varargs"] = Tuple(append([]any{}, varargs...))
+	}
+	if d.usesKwargs {
+		scope.vars["kwargs"] = extra
+	}
+	if caller != nil {
+		scope.vars["caller"] = caller
+	} else if d.usesCaller {
+		scope.vars["caller"] = Undefined{Name: "caller", Hint: "No caller defined"}
+	}
+	r.depth++
+	out, err := r.capture(func() error { return r.execBody(d.body, scope) })
+	r.depth--
+	if errors.Is(err, errBreak) || errors.Is(err, errContinue) {
+		err = errorf(SyntaxError, "'break' or 'continue' outside a loop")
+	}
+	return out, err
+}
+
+// lookup resolves a variable: template scopes, then the render's globals,
+// then Jinja2's builtin globals.
+func (r *renderer) lookup(name string, f *frame) any {
+	if v, ok := f.lookup(name); ok {
+		return v
+	}
+	if v, ok := r.env.Globals[name]; ok {
+		return FromGo(v)
+	}
+	if fn, ok := builtinGlobals[name]; ok {
+		return fn
+	}
+	return Undefined{Name: name}
+}
+
+func (r *renderer) eval(x expr, f *frame) (any, error) {
+	switch n := x.(type) {
+	case *constExpr:
+		return n.v, nil
+	case *nameExpr:
+		return r.lookup(n.name, f), nil
+	case *getattrExpr:
+		obj, err := r.eval(n.obj, f)
+		if err != nil {
+			return nil, err
+		}
+		return getattr(obj, n.attr)
+	case *getitemExpr:
+		obj, err := r.eval(n.obj, f)
+		if err != nil {
+			return nil, err
+		}
+		if s, ok := n.key.(*sliceExpr); ok {
+			return r.evalSlice(obj, s, f)
+		}
+		key, err := r.eval(n.key, f)
+		if err != nil {
+			return nil, err
+		}
+		return getitem(obj, key)
+	case *callExpr:
+		fn, err := r.eval(n.fn, f)
+		if err != nil {
+			return nil, err
+		}
+		args, kwargs, err := r.evalArgs(n, f)
+		if err != nil {
+			return nil, err
+		}
+		return r.call(fn, args, kwargs)
+	case *filterExpr:
+		v, err := r.eval(n.x, f)
+		if err != nil {
+			return nil, err
+		}
+		return r.applyFilter(n, v, f)
+	case *testExpr:
+		return r.evalTest(n, f)
+	case *unaryExpr:
+		v, err := r.eval(n.x, f)
+		if err != nil {
+			return nil, err
+		}
+		switch n.op {
+		case "not":
+			return !truthy(v), nil
+		case "-":
+			return negate(v)
+		}
+		return positive(v)
+	case *binExpr:
+		l, err := r.eval(n.l, f)
+		if err != nil {
+			return nil, err
+		}
+		switch n.op {
+		case "and":
+			if !truthy(l) {
+				return l, nil
+			}
+			return r.eval(n.r, f)
+		case "or":
+			if truthy(l) {
+				return l, nil
+			}
+			return r.eval(n.r, f)
+		}
+		rv, err := r.eval(n.r, f)
+		if err != nil {
+			return nil, err
+		}
+		return binaryOp(n.op, l, rv)
+	case *concatExpr:
+		var b strings.Builder
+		for _, p := range n.parts {
+			v, err := r.eval(p, f)
+			if err != nil {
+				return nil, err
+			}
+			b.WriteString(pyStr(v))
+			if b.Len() > r.maxOut {
+				return nil, errorf(RuntimeError, "string exceeds %d bytes", r.maxOut)
+			}
+		}
+		return b.String(), nil
+	case *compareExpr:
+		l, err := r.eval(n.first, f)
+		if err != nil {
+			return nil, err
+		}
+		for i, op := range n.ops {
+			rv, err := r.eval(n.rest[i], f)
+			if err != nil {
+				return nil, err
+			}
+			ok, err := compare(op, l, rv)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return false, nil
+			}
+			l = rv
+		}
+		return true, nil
+	case *condExpr:
+		t, err := r.eval(n.test, f)
+		if err != nil {
+			return nil, err
+		}
+		if truthy(t) {
+			return r.eval(n.then, f)
+		}
+		if n.els == nil {
+			return Undefined{Hint: fmt.Sprintf("the inline if-expression on line %d evaluated to false and no else section was defined.", n.line)}, nil
+		}
+		return r.eval(n.els, f)
+	case *listExpr:
+		out := make([]any, len(n.items))
+		for i, it := range n.items {
+			v, err := r.eval(it, f)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = v
+		}
+		return out, nil
+	case *tupleExpr:
+		out := make(Tuple, len(n.items))
+		for i, it := range n.items {
+			v, err := r.eval(it, f)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = v
+		}
+		return out, nil
+	case *dictExpr:
+		d := NewDict()
+		for i := range n.keys {
+			k, err := r.eval(n.keys[i], f)
+			if err != nil {
+				return nil, err
+			}
+			if err := checkHashable(k); err != nil {
+				return nil, err
+			}
+			v, err := r.eval(n.vals[i], f)
+			if err != nil {
+				return nil, err
+			}
+			d.Set(k, v)
+		}
+		return d, nil
+	}
+	return nil, errorf(RuntimeError, "cannot evaluate %T", x)
+}
+
+func checkHashable(k any) error {
+	switch k.(type) {
+	case []any, *Dict, *Namespace:
+		return errorf(TypeError, "unhashable type: '%s'", pyTypeName(k))
+	case Undefined:
+		return k.(Undefined).fail()
+	}
+	return nil
+}
+
+func (r *renderer) evalArgs(c *callExpr, f *frame) ([]any, []KeywordArg, error) {
+	args := make([]any, 0, len(c.args))
+	for _, a := range c.args {
+		v, err := r.eval(a, f)
+		if err != nil {
+			return nil, nil, err
+		}
+		args = append(args, v)
+	}
+	var kwargs []KeywordArg
+	for _, k := range c.kwargs {
+		v, err := r.eval(k.x, f)
+		if err != nil {
+			return nil, nil, err
+		}
+		kwargs = append(kwargs, KeywordArg{Name: k.name, Value: v})
+	}
+	if c.dynArgs != nil {
+		v, err := r.eval(c.dynArgs, f)
+		if err != nil {
+			return nil, nil, err
+		}
+		items, err := iterate(v)
+		if err != nil {
+			return nil, nil, err
+		}
+		args = append(args, items...)
+	}
+	if c.dynKws != nil {
+		v, err := r.eval(c.dynKws, f)
+		if err != nil {
+			return nil, nil, err
+		}
+		d, ok := v.(*Dict)
+		if !ok {
+			return nil, nil, errorf(TypeError, "argument after ** must be a mapping, not %s", pyTypeName(v))
+		}
+		for i := range d.keys {
+			k, ok := d.keys[i].(string)
+			if !ok {
+				return nil, nil, errorf(TypeError, "keywords must be strings")
+			}
+			kwargs = append(kwargs, KeywordArg{Name: k, Value: d.vals[i]})
+		}
+	}
+	return args, kwargs, nil
+}
+
+func (r *renderer) call(fn any, args []any, kwargs []KeywordArg) (any, error) {
+	switch c := fn.(type) {
+	case *Callable:
+		return c.Fn(args, kwargs)
+	case *Macro:
+		return c.r.callMacro(c, args, kwargs)
+	case *loopContext:
+		if !c.loopNode.recursive {
+			return nil, errorf(TypeError, "Tried to call non recursive loop.  Maybe you forgot the 'recursive' modifier.")
+		}
+		if len(args) != 1 {
+			return nil, errorf(TypeError, "loop() takes exactly one argument")
+		}
+		if r.depth >= maxCallDepth {
+			return nil, errorf(RuntimeError, "maximum recursion depth exceeded")
+		}
+		r.depth++
+		defer func() { r.depth-- }()
+		return r.capture(func() error { return r.runLoop(c.loopNode, args[0], c.frame, c.depth0+1) })
+	case Undefined:
+		return nil, c.fail()
+	}
+	return nil, errorf(TypeError, "'%s' object is not callable", pyTypeName(fn))
+}
+
+func (r *renderer) evalSlice(obj any, s *sliceExpr, f *frame) (any, error) {
+	var bounds [3]any
+	for i, x := range []expr{s.start, s.stop, s.step} {
+		if x == nil {
+			continue
+		}
+		v, err := r.eval(x, f)
+		if err != nil {
+			return nil, err
+		}
+		bounds[i] = v
+	}
+	return sliceValue(obj, bounds[0], bounds[1], bounds[2])
+}
+
+func (r *renderer) applyFilter(n *filterExpr, v any, f *frame) (any, error) {
+	args, kwargs, err := r.evalArgs(&n.call, f)
+	if err != nil {
+		return nil, err
+	}
+	if fl, ok := r.env.Filters[n.name]; ok {
+		return fl(v, args, kwargs)
+	}
+	fl, ok := builtinFilters[n.name]
+	if !ok {
+		return nil, &Error{Kind: TemplateRuntimeError, Line: n.line, Msg: fmt.Sprintf("No filter named '%s' found.", n.name)}
+	}
+	return fl(r, v, args, kwargs)
+}
+
+func (r *renderer) evalTest(n *testExpr, f *frame) (any, error) {
+	v, err := r.eval(n.x, f)
+	if err != nil {
+		return nil, err
+	}
+	args, _, err := r.evalArgs(&n.call, f)
+	if err != nil {
+		return nil, err
+	}
+	t, ok := builtinTests[n.name]
+	if !ok {
+		return nil, &Error{Kind: TemplateRuntimeError, Line: n.line, Msg: fmt.Sprintf("No test named '%s' found.", n.name)}
+	}
+	return t(r, v, args)
+}
