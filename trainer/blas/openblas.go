@@ -98,8 +98,24 @@ func loadOpenBLAS() (*openBLAS, error) {
 	return nil, errors.New(strings.Join(errs, "; "))
 }
 
+// singleThreadedEnv is set while a library loads (and restored after, unless
+// the user set it): a pthreads OpenBLAS reads OPENBLAS_NUM_THREADS and an
+// OpenMP one OMP_NUM_THREADS when it initialises, so neither starts worker
+// threads we do not use (see Sgemm on threading).
+var singleThreadedEnv = []string{"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "GOTO_NUM_THREADS"}
+
 func openLibrary(path string) (*openBLAS, error) {
+	var restore []string
+	for _, name := range singleThreadedEnv {
+		if _, set := os.LookupEnv(name); !set {
+			os.Setenv(name, "1")
+			restore = append(restore, name)
+		}
+	}
 	handle, err := purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_LOCAL)
+	for _, name := range restore {
+		os.Unsetenv(name)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
@@ -115,6 +131,9 @@ func openLibrary(path string) (*openBLAS, error) {
 		purego.RegisterFunc(&config, getConfig)
 		lib.config = strings.TrimSpace(config())
 	}
+	// Every call runs on one OpenBLAS thread; Sgemm parallelises with
+	// goroutines.
+	lib.setThreadCount(1)
 	if err := lib.selfTest(); err != nil {
 		// Leave the library mapped: its initialisation may have started
 		// threads, and unloading code under running threads is worse than
@@ -188,6 +207,45 @@ func (l *openBLAS) call(transA, transB bool, m, n, k int, alpha float32, a []flo
 		uintptr(unsafe.Pointer(unsafe.SliceData(c))), uintptr(unsafe.Pointer(&args.ldc)),
 		uintptr(one), uintptr(one))
 	sgemmArgsPool.Put(args)
+}
+
+// callSplit runs the product as up to workers single-threaded sgemm_
+// calls on goroutines, each on its own stripe of C along the longer side
+// (each call packs its own operands, a cost of ~1/n or ~1/m of the
+// arithmetic). It needs OpenBLAS set to one thread.
+func (l *openBLAS) callSplit(workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	const unit = 16 // stripes are whole multiples of 16 rows or columns
+	splitM := m >= n
+	long := n
+	if splitM {
+		long = m
+	}
+	workers = min(workers, ceilDiv(long, unit))
+	if workers <= 1 {
+		l.call(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	units := ceilDiv(long, unit)
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := units*w/workers*unit, min(units*(w+1)/workers*unit, long)
+		wg.Go(func() {
+			if splitM {
+				aOff := lo * lda
+				if transA {
+					aOff = lo
+				}
+				l.call(transA, transB, hi-lo, n, k, alpha, a[aOff:], lda, b, ldb, beta, c[lo*ldc:], ldc)
+				return
+			}
+			bOff := lo
+			if transB {
+				bOff = lo * ldb
+			}
+			l.call(transA, transB, m, hi-lo, k, alpha, a, lda, b[bOff:], ldb, beta, c[lo:], ldc)
+		})
+	}
+	wg.Wait()
 }
 
 // threads returns OpenBLAS's thread count, 0 when the library cannot say.

@@ -23,11 +23,17 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 		return
 	}
 	if lib := library(); lib != nil && fitsInt32(m, n, k, lda, ldb, ldc) {
-		lib.call(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		flops := 2 * float64(m) * float64(n) * float64(k)
+		workers := min(Threads(), max(1, int(flops/openBLASMinSplitFlops)))
+		lib.callSplit(workers, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
 	goSgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
+
+// openBLASMinSplitFlops is the work below which a product is not split
+// between goroutines for OpenBLAS.
+const openBLASMinSplitFlops = 1 << 22
 
 // Implementation names the GEMM in use: "openblas (path)" or "go".
 func Implementation() string {
@@ -108,13 +114,7 @@ var threadSetting atomic.Int64
 // Sgemm call may use; n <= 0 restores the default, GOMAXPROCS. It is
 // process-wide, like OpenBLAS's own setting.
 func SetThreads(n int) {
-	// Load the library first: loading runs a self-test product, which
-	// reads the setting.
-	lib := library()
 	threadSetting.Store(int64(max(n, 0)))
-	if lib != nil {
-		lib.setThreadCount(Threads())
-	}
 }
 
 // Threads returns how many goroutines or threads one Sgemm call may use.

@@ -59,10 +59,20 @@ func (g gemmCase) String() string {
 	return fmt.Sprintf("tA=%v,tB=%v,m=%d,n=%d,k=%d,pad=%d,alpha=%g,beta=%g", g.transA, g.transB, g.m, g.n, g.k, g.pad, g.alpha, g.beta)
 }
 
-// checkCase runs one case through f and compares every element of C with the
-// float64 reference, and checks that the padding between rows is untouched.
+// checkCase runs one case through f and fails the test if runCase finds
+// anything wrong.
 func checkCase(t *testing.T, f sgemmFunc, g gemmCase, r *rand.Rand) {
 	t.Helper()
+	if msg := runCase(g, f, r); msg != "" {
+		t.Fatal(msg)
+	}
+}
+
+// runCase runs one case through f and compares every element of C with the
+// float64 reference, and checks that the padding between rows is untouched.
+// It returns what went wrong, or "" (so goroutines other than the test's
+// can use it).
+func runCase(g gemmCase, f sgemmFunc, r *rand.Rand) string {
 	aRows, aCols := g.m, g.k
 	if g.transA {
 		aRows, aCols = g.k, g.m
@@ -94,26 +104,28 @@ func checkCase(t *testing.T, f sgemmFunc, g gemmCase, r *rand.Rand) {
 	// float32 accumulation error grows like sqrt(k); the sums of k products of
 	// unit normals have magnitude ~sqrt(k), so bound relative to that.
 	tol := 1e-5 * (math.Sqrt(float64(g.k)) + 1) * (math.Abs(float64(g.alpha))*math.Sqrt(float64(g.k)) + math.Abs(float64(g.beta)) + 1)
+	var msgs []string
 	bad := 0
 	for i := range g.m {
 		for j := range g.n {
 			got := float64(c[i*ldc+j])
 			if w := want[i*g.n+j]; !(math.Abs(got-w) <= tol) {
 				if bad < 5 {
-					t.Errorf("%v: C[%d,%d] = %g, want %g (tol %g)", g, i, j, got, w, tol)
+					msgs = append(msgs, fmt.Sprintf("%v: C[%d,%d] = %g, want %g (tol %g)", g, i, j, got, w, tol))
 				}
 				bad++
 			}
 		}
 		for j := g.n; j < ldc; j++ {
 			if c[i*ldc+j] != sentinel {
-				t.Fatalf("%v: wrote C[%d,%d] outside the matrix", g, i, j)
+				return fmt.Sprintf("%v: wrote C[%d,%d] outside the matrix", g, i, j)
 			}
 		}
 	}
 	if bad > 0 {
-		t.Fatalf("%v: %d of %d elements wrong", g, bad, g.m*g.n)
+		msgs = append(msgs, fmt.Sprintf("%v: %d of %d elements wrong", g, bad, g.m*g.n))
 	}
+	return strings.Join(msgs, "\n")
 }
 
 func gemmCases() []gemmCase {
