@@ -56,8 +56,10 @@ func decodeValue(dec *json.Decoder, depth int) (any, error) {
 				}
 				d.Set(k, v)
 			}
-			_, err := dec.Token()
-			return d, err
+			if _, err := dec.Token(); err != nil {
+				return nil, fmt.Errorf("invalid JSON at offset %d: %w", dec.InputOffset(), err)
+			}
+			return d, nil
 		case '[':
 			out := []any{}
 			for dec.More() {
@@ -67,8 +69,10 @@ func decodeValue(dec *json.Decoder, depth int) (any, error) {
 				}
 				out = append(out, v)
 			}
-			_, err := dec.Token()
-			return out, err
+			if _, err := dec.Token(); err != nil {
+				return nil, fmt.Errorf("invalid JSON at offset %d: %w", dec.InputOffset(), err)
+			}
+			return out, nil
 		}
 		return nil, fmt.Errorf("invalid JSON at offset %d: unexpected %q", dec.InputOffset(), t)
 	case json.Number:
