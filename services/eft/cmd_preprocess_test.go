@@ -28,12 +28,14 @@ type dumpLine struct {
 
 func TestPreprocessDebugDumpAndCache(t *testing.T) {
 	home, work := t.TempDir(), t.TempDir()
-	data, err := os.ReadFile(testfixtures.Path(t, "pipeline", "alpaca.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(work, "alpaca.jsonl"), data, 0o644); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"alpaca.jsonl", "chat.jsonl"} {
+		data, err := os.ReadFile(testfixtures.Path(t, "pipeline", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(work, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	tokDir := testfixtures.Path(t, "tokenizers", "llama3")
 	cfgPath := filepath.Join(work, "cfg.yml")
@@ -47,6 +49,8 @@ val_set_size: 4
 datasets:
   - path: alpaca.jsonl
     type: alpaca
+  - path: chat.jsonl
+    type: chat_template
 `
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
@@ -57,7 +61,7 @@ datasets:
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
 	}
-	for _, want := range []string{"(preprocess)", "ingested   36 rows (4 validation, 0 rejected)", "tokenized  36 samples", "cache key ", "sample 0 (", "(-100, ", "Count of labels:", "wrote the tokenized samples"} {
+	for _, want := range []string{"(preprocess)", "ingested   48 rows (4 validation, 0 rejected)", "tokenized  48 samples", "cache key ", "sample 0 (", "(-100, ", "Count of labels:", "wrote the tokenized samples"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("output lacks %q:\n%s", want, out)
 		}
@@ -75,13 +79,19 @@ datasets:
 	if err != nil {
 		t.Fatal(err)
 	}
-	strategy, err := prompt.New(cfg, &cfg.Datasets[0], tok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, _, err := datasets.ReadFile(filepath.Join(work, "alpaca.jsonl"), "", nil)
-	if err != nil {
-		t.Fatal(err)
+	strategies := map[string]prompt.Strategy{}
+	var rows []datasets.Record
+	for i, name := range []string{"alpaca.jsonl", "chat.jsonl"} {
+		s, err := prompt.NewWith(cfg, &cfg.Datasets[i], tok, prompt.Env{TokenizerDir: tokDir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		strategies[filepath.Join(work, name)] = s
+		recs, _, err := datasets.ReadFile(filepath.Join(work, name), "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, recs...)
 	}
 	f, err := os.Open(dump)
 	if err != nil {
@@ -97,13 +107,14 @@ datasets:
 			t.Fatal(err)
 		}
 		splits[l.Split]++
-		file, line, _ := strings.Cut(l.Source, ":")
-		if file != filepath.Join(work, "alpaca.jsonl") {
+		file, _, _ := strings.Cut(l.Source, ":")
+		strategy, ok := strategies[file]
+		if !ok {
 			t.Fatalf("source %q", l.Source)
 		}
 		var n int
 		for _, r := range rows {
-			if r.Source.String() == filepath.Join(work, "alpaca.jsonl")+":"+line {
+			if r.Source.String() == l.Source {
 				want, err := strategy.Tokenize(nil, r.Fields)
 				if err != nil {
 					t.Fatal(err)
@@ -118,7 +129,7 @@ datasets:
 			t.Fatalf("%s matches %d rows", l.Source, n)
 		}
 	}
-	if splits["train"] != 36 || splits["eval"] != 4 {
+	if splits["train"] != 48 || splits["eval"] != 4 {
 		t.Fatalf("dumped %v", splits)
 	}
 

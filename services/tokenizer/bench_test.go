@@ -13,6 +13,7 @@ import (
 
 	"github.com/eftml/eft/shared/datasets"
 	"github.com/eftml/eft/shared/prompt"
+	"github.com/eftml/eft/shared/testfixtures"
 )
 
 // The preprocessing benchmarks build a large synthetic dataset from a
@@ -144,7 +145,7 @@ func runPreprocessBench(b *testing.B, path string, n int, yaml string) {
 	b.ResetTimer()
 	for range b.N {
 		start := time.Now()
-		built, err := Build(context.Background(), cfg, tok, src, Settings{Keep: func(split string, _ []prompt.Row, t *Tokenized) {
+		built, err := Build(context.Background(), cfg, tok, prompt.Env{TokenizerDir: testfixtures.Path(b, "tokenizers", "llama3")}, src, Settings{Keep: func(split string, _ []prompt.Row, t *Tokenized) {
 			if texts == nil {
 				for _, s := range t.Samples {
 					texts = append(texts, tok.Decode(s.InputIDs, false))

@@ -71,7 +71,7 @@ func source(train, validation []prompt.Row) RowsSource {
 func TestTokenizeIsRowOrderedAndMatchesTheStrategies(t *testing.T) {
 	tok := llama3(t)
 	cfg := parse(t, "sequence_len: 64\nmicro_batch_size: 2\ndatasets:\n  - path: a.jsonl\n    type: alpaca\n  - path: notes.txt\n    type: completion\n")
-	strategies, err := Strategies(cfg, cfg.Datasets, tok)
+	strategies, err := Strategies(cfg, cfg.Datasets, tok, prompt.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestBuildPacksEverySampleOnce(t *testing.T) {
 	cfg := parse(t, "sequence_len: 128\nmicro_batch_size: 3\nsample_packing: true\nseed: 3\ndatasets:\n  - path: a.jsonl\n    type: alpaca\n  - path: notes.txt\n    type: completion\n")
 	rows := mixedRows(400)
 	var kept *Tokenized
-	b, err := Build(context.Background(), cfg, tok, source(rows, rows[:40]), Settings{Keep: func(split string, _ []prompt.Row, t *Tokenized) {
+	b, err := Build(context.Background(), cfg, tok, prompt.Env{}, source(rows, rows[:40]), Settings{Keep: func(split string, _ []prompt.Row, t *Tokenized) {
 		if split == "train" {
 			kept = t
 		}
@@ -170,7 +170,7 @@ func TestBuildPacksEverySampleOnce(t *testing.T) {
 	}
 
 	// The same inputs give the same file.
-	b2, err := Build(context.Background(), cfg, tok, source(rows, rows[:40]), Settings{})
+	b2, err := Build(context.Background(), cfg, tok, prompt.Env{}, source(rows, rows[:40]), Settings{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestBuildLengthPolicies(t *testing.T) {
 		{"raise", 0, 0, "a.jsonl:1: a sample of"},
 	} {
 		cfg := parse(t, yaml+"excess_length_strategy: "+c.strategy+"\n")
-		b, err := Build(context.Background(), cfg, tok, source([]prompt.Row{long, short}, nil), Settings{})
+		b, err := Build(context.Background(), cfg, tok, prompt.Env{}, source([]prompt.Row{long, short}, nil), Settings{})
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Fatalf("%s: %v", c.strategy, err)
@@ -211,7 +211,7 @@ func TestBuildLengthPolicies(t *testing.T) {
 		}
 	}
 	cfg := parse(t, yaml)
-	if _, err := Build(context.Background(), cfg, tok, source([]prompt.Row{long}, nil), Settings{}); err == nil || !strings.Contains(err.Error(), "no training samples") {
+	if _, err := Build(context.Background(), cfg, tok, prompt.Env{}, source([]prompt.Row{long}, nil), Settings{}); err == nil || !strings.Contains(err.Error(), "no training samples") {
 		t.Fatalf("everything dropped: %v", err)
 	}
 }

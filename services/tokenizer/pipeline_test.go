@@ -48,7 +48,7 @@ func startPipeline(t *testing.T) *pipeline {
 		}
 	})
 	work := t.TempDir()
-	for _, name := range []string{"alpaca.jsonl", "notes.txt", "bad.jsonl"} {
+	for _, name := range []string{"alpaca.jsonl", "notes.txt", "bad.jsonl", "chat.jsonl"} {
 		data, err := os.ReadFile(testfixtures.Path(t, "pipeline", name))
 		if err != nil {
 			t.Fatal(err)
@@ -131,11 +131,12 @@ func payload[T events.Payload](t *testing.T, seen map[string]events.Envelope) T 
 
 func TestPipelineOverNATS(t *testing.T) {
 	p := startPipeline(t)
-	yaml := p.config(t, "datasets:\n  - path: alpaca.jsonl\n    type: alpaca\n  - path: notes.txt\n    type: completion\n")
+	yaml := p.config(t, "datasets:\n  - path: alpaca.jsonl\n    type: alpaca\n  - path: notes.txt\n    type: completion\n  - path: chat.jsonl\n    type: chat_template\n")
 	seen := p.run(t, yaml)
 	ing := payload[events.DatasetIngested](t, seen)
 	tok := payload[events.DatasetTokenized](t, seen)
-	if ing.Rows != 40 || ing.ValidationRows != 5 || len(ing.Sources) != 2 || ing.Format != prompt.RowsFormat {
+	// 57 rows; ceil(5.7) = 6 held out.
+	if ing.Rows != 51 || ing.ValidationRows != 6 || len(ing.Sources) != 3 || ing.Format != prompt.RowsFormat {
 		t.Fatalf("ingested %+v", ing)
 	}
 	if tok.CacheHit || tok.Samples == 0 || tok.MicroBatches == 0 || tok.Eval == nil || tok.PackingEfficiency <= 0 || len(tok.Tokenizer) != 2 {

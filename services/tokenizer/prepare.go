@@ -19,10 +19,10 @@ import (
 
 // Strategies builds the prompt strategy of every entry of list (the
 // config's datasets or test_datasets).
-func Strategies(cfg *config.Config, list []config.Dataset, tok *hftok.Tokenizer) ([]prompt.Strategy, error) {
+func Strategies(cfg *config.Config, list []config.Dataset, tok *hftok.Tokenizer, env prompt.Env) ([]prompt.Strategy, error) {
 	out := make([]prompt.Strategy, len(list))
 	for i := range list {
-		s, err := prompt.New(cfg, &list[i], tok)
+		s, err := prompt.NewWith(cfg, &list[i], tok, env)
 		if err != nil {
 			return nil, err
 		}
@@ -233,10 +233,10 @@ func (b *Built) Remove() {
 }
 
 // Build tokenizes the training split and the evaluation split (validation
-// rows, else test rows) with tok, applies excess_length_strategy, and packs
-// each into a batch file.
-func Build(ctx context.Context, cfg *config.Config, tok *hftok.Tokenizer, src RowsSource, set Settings) (*Built, error) {
-	trainStrategies, err := Strategies(cfg, cfg.Datasets, tok)
+// rows, else test rows) with tok (its files in env.TokenizerDir),
+// applies excess_length_strategy, and packs each into a batch file.
+func Build(ctx context.Context, cfg *config.Config, tok *hftok.Tokenizer, env prompt.Env, src RowsSource, set Settings) (*Built, error) {
+	trainStrategies, err := Strategies(cfg, cfg.Datasets, tok, env)
 	if err != nil {
 		return nil, err
 	}
@@ -276,7 +276,7 @@ func Build(ctx context.Context, cfg *config.Config, tok *hftok.Tokenizer, src Ro
 	rows, err = src.Validation(ctx)
 	if err == nil && rows == nil {
 		if rows, err = src.Test(ctx); err == nil && rows != nil {
-			evalStrategies, err = Strategies(cfg, cfg.TestDatasets, tok)
+			evalStrategies, err = Strategies(cfg, cfg.TestDatasets, tok, env)
 		}
 	}
 	if err != nil {

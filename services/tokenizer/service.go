@@ -191,7 +191,7 @@ func (s *Service) Prepare(ctx context.Context, store *artifacts.Store, v events.
 	if err := prompt.Configure(cfg, tok); err != nil {
 		return out, failure{err}
 	}
-	b, err := Build(ctx, cfg, tok, rows, Settings{Workers: s.opts.Workers, ScratchDir: s.opts.ScratchDir})
+	b, err := Build(ctx, cfg, tok, prompt.Env{TokenizerDir: dir, WorkDir: v.WorkDir}, rows, Settings{Workers: s.opts.Workers, ScratchDir: s.opts.ScratchDir})
 	if err != nil {
 		if ctx.Err() != nil {
 			return out, err

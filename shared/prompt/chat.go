@@ -2,12 +2,15 @@ package prompt
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 
+	"github.com/eftml/eft/shared/chattemplate"
 	"github.com/eftml/eft/shared/config"
 	"github.com/eftml/eft/shared/datasets"
 	"github.com/eftml/eft/shared/packing"
@@ -60,8 +63,8 @@ type chatTemplate struct {
 	kwargs          map[string]any
 }
 
-func newChatTemplate(cfg *config.Config, ds *config.Dataset, enc *encoder) (Strategy, error) {
-	tpl, source, err := chatRenderer(cfg, ds, enc)
+func newChatTemplate(cfg *config.Config, ds *config.Dataset, enc *encoder, env Env) (Strategy, error) {
+	tpl, source, err := chatRenderer(cfg, ds, enc, env)
 	if err != nil {
 		return nil, err
 	}
@@ -520,9 +523,58 @@ func decodeOrdered(dec *json.Decoder) (any, error) {
 	return tok, nil
 }
 
-// chatRenderer finds the dataset's chat template (config.ChatTemplateFor:
-// its own, the config's, or the tokenizer's) and returns it ready to render,
-// with its source text.
-func chatRenderer(cfg *config.Config, ds *config.Dataset, enc *encoder) (renderer, string, error) {
-	return nil, "", fmt.Errorf("the chat_template strategy is not available in this build yet (shared/chattemplate has not landed)")
+// chatRenderer finds the dataset's chat template as Axolotl does
+// (config.ChatTemplateFor: its own choice, the config's, or the
+// tokenizer's) and returns it ready to render, with its source text.
+func chatRenderer(cfg *config.Config, ds *config.Dataset, enc *encoder, env Env) (renderer, string, error) {
+	choice, jinja := cfg.ChatTemplateFor(ds)
+	if jinja != "" && !filepath.IsAbs(jinja) && env.WorkDir != "" && strings.HasSuffix(jinja, ".jinja") {
+		jinja = filepath.Join(env.WorkDir, jinja)
+	}
+	var tc *chattemplate.TokenizerConfig
+	if env.TokenizerDir != "" {
+		var err error
+		if tc, err = chattemplate.LoadTokenizerConfig(env.TokenizerDir); err != nil {
+			return nil, "", err
+		}
+	}
+	tpl, err := chattemplate.Resolve(choice, jinja, tc)
+	if err != nil {
+		if tc == nil && errors.Is(err, chattemplate.ErrNoTemplate) {
+			return nil, "", fmt.Errorf("chat_template %s: %w (the tokenizer's folder is not known here)", choice, err)
+		}
+		return nil, "", err
+	}
+	specials := map[string]any{}
+	if tc != nil {
+		maps.Copy(specials, tc.SpecialTokens)
+	}
+	// The run's special_tokens replace the tokenizer's, as Axolotl sets them
+	// on the tokenizer before rendering.
+	for role, v := range map[string]string{"bos_token": cfg.SpecialTokens.BOSToken, "eos_token": cfg.SpecialTokens.EOSToken,
+		"pad_token": cfg.SpecialTokens.PadToken, "unk_token": cfg.SpecialTokens.UnkToken} {
+		if v != "" {
+			specials[role] = v
+		}
+	}
+	if tc == nil {
+		// No tokenizer_config.json at hand: the tokenizer's own names.
+		sp := enc.tok.Special()
+		for role, v := range map[string]string{"bos_token": sp.BOS, "eos_token": sp.EOS, "pad_token": sp.PAD, "unk_token": sp.UNK} {
+			if _, ok := specials[role]; !ok && v != "" {
+				specials[role] = v
+			}
+		}
+	}
+	return templateRenderer{tpl: tpl, specials: specials}, tpl.Source, nil
+}
+
+// templateRenderer renders with a chat template and the special tokens it sees.
+type templateRenderer struct {
+	tpl      *chattemplate.Template
+	specials map[string]any
+}
+
+func (r templateRenderer) Render(messages []any, kwargs map[string]any) (string, error) {
+	return r.tpl.Render(chattemplate.Request{Messages: messages, SpecialTokens: r.specials, Kwargs: kwargs})
 }

@@ -36,8 +36,8 @@ func FuzzStrategies(f *testing.F) {
 		}
 		strategies = append(strategies, s)
 	}
-	cfg := parseConfig(f, "datasets:\n  - path: d.jsonl\n    type: chat_template\n    message_field_training: train\n")
-	chat, err := newChatWith(cfg, &cfg.Datasets[0], newEncoder(tok), goTemplates["chatml"], "<|im_end|>")
+	cfg := parseConfig(f, "chat_template: chatml\ndatasets:\n  - path: d.jsonl\n    type: chat_template\n    message_field_training: train\n")
+	chat, err := New(cfg, &cfg.Datasets[0], tok)
 	if err != nil {
 		f.Fatal(err)
 	}

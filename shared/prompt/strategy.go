@@ -25,12 +25,27 @@ type Strategy interface {
 	Tokenize(dst []packing.Sample, row datasets.Object) ([]packing.Sample, error)
 }
 
-// New returns the strategy of one dataset entry of cfg, tokenizing with tok
-// (already configured with Configure). A row that holds input_ids, labels
-// and attention_mask is passed through as it is, whatever the type, as
-// Axolotl does for an already tokenized dataset; a dataset without a type
-// must be pre-tokenized.
+// Env says where a run's files are, for what strategies read besides rows:
+// the tokenizer's folder (tokenizer_config.json's chat templates and
+// special tokens) and the submitter's work dir (a relative
+// chat_template_jinja path).
+type Env struct {
+	TokenizerDir string
+	WorkDir      string
+}
+
+// New is NewWith without an Env: enough for every strategy but a
+// chat_template that needs the tokenizer's own template.
 func New(cfg *config.Config, ds *config.Dataset, tok *tokenizer.Tokenizer) (Strategy, error) {
+	return NewWith(cfg, ds, tok, Env{})
+}
+
+// NewWith returns the strategy of one dataset entry of cfg, tokenizing with
+// tok (already configured with Configure). A row that holds input_ids,
+// labels and attention_mask is passed through as it is, whatever the type,
+// as Axolotl does for an already tokenized dataset; a dataset without a
+// type must be pre-tokenized.
+func NewWith(cfg *config.Config, ds *config.Dataset, tok *tokenizer.Tokenizer, env Env) (Strategy, error) {
 	if cfg.SequenceLen <= 0 {
 		return nil, fmt.Errorf("sequence_len %d must be positive", cfg.SequenceLen)
 	}
@@ -39,14 +54,14 @@ func New(cfg *config.Config, ds *config.Dataset, tok *tokenizer.Tokenizer) (Stra
 	if ds.Type.IsZero() {
 		return pre, nil
 	}
-	s, err := newTyped(cfg, ds, enc)
+	s, err := newTyped(cfg, ds, enc, env)
 	if err != nil {
 		return nil, fmt.Errorf("%s: type %s: %w", ds.Path, typeName(ds.Type), err)
 	}
 	return passThrough{Strategy: s, pre: pre}, nil
 }
 
-func newTyped(cfg *config.Config, ds *config.Dataset, enc *encoder) (Strategy, error) {
+func newTyped(cfg *config.Config, ds *config.Dataset, enc *encoder, env Env) (Strategy, error) {
 	if f := ds.Type.Format; f != nil {
 		return newUserDefined(cfg, *f, enc)
 	}
@@ -57,7 +72,7 @@ func newTyped(cfg *config.Config, ds *config.Dataset, enc *encoder) (Strategy, e
 	case "input_output":
 		return &inputOutput{enc: enc, trainOnInputs: cfg.TrainOnInputs}, nil
 	case "chat_template":
-		return newChatTemplate(cfg, ds, enc)
+		return newChatTemplate(cfg, ds, enc, env)
 	case "pretokenized":
 		return &pretokenized{enc: enc}, nil
 	}
