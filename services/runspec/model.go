@@ -112,6 +112,18 @@ func (r Resolver) TokenizerDir(ctx context.Context, cfg *config.Config, workDir,
 	return r.ModelDir(ctx, cfg.TokenizerConfig, "", workDir)
 }
 
+// CheckTrainable refuses what the config asks for that this build's engine
+// cannot train, before anything is downloaded.
+func CheckTrainable(cfg *config.Config) error {
+	if cfg.LoadIn4bit || cfg.Adapter == "qlora" {
+		return errors.New("adapter: qlora (load_in_4bit) needs NF4 base weights, which this build's engine does not have yet; use adapter: lora")
+	}
+	if cfg.WorldSize > 1 {
+		return fmt.Errorf("world_size %d: data-parallel training is not in this build yet; use world_size 1", cfg.WorldSize)
+	}
+	return nil
+}
+
 // Built is a run's model, ready to train or evaluate.
 type Built struct {
 	Model *model.Model
@@ -127,11 +139,8 @@ type Built struct {
 // fine-tune. QLoRA (NF4 base weights) is refused: the engine has no NF4
 // quantization yet.
 func (r Resolver) Build(cfg *config.Config, baseDir, workDir string, be backend.Backend) (*Built, error) {
-	if cfg.LoadIn4bit || cfg.Adapter == "qlora" {
-		return nil, errors.New("runspec: adapter: qlora (load_in_4bit) needs NF4 base weights, which this build's engine does not have yet; use adapter: lora")
-	}
-	if cfg.WorldSize > 1 {
-		return nil, fmt.Errorf("runspec: world_size %d: data-parallel training is not in this build yet; use world_size 1", cfg.WorldSize)
+	if err := CheckTrainable(cfg); err != nil {
+		return nil, err
 	}
 	m, err := model.Load(baseDir, be)
 	if err != nil {

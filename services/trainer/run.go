@@ -81,6 +81,9 @@ func (s *Service) prepare(ctx context.Context, job *bus.Job, p events.TrainJob) 
 	if r.cfg, err = runspec.ParseConfig(p.Config); err != nil {
 		return nil, err
 	}
+	if err := runspec.CheckTrainable(r.cfg); err != nil {
+		return nil, err
+	}
 	r.scratch = filepath.Join(s.opts.ScratchDir, job.Envelope.RunID)
 	if err := os.MkdirAll(r.scratch, 0o755); err != nil {
 		return nil, fmt.Errorf("trainer: scratch: %w", err)

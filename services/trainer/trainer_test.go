@@ -157,3 +157,43 @@ func TestLoRARunPublishesItsLifecycle(t *testing.T) {
 		t.Fatalf("TrainingCompleted %+v", done)
 	}
 }
+
+// What the engine cannot train fails the run at once with the reason, and
+// the job is done (not retried).
+func TestUntrainableConfigFailsTheRun(t *testing.T) {
+	b, _ := bustest.New(t)
+	startTrainer(t, b, Options{})
+	base := loraConfig(t, "")
+	for name, yaml := range map[string]string{
+		"qlora":   strings.Replace(base, "adapter: lora", "adapter: qlora\nload_in_4bit: true", 1),
+		"no base": strings.Replace(base, testfixtures.Path(t, "hf", "llama"), "/nonexistent/model", 1),
+	} {
+		_, cfg := runtest.Resolve(t, yaml)
+		run := runtest.Submit(t, b, yaml, runtest.MakeData(t, b, cfg, 8, 0))
+		envs := runtest.Follow(t, b, run.ID, time.Minute, runtest.Ends)
+		failed := runtest.Of[events.RunFailed](t, envs)
+		want := map[string]string{"qlora": "NF4", "no base": "/nonexistent/model"}[name]
+		if len(failed) != 1 || failed[0].Stage != events.StageTrain || !strings.Contains(failed[0].Error, want) {
+			t.Fatalf("%s: %s, want RunFailed at stage train naming %q", name, runtest.Types(envs), want)
+		}
+	}
+	// Both jobs were acked: the work queue is empty.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s, err := b.JetStream().Stream(context.Background(), bus.JobsStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d failed jobs are still in the work queue", info.State.Msgs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
