@@ -39,6 +39,13 @@ func benchShapes() []benchShape {
 			benchShape{fmt.Sprintf("lora-dyᵀ·u-t%d-h%d", tok, h), true, false, h, 16, tok},
 		)
 	}
+	// Attention in blocks of 64 queries (trainer/cpu): scores q·kᵀ, output
+	// p·v, and the key gradient dpᵀ·q, head dim 64, 512 keys.
+	shapes = append(shapes,
+		benchShape{"attn-q·kᵀ-64x512x64", false, true, 64, 512, 64},
+		benchShape{"attn-p·v-64x64x512", false, false, 64, 64, 512},
+		benchShape{"attn-dpᵀ·q-512x64x64", true, false, 512, 64, 64},
+	)
 	return shapes
 }
 
@@ -88,6 +95,7 @@ func benchmarkSgemm(b *testing.B) {
 				if s.transB {
 					ldb = s.k
 				}
+				b.ReportAllocs()
 				cpu0 := processCPUSeconds()
 				for b.Loop() {
 					impl.f(s.transA, s.transB, s.m, s.n, s.k, 1, x, lda, y, ldb, 0, c, s.n)

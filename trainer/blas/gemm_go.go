@@ -72,7 +72,8 @@ type gemmJob struct {
 	taskM, taskN int
 	tilesN       int // pieces per row of pieces
 	tasks        int
-	next         atomic.Int64
+	next         atomic.Int64   // the next piece to claim
+	helpers      sync.WaitGroup // helper goroutines working on this job
 }
 
 // gemmWith is goSgemm with a chosen micro-kernel (tests run every kernel).
@@ -86,8 +87,10 @@ func gemmWith(kern *kernel, transA, transB bool, m, n, k int, alpha float32, a [
 		}
 		return
 	}
-	job := &gemmJob{kern: kern, m: m, n: n, k: k, alpha: alpha, beta: beta, c: c, ldc: ldc,
-		a: view{a, lda, 1}, b: view{b, ldb, 1}}
+	job := jobs.Get().(*gemmJob)
+	defer jobs.Put(job)
+	job.reset(kern, m, n, k, alpha, beta, c, ldc)
+	job.a, job.b = view{a, lda, 1}, view{b, ldb, 1}
 	if transA {
 		job.a = view{a, 1, lda}
 	}
@@ -98,16 +101,39 @@ func gemmWith(kern *kernel, transA, transB bool, m, n, k int, alpha float32, a [
 	workers := min(Threads(), max(1, int(flops/minParallelFlops)))
 	job.plan(workers, flops)
 	workers = min(workers, job.tasks)
-	if workers <= 1 {
-		job.work()
-		return
-	}
-	var wg sync.WaitGroup
 	for range workers - 1 {
-		wg.Go(job.work)
+		job.helpers.Add(1)
+		select {
+		case idleHelpers <- job:
+		default:
+			go helper(job)
+		}
 	}
 	job.work()
-	wg.Wait()
+	job.helpers.Wait()
+}
+
+// idleHelpers hands a job to a helper goroutine waiting for one. Helpers
+// are started when none is idle and then stay, parked on this channel, so a
+// product starts no goroutine and allocates nothing once warm. A helper
+// that arrives after the pieces are gone just reports back.
+var idleHelpers = make(chan *gemmJob)
+
+func helper(job *gemmJob) {
+	for {
+		job.work()
+		job.helpers.Done()
+		job = <-idleHelpers
+	}
+}
+
+// jobs recycles gemmJobs so that a product allocates nothing once warm.
+var jobs = sync.Pool{New: func() any { return new(gemmJob) }}
+
+func (g *gemmJob) reset(kern *kernel, m, n, k int, alpha, beta float32, c []float32, ldc int) {
+	g.kern, g.m, g.n, g.k = kern, m, n, k
+	g.alpha, g.beta, g.c, g.ldc = alpha, beta, c, ldc
+	g.next.Store(0)
 }
 
 // plan cuts C into pieces: whole when one worker runs it (but at most
@@ -148,16 +174,21 @@ func (g *gemmJob) plan(workers int, flops float64) {
 
 // work claims and runs pieces until none is left.
 func (g *gemmJob) work() {
-	ws := getWorkspace()
+	var ws *workspace
 	for {
 		t := int(g.next.Add(1) - 1)
 		if t >= g.tasks {
 			break
 		}
+		if ws == nil {
+			ws = getWorkspace()
+		}
 		i0, j0 := t/g.tilesN*g.taskM, t%g.tilesN*g.taskN
 		g.piece(ws, i0, min(i0+g.taskM, g.m), j0, min(j0+g.taskN, g.n))
 	}
-	workspaces.Put(ws)
+	if ws != nil {
+		putWorkspace(ws)
+	}
 }
 
 // workspace is one worker's packing memory, reused across calls.
@@ -167,9 +198,36 @@ type workspace struct {
 	tile         []float32 // a ragged tile of C
 }
 
-var workspaces = sync.Pool{New: func() any { return new(workspace) }}
+// workspaces keeps released workspaces. Not a sync.Pool: that is emptied
+// at every garbage collection, and refilling a megabyte-sized pack buffer
+// after each one showed up as kilobytes allocated per product.
+var workspaces struct {
+	sync.Mutex
+	free []*workspace
+}
 
-func getWorkspace() *workspace { return workspaces.Get().(*workspace) }
+// maxFreeWorkspaces bounds the memory kept (a workspace holds up to
+// ~2.3 MB) when many goroutines have multiplied at once.
+const maxFreeWorkspaces = 16
+
+func getWorkspace() *workspace {
+	workspaces.Lock()
+	defer workspaces.Unlock()
+	if n := len(workspaces.free); n > 0 {
+		ws := workspaces.free[n-1]
+		workspaces.free = workspaces.free[:n-1]
+		return ws
+	}
+	return new(workspace)
+}
+
+func putWorkspace(ws *workspace) {
+	workspaces.Lock()
+	defer workspaces.Unlock()
+	if len(workspaces.free) < maxFreeWorkspaces {
+		workspaces.free = append(workspaces.free, ws)
+	}
+}
 
 // grow returns buf with at least n elements.
 func grow(buf []float32, n int) []float32 {
@@ -189,7 +247,7 @@ func (g *gemmJob) piece(ws *workspace, i0, i1, j0, j1 int) {
 			scaleRow(g.c[i*g.ldc+j0:i*g.ldc+j1], g.beta)
 		}
 	}
-	packA := ceilDiv(nc, nr) >= packAMinPanels
+	packA := g.a.cs != 1 && ceilDiv(nc, nr) >= packAMinPanels
 	packB := g.b.cs != 1 || ceilDiv(i1-i0, mr) >= packBMinPanels
 	ws.tile = grow(ws.tile, mr*nr)
 	for p0 := 0; p0 < g.k; p0 += g.kc {
@@ -311,6 +369,10 @@ func packPanelsB(dst []float32, b view, p0, kc, j0, nc, nr int) {
 			continue
 		}
 		// Transposed B: each column is a contiguous row of b.
+		if cols == 16 {
+			packTransposed16(panel, b, p0, kc, j0+jr)
+			continue
+		}
 		for j := range cols {
 			src := b.at(p0, j0+jr+j)[:kc]
 			for p, v := range src {
@@ -330,5 +392,23 @@ func scaleRow(row []float32, beta float32) {
 		for j := range row {
 			row[j] *= beta
 		}
+	}
+}
+
+// packTransposed16 fills a 16-column panel from a transposed B, reading the
+// 16 columns (contiguous rows of b) side by side so that every write is
+// sequential and each source row streams through the cache once.
+func packTransposed16(panel []float32, b view, p0, kc, j int) {
+	var src [16][]float32
+	for c := range src {
+		src[c] = b.at(p0, j+c)[:kc]
+	}
+	panel = panel[:kc*16]
+	for p := range kc {
+		d := panel[p*16 : p*16+16 : p*16+16]
+		d[0], d[1], d[2], d[3] = src[0][p], src[1][p], src[2][p], src[3][p]
+		d[4], d[5], d[6], d[7] = src[4][p], src[5][p], src[6][p], src[7][p]
+		d[8], d[9], d[10], d[11] = src[8][p], src[9][p], src[10][p], src[11][p]
+		d[12], d[13], d[14], d[15] = src[12][p], src[13][p], src[14][p], src[15][p]
 	}
 }
