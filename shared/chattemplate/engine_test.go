@@ -13,7 +13,7 @@ import (
 // fixtureClock is the clock generate.py pins strftime_now to.
 func fixtureClock() time.Time { return time.Date(2025, 7, 10, 12, 0, 0, 0, time.UTC) }
 
-func readJSONFixture(t *testing.T, parts ...string) any {
+func readJSONFixture(t testing.TB, parts ...string) any {
 	t.Helper()
 	data, err := os.ReadFile(testfixtures.Path(t, parts...))
 	if err != nil {

@@ -129,6 +129,9 @@ func messagesValue(msgs []any) any {
 	return msgs
 }
 
+// renderLimits bound every render (see jinja.Env); the fuzz test lowers them.
+var renderLimits = struct{ maxOutput, maxSteps int }{64 << 20, 10_000_000}
+
 // transformersEnv is the environment transformers' _compile_jinja_template
 // sets up on top of Jinja2's: its own tojson, raise_exception and
 // strftime_now.
@@ -137,7 +140,9 @@ func transformersEnv(now func() time.Time) *jinja.Env {
 		now = time.Now
 	}
 	return &jinja.Env{
-		Filters: map[string]jinja.Filter{"tojson": hfToJSON},
+		MaxOutput: renderLimits.maxOutput,
+		MaxSteps:  renderLimits.maxSteps,
+		Filters:   map[string]jinja.Filter{"tojson": hfToJSON},
 		Globals: map[string]any{
 			"raise_exception": raiseException,
 			"strftime_now": &jinja.Callable{Name: "strftime_now", Fn: func(args []any, kwargs []jinja.KeywordArg) (any, error) {

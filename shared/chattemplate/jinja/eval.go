@@ -34,9 +34,13 @@ type Filter func(v any, args []any, kwargs []KeywordArg) (any, error)
 type Env struct {
 	Globals map[string]any
 	Filters map[string]Filter
-	// MaxOutput bounds the rendered text in bytes (0: 64 MiB), so a hostile
-	// template cannot exhaust memory.
+	// MaxOutput bounds the rendered text, and any string built on the
+	// way, in bytes (0: 64 MiB), so a hostile template cannot exhaust
+	// memory.
 	MaxOutput int
+	// MaxSteps bounds loop iterations plus macro calls (0: 10 million), so
+	// nested loops cannot run for hours.
+	MaxSteps int
 }
 
 // Span is a byte range [Start, End) of rendered text.
@@ -58,9 +62,12 @@ func (t *Template) Render(vars map[string]any, env *Env) (Result, error) {
 	for k, v := range vars {
 		top.vars[k] = FromGo(v)
 	}
-	r := &renderer{env: env, maxOut: env.MaxOutput}
+	r := &renderer{env: env, maxOut: env.MaxOutput, maxSteps: env.MaxSteps}
 	if r.maxOut <= 0 {
 		r.maxOut = 64 << 20
+	}
+	if r.maxSteps <= 0 {
+		r.maxSteps = 10_000_000
 	}
 	r.out = &r.top
 	err := r.execBody(t.body, top)
@@ -104,6 +111,16 @@ type renderer struct {
 	gen      []Span
 	depth    int
 	maxOut   int
+	steps    int
+	maxSteps int
+}
+
+func (r *renderer) step() error {
+	r.steps++
+	if r.steps > r.maxSteps {
+		return errorf(RuntimeError, "template took more than %d loop iterations and macro calls", r.maxSteps)
+	}
+	return nil
 }
 
 func (r *renderer) write(s string) error {
@@ -323,6 +340,9 @@ func (r *renderer) runLoop(n *forNode, iv any, f *frame, depth0 int) error {
 	if n.cond != nil {
 		kept := make([]any, 0, len(items))
 		for _, it := range items {
+			if err := r.step(); err != nil {
+				return err
+			}
 			scope := f.child()
 			if err := r.assign(n.target, it, scope); err != nil {
 				return err
@@ -342,6 +362,9 @@ func (r *renderer) runLoop(n *forNode, iv any, f *frame, depth0 int) error {
 	}
 	loop := &loopContext{items: items, depth0: depth0, loopNode: n, frame: f}
 	for i, it := range items {
+		if err := r.step(); err != nil {
+			return err
+		}
 		loop.index = i
 		scope := f.child()
 		scope.vars["loop"] = loop
@@ -421,6 +444,9 @@ type Macro struct {
 func (r *renderer) callMacro(m *Macro, args []any, kwargs []KeywordArg) (any, error) {
 	if r.depth >= maxCallDepth {
 		return nil, errorf(RuntimeError, "maximum recursion depth exceeded")
+	}
+	if err := r.step(); err != nil {
+		return nil, err
 	}
 	d := m.def
 	scope := m.closure.child()
@@ -591,7 +617,14 @@ func (r *renderer) eval(x expr, f *frame) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return binaryOp(n.op, l, rv)
+		if n.op == "*" && repeatSize(l, rv) > int64(r.maxOut) {
+			return nil, errorf(RuntimeError, "repetition exceeds %d items", r.maxOut)
+		}
+		v, err := binaryOp(n.op, l, rv)
+		if s, ok := v.(string); ok && len(s) > r.maxOut {
+			return nil, errorf(RuntimeError, "string exceeds %d bytes", r.maxOut)
+		}
+		return v, err
 	case *concatExpr:
 		var b strings.Builder
 		for _, p := range n.parts {
@@ -805,4 +838,24 @@ func (r *renderer) evalTest(n *testExpr, f *frame) (any, error) {
 		return nil, &Error{Kind: TemplateRuntimeError, Line: n.line, Msg: fmt.Sprintf("No test named '%s' found.", n.name)}
 	}
 	return t(r, v, args)
+}
+
+// repeatSize is the length "seq * n" would have (0 for other operands).
+func repeatSize(a, b any) int64 {
+	if _, _, isInt, ok := number(a); ok && isInt {
+		a, b = b, a
+	}
+	n, _, isInt, ok := number(b)
+	if !ok || !isInt || n <= 0 {
+		return 0
+	}
+	switch x := a.(type) {
+	case string:
+		return int64(len(x)) * n
+	case []any:
+		return int64(len(x)) * n
+	case Tuple:
+		return int64(len(x)) * n
+	}
+	return 0
 }

@@ -133,8 +133,21 @@ type (
 )
 
 type parser struct {
-	toks []token
-	pos  int
+	toks  []token
+	pos   int
+	depth int
+}
+
+// maxNesting bounds how deeply expressions nest, so hostile input cannot
+// exhaust the stack (CPython's own parser stops near 200 too).
+const maxNesting = 200
+
+func (p *parser) enter() error {
+	p.depth++
+	if p.depth > maxNesting {
+		return p.fail(p.cur(), "expression nested too deeply")
+	}
+	return nil
 }
 
 func parse(src string) ([]node, error) {
@@ -302,6 +315,10 @@ func blockOpener(ends []string) string {
 }
 
 func (p *parser) parseStatement() (node, error) {
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
+	defer func() { p.depth-- }()
 	t := p.cur()
 	if t.kind != tkName {
 		return nil, p.fail(t, "tag name expected")
@@ -736,6 +753,10 @@ func (p *parser) parseAnd() (expr, error) {
 }
 
 func (p *parser) parseNot() (expr, error) {
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
+	defer func() { p.depth-- }()
 	if p.skipName("not") {
 		x, err := p.parseNot()
 		return &unaryExpr{op: "not", x: x}, err
@@ -830,6 +851,10 @@ func (p *parser) parsePow() (expr, error) {
 }
 
 func (p *parser) parseUnary(withFilter bool) (expr, error) {
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
+	defer func() { p.depth-- }()
 	var x expr
 	var err error
 	switch {

@@ -350,18 +350,27 @@ func pyStr(v any) string {
 		return ""
 	}
 	var b strings.Builder
-	writeRepr(&b, v, false)
+	writeRepr(&b, v, false, 0)
 	return b.String()
 }
 
 // pyReprValue is Python's repr(v).
 func pyReprValue(v any) string {
 	var b strings.Builder
-	writeRepr(&b, v, true)
+	writeRepr(&b, v, true, 0)
 	return b.String()
 }
 
-func writeRepr(b *strings.Builder, v any, quote bool) {
+// maxReprDepth stops repr of a namespace that contains itself (Python
+// would raise RecursionError; we print "..." rather than overflow the
+// stack).
+const maxReprDepth = 200
+
+func writeRepr(b *strings.Builder, v any, quote bool, depth int) {
+	if depth > maxReprDepth {
+		b.WriteString("...")
+		return
+	}
 	switch x := v.(type) {
 	case nil:
 		b.WriteString("None")
@@ -387,7 +396,7 @@ func writeRepr(b *strings.Builder, v any, quote bool) {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			writeRepr(b, e, true)
+			writeRepr(b, e, true, depth+1)
 		}
 		b.WriteByte(']')
 	case Tuple:
@@ -396,7 +405,7 @@ func writeRepr(b *strings.Builder, v any, quote bool) {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			writeRepr(b, e, true)
+			writeRepr(b, e, true, depth+1)
 		}
 		if len(x) == 1 {
 			b.WriteByte(',')
@@ -408,14 +417,14 @@ func writeRepr(b *strings.Builder, v any, quote bool) {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			writeRepr(b, x.keys[i], true)
+			writeRepr(b, x.keys[i], true, depth+1)
 			b.WriteString(": ")
-			writeRepr(b, x.vals[i], true)
+			writeRepr(b, x.vals[i], true, depth+1)
 		}
 		b.WriteByte('}')
 	case *Namespace:
 		b.WriteString("<Namespace ")
-		writeRepr(b, x.attrs, true)
+		writeRepr(b, x.attrs, true, depth+1)
 		b.WriteByte('>')
 	case Undefined:
 		if quote {
