@@ -253,3 +253,19 @@ func TestRenderRequestVariables(t *testing.T) {
 		t.Errorf("role error: %#v", err)
 	}
 }
+
+func TestDecodeJSONList(t *testing.T) {
+	msgs, err := DecodeJSONList([]byte(`[{"role": "user", "content": "x", "a": 1.0}]`), "messages")
+	if err != nil || jinja.Repr(msgs) != `[{'role': 'user', 'content': 'x', 'a': 1.0}]` {
+		t.Errorf("got %v, %v", msgs, err)
+	}
+	for _, c := range []struct{ in, want string }{
+		{`{"role": "user"}`, "messages must be a JSON array, not an object"},
+		{`"x"`, "messages must be a JSON array, not a string"},
+		{`[1,`, "messages: invalid JSON"},
+	} {
+		if _, err := DecodeJSONList([]byte(c.in), "messages"); err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.in, err, c.want)
+		}
+	}
+}

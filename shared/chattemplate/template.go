@@ -219,3 +219,32 @@ func hfToJSON(v any, args []any, kwargs []jinja.KeywordArg) (any, error) {
 func byteToCharOffset(s string, off int) int {
 	return utf8.RuneCountInString(s[:off])
 }
+
+// DecodeJSONList parses a JSON array of messages, tools or documents the
+// way json.loads does (object key order kept, ints and floats apart),
+// ready for a Request. what names the value in errors.
+func DecodeJSONList(data []byte, what string) ([]any, error) {
+	v, err := jinja.DecodeJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("%s must be a JSON array, not %s", what, jsonKind(v))
+	}
+	return list, nil
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case int64, float64:
+		return "a number"
+	case string:
+		return "a string"
+	}
+	return "an object"
+}

@@ -4,7 +4,16 @@ generate.py renders each with transformers' environment into engine.json."""
 D = {"role": "user", "content": "Hi", "n": 3}
 MSGS = [{"role": "system", "content": "S"}, {"role": "user", "content": "U1"}, {"role": "assistant", "content": "A1"}]
 
+import random as _random
+
+_rng = _random.Random(7)
+FLOATS = ([0.0, -0.0, 1.0, -1.5, 0.1, 1e16, 1e15, 123456789012345.6, 1e-4, 9.999e-5, 1e-5, 1e22, 1.7976931348623157e308,
+           5e-324, 2.5, 1/3, 2/3, 100.0, 1e100]
+          + [_rng.uniform(-1e6, 1e6) for _ in range(40)] + [_rng.expovariate(1) * 10 ** _rng.randint(-30, 30) for _ in range(60)])
+
 SNIPPETS = [
+    # --- Python float repr and json.dumps of floats
+    ("{{ x }}|{{ x | tojson }}|{% for f in x %}{{ f }},{{ f | round(3) }},{{ (f | int) if f | abs < 1e18 }};{% endfor %}", {"x": FLOATS}),
     # --- whitespace: trim_blocks, lstrip_blocks, -/+ control, trailing newline, CRLF
     ("{% if true %}\nyes\n{% endif %}\n", {}),
     ("  {% if true %}\n  yes\n  {% endif %}\nend", {}),
