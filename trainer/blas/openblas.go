@@ -20,7 +20,7 @@ import (
 // per-call garbage) and OpenBLAS's thread control when it has one.
 type openBLAS struct {
 	path       string
-	sgemm      uintptr
+	sgemmFn    uintptr
 	setThreads uintptr // openblas_set_num_threads, 0 if absent
 	getThreads uintptr // openblas_get_num_threads, 0 if absent
 	config     string  // openblas_get_config(), "" if absent
@@ -98,12 +98,6 @@ func loadOpenBLAS() (*openBLAS, error) {
 	return nil, errors.New(strings.Join(errs, "; "))
 }
 
-// singleThreadedEnv is set while a library loads (and restored after, unless
-// the user set it): a pthreads OpenBLAS reads OPENBLAS_NUM_THREADS and an
-// OpenMP one OMP_NUM_THREADS when it initialises, so neither starts worker
-// threads we do not use (see Sgemm on threading).
-var singleThreadedEnv = []string{"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "GOTO_NUM_THREADS"}
-
 func openLibrary(path string) (*openBLAS, error) {
 	var restore []string
 	for _, name := range singleThreadedEnv {
@@ -120,7 +114,7 @@ func openLibrary(path string) (*openBLAS, error) {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	lib := &openBLAS{path: path}
-	if lib.sgemm, err = purego.Dlsym(handle, "sgemm_"); err != nil {
+	if lib.sgemmFn, err = purego.Dlsym(handle, "sgemm_"); err != nil {
 		purego.Dlclose(handle)
 		return nil, fmt.Errorf("%s: no sgemm_: %v", path, err)
 	}
@@ -197,7 +191,7 @@ func (l *openBLAS) call(transA, transB bool, m, n, k int, alpha float32, a []flo
 		args.transB = 'T'
 	}
 	var one int64 = 1 // hidden Fortran CHARACTER lengths
-	purego.SyscallN(l.sgemm,
+	purego.SyscallN(l.sgemmFn,
 		uintptr(unsafe.Pointer(&args.transA)), uintptr(unsafe.Pointer(&args.transB)),
 		uintptr(unsafe.Pointer(&args.m)), uintptr(unsafe.Pointer(&args.n)), uintptr(unsafe.Pointer(&args.k)),
 		uintptr(unsafe.Pointer(&args.alpha)),
@@ -207,6 +201,18 @@ func (l *openBLAS) call(transA, transB bool, m, n, k int, alpha float32, a []flo
 		uintptr(unsafe.Pointer(unsafe.SliceData(c))), uintptr(unsafe.Pointer(&args.ldc)),
 		uintptr(one), uintptr(one))
 	sgemmArgsPool.Put(args)
+}
+
+// openBLASMinSplitFlops is the work below which a product is not split
+// between goroutines for OpenBLAS.
+const openBLASMinSplitFlops = 1 << 22
+
+// sgemm is Sgemm through OpenBLAS: one call, or for enough work, up to
+// Threads() calls on goroutines.
+func (l *openBLAS) sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	flops := 2 * float64(m) * float64(n) * float64(k)
+	workers := min(Threads(), max(1, int(flops/openBLASMinSplitFlops)))
+	l.callSplit(workers, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // callSplit runs the product as up to workers single-threaded sgemm_

@@ -18,5 +18,9 @@ func (l *openBLAS) call(transA, transB bool, m, n, k int, alpha float32, a []flo
 	panic("unreachable")
 }
 
+func (l *openBLAS) sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	panic("unreachable")
+}
+
 func (l *openBLAS) threads() int         { return 0 }
 func (l *openBLAS) setThreadCount(n int) {}

@@ -23,17 +23,11 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 		return
 	}
 	if lib := library(); lib != nil && fitsInt32(m, n, k, lda, ldb, ldc) {
-		flops := 2 * float64(m) * float64(n) * float64(k)
-		workers := min(Threads(), max(1, int(flops/openBLASMinSplitFlops)))
-		lib.callSplit(workers, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		lib.sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
 	goSgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
-
-// openBLASMinSplitFlops is the work below which a product is not split
-// between goroutines for OpenBLAS.
-const openBLASMinSplitFlops = 1 << 22
 
 // Implementation names the GEMM in use: "openblas (path)" or "go".
 func Implementation() string {
