@@ -197,6 +197,44 @@ CONVS = [
 ]
 
 
+def random_convs(n, seed=11):
+    """Randomized conversations (fixed seed) that reach paths the written ones
+    miss: odd role orders, whitespace, content parts, tool calls, extra keys."""
+    import random
+    rng = random.Random(seed)
+    words = ["hello", "  spaced ", "é", "日本", "🎉", "\n", "\t", "{{ x }}", "{% raw %}", "<|im_end|>", "'", '"', "\\", "0", "-1.5", ""]
+    def text():
+        return "".join(rng.choice(words) + rng.choice(["", " ", "\n"]) for _ in range(rng.randint(0, 6)))
+    convs = []
+    for i in range(n):
+        msgs = []
+        roles = ["user", "assistant"] * 3
+        if rng.random() < 0.5:
+            roles = ["system"] + roles
+        if rng.random() < 0.3:
+            rng.shuffle(roles)
+        for role in roles[: rng.randint(1, len(roles))]:
+            m = {"role": role, "content": text()}
+            r = rng.random()
+            if r < 0.1:
+                m["content"] = [{"type": "text", "text": text()}, {"type": "text", "text": text()}]
+            elif r < 0.2 and role == "assistant":
+                m["tool_calls"] = [{"type": "function", "function": {"name": "get_weather", "arguments": {"city": text(), "n": rng.randint(-5, 5)}}}]
+            elif r < 0.3 and role == "assistant":
+                m["reasoning_content"] = text()
+            if rng.random() < 0.2:
+                m = dict(reversed(list(m.items())))
+            msgs.append(m)
+        conv = {"name": f"random_{i}", "messages": msgs}
+        if rng.random() < 0.2:
+            conv["tools"] = TOOLS[: rng.randint(1, 2)]
+        convs.append(conv)
+    return convs
+
+
+CONVS += random_convs(int(os.environ.get("RANDOM_CONVS", "15")), int(os.environ.get("RANDOM_SEED", "11")))
+
+
 def load_corpus():
     templates = {}
     for f in sorted(glob.glob(os.path.join(REPO, "shared", "chattemplate", "templates", "*.jinja"))):
