@@ -83,8 +83,13 @@ func readGzipJSON(t *testing.T, parts ...string) any {
 }
 
 func readExpected(t *testing.T) []*jinja.Dict {
+	return readJSONLines(t, "chattemplates", "expected.jsonl.gz")
+}
+
+// readJSONLines reads a gzipped JSON-lines fixture.
+func readJSONLines(t *testing.T, parts ...string) []*jinja.Dict {
 	t.Helper()
-	f, err := os.Open(testfixtures.Path(t, "chattemplates", "expected.jsonl.gz"))
+	f, err := os.Open(testfixtures.Path(t, parts...))
 	if err != nil {
 		t.Fatal(err)
 	}

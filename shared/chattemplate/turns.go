@@ -42,7 +42,8 @@ type TurnOptions struct {
 // reasoning as TurnOptions say), and as it is. Like Axolotl it renders
 // without a generation prompt, passes tools only when there are some,
 // and sets the template variable real_last_index to len(req.Messages)-1
-// when that is not 0.
+// when that is not 0. (Axolotl passes no documents: leave
+// req.Documents nil to match it.)
 func (t *Template) TurnRenders(req Request, i int, opts TurnOptions) (dummy, full string, err error) {
 	if i < 0 || i >= len(req.Messages) {
 		return "", "", fmt.Errorf("turn index %d out of range (%d messages)", i, len(req.Messages))

@@ -1,6 +1,7 @@
 package chattemplate
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -129,5 +130,59 @@ func TestTurnRendersPassAxolotlVariables(t *testing.T) {
 	}
 	if _, _, err := tpl.TurnRenders(req, 3, TurnOptions{}); err == nil {
 		t.Error("turn index past the end: no error")
+	}
+}
+
+// TestMessageSpansMatchAxolotl holds MessageSpans to generate.py's port of
+// Axolotl's find_turn (on characters) over every Axolotl template and
+// conversation of the corpus (turns.jsonl.gz), real_last_index included.
+func TestMessageSpansMatchAxolotl(t *testing.T) {
+	convs := map[string]*jinja.Dict{}
+	for _, c := range field(readJSONFixture(t, "chattemplates", "convs.json"), "convs").([]any) {
+		convs[field(c, "name").(string)] = c.(*jinja.Dict)
+	}
+	lines := readJSONLines(t, "chattemplates", "turns.jsonl.gz")
+	if len(lines) < 36*30 {
+		t.Fatalf("only %d find_turn cases", len(lines))
+	}
+	for _, line := range lines {
+		name := strings.TrimPrefix(field(line, "template").(string), "axolotl/")
+		src, _ := Named(name)
+		tpl, err := Compile(name, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		convName := field(line, "conv").(string)
+		req := requestFor(&corpusTemplate{specials: genericSpecials}, convs[convName], false)
+		req.Documents = nil // Axolotl's build_prompt passes none
+		spans, err := tpl.MessageSpans(req, TurnOptions{})
+		if wantErr, ok := field(line, "error").(string); ok {
+			var te *Error
+			if !errors.As(err, &te) || te.Message != wantErr {
+				t.Errorf("%s / %s: %v, want error %q", name, convName, err, wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s / %s: %v", name, convName, err)
+			continue
+		}
+		for i, w := range field(line, "spans").([]any) {
+			_, full, err := tpl.TurnRenders(req, i, TurnOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := spans[i]
+			if w == nil {
+				if got.Start != -1 {
+					t.Errorf("%s / %s message %d: span %v, Axolotl finds none", name, convName, i, got)
+				}
+				continue
+			}
+			ws := w.([]any)
+			if got.Start < 0 || int64(byteToCharOffset(full, got.Start)) != ws[0].(int64) || int64(byteToCharOffset(full, got.End)) != ws[1].(int64) {
+				t.Errorf("%s / %s message %d: byte span %v, Axolotl's is characters %v", name, convName, i, got, ws)
+			}
+		}
 	}
 }

@@ -27,6 +27,10 @@ Outputs:
                      "#own" data: {"template", "conv", "add_generation_prompt", "text", "generation"}
                      or {..., "error", "error_type"}; "generation" spans are in characters
   engine.json        [{"src", "vars", "text"} or {"src", "vars", "error", "error_type"}]
+  turns.jsonl.gz     Axolotl's find_turn (prompt_strategies/chat_template.py) ported to characters, for
+                     Axolotl's templates on every conversation: {"template", "conv", "spans": [[start, end]
+                     or null per message, in characters of the render of the messages up to it]} or
+                     {"template", "conv", "error"}
 Templates without a tokenizer (axolotl/, hfjs/, ardan/) get the placeholder special tokens GENERIC.
 
 Run from anywhere: python3 testdata/chattemplates/generate.py
@@ -298,6 +302,10 @@ def main():
     with gzip.open(os.path.join(HERE, "expected.jsonl.gz"), "wt", encoding="utf-8", compresslevel=9) as f:
         for l in lines:
             f.write(json.dumps(l, ensure_ascii=False) + "\n")
+    turns = turn_cases(templates)
+    with gzip.open(os.path.join(HERE, "turns.jsonl.gz"), "wt", encoding="utf-8", compresslevel=9) as f:
+        for l in turns:
+            f.write(json.dumps(l, ensure_ascii=False) + "\n")
     engine = engine_cases()
     with open(os.path.join(HERE, "engine.json"), "w", encoding="utf-8") as f:
         json.dump(engine, f, ensure_ascii=False, indent=0)
@@ -305,6 +313,51 @@ def main():
     errs = sum(1 for l in lines if "error" in l)
     print(f"{len(templates)} templates, {len(CONVS)} conversations, {len(lines)} renders ({errs} raise), "
           f"{len(engine)} engine snippets; templates that do not compile: {sorted(compile_errors)}", file=sys.stderr)
+
+
+def find_turn_chars(tpl, specials, conv, i):
+    """Axolotl's find_turn with content_only/reasoning_only off, diffing
+    characters where Axolotl diffs token ids."""
+    msgs = conv["messages"]
+    turn = msgs[i]
+    empty = {"role": turn.get("role"), "content": "[[dummy_message]]"}
+    real_last_index = len(msgs) - 1
+
+    def build(turns):  # ChatTemplatePrompter.build_prompt -> apply_chat_template
+        ctx = {"tools": None, "documents": None}
+        ctx.update(specials)
+        ctx.update(conv.get("kwargs", {}))
+        ctx.update(messages=turns, add_generation_prompt=False)
+        if conv.get("tools"):
+            ctx["tools"] = conv["tools"]
+        if real_last_index:
+            ctx["real_last_index"] = real_last_index
+        return tpl.render(**ctx)
+
+    dummy, full = build(msgs[:i] + [empty]), build(msgs[: i + 1])
+    n = min(len(dummy), len(full))
+    start = next((k for k in range(n) if dummy[k] != full[k]), None)
+    if start is None:
+        return None
+    end = next((len(full) - k for k in range(n) if dummy[len(dummy) - 1 - k] != full[len(full) - 1 - k]), None)
+    if end is None or end <= start:
+        return None
+    return [start, end]
+
+
+def turn_cases(templates):
+    out = []
+    for name, t in templates.items():
+        if not name.startswith("axolotl/"):
+            continue
+        tpl = ENV.from_string(t["template"])
+        for conv in CONVS:
+            try:
+                spans = [find_turn_chars(tpl, t["specials"], conv, i) for i in range(len(conv["messages"]))]
+                out.append({"template": name, "conv": conv["name"], "spans": spans})
+            except Exception as e:
+                out.append({"template": name, "conv": conv["name"], "error": str(e)})
+    return out
 
 
 def engine_cases():
