@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eftml/eft/events"
 	"github.com/eftml/eft/shared/datasets"
 	"github.com/eftml/eft/shared/prompt"
 	"github.com/eftml/eft/shared/testfixtures"
@@ -129,49 +130,63 @@ func BenchmarkPreprocessAlpaca(b *testing.B) {
 	runPreprocessBench(b, path, n, "sequence_len: 2048\nmicro_batch_size: 4\nsample_packing: true\ndatasets:\n  - path: synthetic.jsonl\n    type: alpaca\n")
 }
 
+// runPreprocessBench times Build (rows file → batch file) and, in turn
+// with it, the raw tokenizer (EncodeBatch on all cores) over the same text:
+// every sample decoded once, outside the timing. The machine is shared, so
+// both report their best iteration (run with -benchtime Nx).
 func runPreprocessBench(b *testing.B, path string, n int, yaml string) {
 	tok := llama3(b)
 	cfg := parseConfigTB(b, yaml)
+	env := prompt.Env{TokenizerDir: testfixtures.Path(b, "tokenizers", "llama3")}
 	src := RowsSource{
 		Train:      func(context.Context) ([]prompt.Row, error) { return prompt.ReadRows(path) },
 		Validation: func(context.Context) ([]prompt.Row, error) { return nil, nil },
 		Test:       func(context.Context) ([]prompt.Row, error) { return nil, nil },
 	}
-	// The raw tokenizer on the texts the samples are made of: every sample
-	// decoded once (outside the timing) and encoded again in one EncodeBatch.
 	var texts []string
-	var raw time.Duration
-	var rawTokens int
+	keep := func(split string, _ []prompt.Row, t *Tokenized) {
+		if texts == nil {
+			for _, s := range t.Samples {
+				texts = append(texts, tok.Decode(s.InputIDs, false))
+			}
+		}
+	}
+	var best, bestRaw time.Duration
+	var ev events.DatasetTokenized
+	rawTokens := 0
 	b.ResetTimer()
 	for range b.N {
 		start := time.Now()
-		built, err := Build(context.Background(), cfg, tok, prompt.Env{TokenizerDir: testfixtures.Path(b, "tokenizers", "llama3")}, src, Settings{Keep: func(split string, _ []prompt.Row, t *Tokenized) {
-			if texts == nil {
-				for _, s := range t.Samples {
-					texts = append(texts, tok.Decode(s.InputIDs, false))
-				}
-			}
-		}})
+		built, err := Build(context.Background(), cfg, tok, env, src, Settings{Keep: keep})
 		if err != nil {
 			b.Fatal(err)
 		}
 		elapsed := time.Since(start)
 		built.Remove()
+		ev = built.Event
 		b.StopTimer()
 		rawStart := time.Now()
+		rawTokens = 0
 		for _, ids := range tok.EncodeBatch(texts, false) {
 			rawTokens += len(ids)
 		}
-		raw += time.Since(rawStart)
+		raw := time.Since(rawStart)
 		b.StartTimer()
-		ev := built.Event
-		b.ReportMetric(float64(n)/elapsed.Seconds(), "rows/s")
-		b.ReportMetric(float64(ev.Tokens)/elapsed.Seconds(), "tokens/s")
-		b.ReportMetric(float64(ev.Tokens)/float64(n), "tokens/row")
-		b.ReportMetric(ev.PackingEfficiency, "packing")
+		if best == 0 || elapsed < best {
+			best = elapsed
+		}
+		if bestRaw == 0 || raw < bestRaw {
+			bestRaw = raw
+		}
 	}
-	rawRate := float64(rawTokens) / raw.Seconds()
+	rate := float64(ev.Tokens) / best.Seconds()
+	rawRate := float64(rawTokens) / bestRaw.Seconds()
+	b.ReportMetric(float64(n)/best.Seconds(), "rows/s")
+	b.ReportMetric(rate, "tokens/s")
 	b.ReportMetric(rawRate, "raw-tokens/s")
+	b.ReportMetric(rate/rawRate, "of-raw")
+	b.ReportMetric(float64(ev.Tokens)/float64(n), "tokens/row")
+	b.ReportMetric(ev.PackingEfficiency, "packing")
 }
 
 // BenchmarkPreprocessChat: n synthetic multi-turn conversations with the

@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/eftml/eft/shared/chattemplate"
 	"github.com/eftml/eft/shared/config"
@@ -203,25 +205,38 @@ func (s *chatTemplate) Tokenize(dst []packing.Sample, row datasets.Object) ([]pa
 	if err != nil {
 		return dst, err
 	}
-	enc := s.enc.tok.EncodeOffsets(text, false)
-	ids := enc.IDs
+	scratch := offsetPool.Get().(*[]tokenizer.Offset)
+	defer offsetPool.Put(scratch)
+	ids, offsets := s.enc.encodeOffsets(text, *scratch)
+	*scratch = offsets
 	labels := make([]int32, len(ids))
 	for i := range labels {
 		labels[i] = IgnoreIndex
 	}
+	// The turns whose tokens matter, and where their content is.
+	var need []int
+	for i, t := range turns {
+		if s.trainsTurn(t) || s.trainOnEOS == "all" || s.trainOnEOT == "all" {
+			need = append(need, i)
+		}
+	}
+	spans, ok, err := s.contentSpans(messages, need, text)
+	if err != nil {
+		return dst, err
+	}
 	eosID := s.enc.eos
 	lastEOS, lastEOT := -1, -1
-	for i, t := range turns {
-		role, _ := t.msg.Get("role")
-		train := s.trainOnInputs || slices.Contains(s.rolesToTrain, fmt.Sprint(role))
-		if t.training != nil {
-			train = *t.training
+	for k, i := range need {
+		train := s.trainsTurn(turns[i])
+		if i == 0 && s.skipFirstSystem {
+			if role, _ := turns[0].msg.Get("role"); role == "system" {
+				continue
+			}
 		}
-		if !train && s.trainOnEOS != "all" && s.trainOnEOT != "all" {
-			continue
-		}
-		start, end, err := s.findTurn(messages, i, text, enc.Offsets)
-		if err != nil {
+		var start, end int
+		if ok {
+			start, end = tokenRange(spans[k], offsets)
+		} else if start, end, err = s.findTurn(messages, i, text, offsets); err != nil {
 			return dst, err
 		}
 		if start < 0 {
@@ -236,9 +251,9 @@ func (s *chatTemplate) Tokenize(dst []packing.Sample, row datasets.Object) ([]pa
 			last   *int
 		}{{true, s.trainOnEOT, &lastEOT}, {false, s.trainOnEOS, &lastEOS}} {
 			idx := -1
-			for k := end; k < len(ids); k++ {
-				if (special.eot && s.eotIDs[ids[k]]) || (!special.eot && eosID >= 0 && ids[k] == eosID) {
-					idx = k
+			for j := end; j < len(ids); j++ {
+				if (special.eot && s.eotIDs[ids[j]]) || (!special.eot && eosID >= 0 && ids[j] == eosID) {
+					idx = j
 					break
 				}
 			}
@@ -263,11 +278,6 @@ func (s *chatTemplate) Tokenize(dst []packing.Sample, row datasets.Object) ([]pa
 // findTurn returns the tokens [start, end) of turn i's content, or -1 when
 // the template does not show it (an empty turn, a turn the template drops).
 func (s *chatTemplate) findTurn(messages []any, i int, text string, offsets []tokenizer.Offset) (int, int, error) {
-	if i == 0 && s.skipFirstSystem {
-		if role, _ := messages[0].(datasets.Object).Get("role"); role == "system" {
-			return -1, -1, nil
-		}
-	}
 	dummy := withContent(messages[i].(datasets.Object), dummyContent)
 	swapped := slices.Clone(messages)
 	swapped[i] = dummy
@@ -277,20 +287,103 @@ func (s *chatTemplate) findTurn(messages []any, i int, text string, offsets []to
 	}
 	p := commonPrefix(text, other)
 	q := commonSuffix(text[p:], other[p:])
-	from, to := p, len(text)-q
-	if to <= from {
-		return -1, -1, nil
+	start, end := tokenRange(span{p, len(text) - q}, offsets)
+	return start, end, nil
+}
+
+// offsetPool holds the token offsets of a conversation while it is labelled.
+var offsetPool = sync.Pool{New: func() any { return new([]tokenizer.Offset) }}
+
+// span is a byte range [from, to) of the rendered text.
+type span struct{ from, to int }
+
+// tokenRange is the tokens [start, end) that overlap sp, or -1, -1 when sp
+// is empty.
+func tokenRange(sp span, offsets []tokenizer.Offset) (int, int) {
+	if sp.to <= sp.from {
+		return -1, -1
+	}
+	// Offsets grow with the index: find the first token ending after from.
+	lo, hi := 0, len(offsets)
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if offsets[mid].End <= sp.from {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
 	}
 	start, end := -1, -1
-	for k, o := range offsets {
-		if o.End > from && o.Start < to {
+	for k := lo; k < len(offsets) && offsets[k].Start < sp.to; k++ {
+		if offsets[k].End > sp.from {
 			if start < 0 {
 				start = k
 			}
 			end = k + 1
 		}
 	}
-	return start, end, nil
+	return start, end
+}
+
+// trainsTurn says whether a turn's content counts in the loss: its own
+// training flag, else train_on_inputs or a role in roles_to_train.
+func (s *chatTemplate) trainsTurn(t turn) bool {
+	if t.training != nil {
+		return *t.training
+	}
+	role, _ := t.msg.Get("role")
+	return s.trainOnInputs || slices.Contains(s.rolesToTrain, fmt.Sprint(role))
+}
+
+// contentSpans finds the content of turns need in text with one more
+// render: every one of those turns' content replaced by its own dummy. When
+// the render is text with each dummy once, in order, and putting the
+// contents back where the dummies are gives text exactly, the contents'
+// places are known. Otherwise (a template that trims or rewrites content,
+// or writes differently around it) ok is false and each turn is found on
+// its own (findTurn).
+func (s *chatTemplate) contentSpans(messages []any, need []int, text string) ([]span, bool, error) {
+	if len(need) == 0 {
+		return nil, true, nil
+	}
+	swapped := slices.Clone(messages)
+	dummies := make([]string, len(need))
+	contents := make([]string, len(need))
+	for k, i := range need {
+		msg := messages[i].(datasets.Object)
+		c, _ := msg.Get("content")
+		str, isStr := c.(string)
+		if !isStr {
+			return nil, false, nil
+		}
+		contents[k] = str
+		dummies[k] = "[[dummy_message_" + strconv.Itoa(k) + "]]"
+		swapped[i] = withContent(msg, dummies[k])
+	}
+	other, err := s.tpl.Render(swapped, s.kwargs)
+	if err != nil {
+		return nil, false, err
+	}
+	spans := make([]span, len(need))
+	at, in := 0, 0 // positions in other and in text
+	for k, d := range dummies {
+		j := strings.Index(other[at:], d)
+		if j < 0 || strings.Contains(other[at+j+len(d):], d) {
+			return nil, false, nil
+		}
+		glue := other[at : at+j]
+		if !strings.HasPrefix(text[in:], glue) || !strings.HasPrefix(text[in+len(glue):], contents[k]) {
+			return nil, false, nil
+		}
+		in += len(glue)
+		spans[k] = span{in, in + len(contents[k])}
+		in += len(contents[k])
+		at += j + len(d)
+	}
+	if text[in:] != other[at:] {
+		return nil, false, nil
+	}
+	return spans, true, nil
 }
 
 func withContent(msg datasets.Object, content string) datasets.Object {

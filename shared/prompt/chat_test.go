@@ -104,3 +104,37 @@ func TestChatTemplateMatchesTheOracle(t *testing.T) {
 		})
 	}
 }
+
+// The offsets the chat strategy maps spans with are the tokenizer's own
+// (up to tokens that split a character, which HF widens to it), whether
+// they come from adding up byte-level token lengths (Llama-3, Qwen3) or
+// from EncodeOffsets (Mistral's SentencePiece).
+func TestEncodeOffsetsAgreesWithTheTokenizer(t *testing.T) {
+	texts := []string{
+		"<|im_start|>user\nHi there!<|im_end|>\n",
+		"  leading and trailing  ",
+		"Ünïcödé — 日本語 🐳 and \t tabs\r\n",
+		"<|begin_of_text|><|start_header_id|>assistant<|end_header_id|>\n\nAye.<|eot_id|>",
+		"",
+	}
+	for _, name := range []string{"llama3", "qwen3", "mistral_v01"} {
+		tok, err := loadFresh(t, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc := newEncoder(tok)
+		for _, text := range texts {
+			ids, offsets := enc.encodeOffsets(text, nil)
+			for i := range offsets {
+				offsets[i] = widen(text, offsets[i])
+			}
+			want := tok.EncodeOffsets(text, false)
+			if !slices.Equal(ids, want.IDs) || !slices.Equal(offsets, want.Offsets) {
+				t.Errorf("%s %q:\n got %v %v\nwant %v %v", name, text, ids, offsets, want.IDs, want.Offsets)
+			}
+		}
+		if fast := enc.byteLens != nil; fast != (name != "mistral_v01") {
+			t.Errorf("%s: byte-length offsets %v", name, fast)
+		}
+	}
+}

@@ -2,6 +2,8 @@ package prompt
 
 import (
 	"slices"
+	"sync"
+	"unicode/utf8"
 
 	"github.com/eftml/eft/shared/tokenizer"
 )
@@ -13,6 +15,12 @@ import (
 type encoder struct {
 	tok      *tokenizer.Tokenizer
 	bos, eos int32 // -1 when the tokenizer has none
+
+	lensOnce sync.Once
+	// byteLens[id] is how many bytes of the text token id stands for, when
+	// the tokenizer spells text byte for byte (byte-level BPE without a
+	// normalizer); nil otherwise.
+	byteLens []int32
 }
 
 func newEncoder(tok *tokenizer.Tokenizer) *encoder {
@@ -72,4 +80,91 @@ func (e *encoder) tokenize(dst []int32, text string, maxLen int, addEOS, stripBO
 		dst = dst[:len(dst)-1]
 	}
 	return dst
+}
+
+// encodeOffsets is EncodeOffsets(text, false), except that a token holding
+// part of a multi-byte character gets its own bytes rather than the whole
+// character (Hugging Face widens such offsets to the character): both
+// overlap the same character-aligned spans. For byte-level tokenizers it
+// runs the cheaper Encode and adds up the tokens' byte lengths, checking
+// that they spell exactly len(text) bytes.
+//
+// offsets is reused when it has room; the ids are always new.
+func (e *encoder) encodeOffsets(text string, offsets []tokenizer.Offset) ([]int32, []tokenizer.Offset) {
+	e.lensOnce.Do(e.initByteLens)
+	if e.byteLens != nil {
+		// About 4 bytes a token: one allocation for most texts.
+		ids := e.tok.AppendEncode(make([]int32, 0, len(text)/4+16), text, false)
+		offsets = slices.Grow(offsets[:0], len(ids))[:len(ids)]
+		at := 0
+		ok := true
+		for i, id := range ids {
+			if int(id) >= len(e.byteLens) || e.byteLens[id] < 0 {
+				ok = false
+				break
+			}
+			offsets[i] = tokenizer.Offset{Start: at, End: at + int(e.byteLens[id])}
+			at += int(e.byteLens[id])
+		}
+		if ok && at == len(text) {
+			return ids, offsets
+		}
+	}
+	enc := e.tok.EncodeOffsets(text, false)
+	return enc.IDs, enc.Offsets
+}
+
+// offsetProbe exercises what could make token lengths differ from text
+// lengths: multi-byte characters, whitespace runs, special tokens.
+const offsetProbe = "Hello, world!\n\n  Ünïcödé — 日本語 🐳\ttabs\r\n x  "
+
+// initByteLens builds byteLens when the tokenizer's own offsets agree with
+// them on the probe (and on its special tokens).
+func (e *encoder) initByteLens() {
+	added := e.tok.AddedTokens()
+	n := e.tok.VocabSize()
+	for id := range added {
+		n = max(n, int(id)+1)
+	}
+	lens := make([]int32, n)
+	for id := range lens {
+		if a, ok := added[int32(id)]; ok {
+			lens[id] = int32(len(a.Content))
+			continue
+		}
+		tok, ok := e.tok.IDToToken(int32(id))
+		if !ok {
+			lens[id] = -1
+			continue
+		}
+		// A byte-level token is one character per byte.
+		lens[id] = int32(utf8.RuneCountInString(tok))
+	}
+	probe := offsetProbe
+	for _, a := range added {
+		probe += a.Content + "x"
+	}
+	enc := e.tok.EncodeOffsets(probe, false)
+	at := 0
+	for i, id := range enc.IDs {
+		if lens[id] < 0 || enc.Offsets[i] != widen(probe, tokenizer.Offset{Start: at, End: at + int(lens[id])}) {
+			return
+		}
+		at += int(lens[id])
+	}
+	if at == len(probe) {
+		e.byteLens = lens
+	}
+}
+
+// widen extends a byte range to the characters it touches, as Hugging
+// Face reports the offsets of tokens that split a character.
+func widen(text string, o tokenizer.Offset) tokenizer.Offset {
+	for o.Start > 0 && o.Start < len(text) && !utf8.RuneStart(text[o.Start]) {
+		o.Start--
+	}
+	for o.End < len(text) && !utf8.RuneStart(text[o.End]) {
+		o.End++
+	}
+	return o
 }
