@@ -50,7 +50,7 @@ func benchShapes() []benchShape {
 }
 
 // implementations are the GEMMs to compare: the Go kernel always, OpenBLAS
-// when it loads here.
+// when it loads here (split between Threads() goroutines as Sgemm does).
 func implementations() []struct {
 	name string
 	f    sgemmFunc
@@ -63,7 +63,7 @@ func implementations() []struct {
 		impls = append(impls, struct {
 			name string
 			f    sgemmFunc
-		}{"openblas", lib.call})
+		}{"openblas", lib.sgemm})
 	}
 	return impls
 }

@@ -36,13 +36,17 @@ const (
 	tasksPerWorker = 8
 	// minTaskFlops keeps pieces big enough to repay their packing.
 	minTaskFlops = 1 << 20
-	// packAMinPanels is how many B panels an A block must meet before
-	// packing it pays; with fewer (C a few columns wide, as in LoRA's
-	// rank-16 products) the kernel reads A in place.
-	packAMinPanels = 4
+	// packAMinPanels is how many B panels a transposed A block must meet
+	// before packing it pays; with fewer (C a few columns wide, as in
+	// LoRA's rank-16 products or attention's key gradient) the kernel
+	// reads it in place. An untransposed A is always read in place: its
+	// rows stream well and packing them (a transpose) cost more than it
+	// saved on every shape measured.
+	packAMinPanels = 8
 	// packBMinPanels is the same for an untransposed B and the A panels it
-	// meets. A transposed B is always packed: its columns are strided.
-	packBMinPanels = 4
+	// meets (attention's p·v: 64 rows, in place). A transposed B is always
+	// packed: its columns are strided.
+	packBMinPanels = 16
 )
 
 // goSgemm is the pure-Go GEMM. Sizes and slices are already checked.
@@ -261,11 +265,11 @@ func (g *gemmJob) piece(ws *workspace, i0, i1, j0, j1 int) {
 		if packB {
 			ws.b = grow(ws.b, kc*roundUp(nc, nr))
 			bBlock = ws.b
-			packPanelsB(bBlock, g.b, p0, kc, j0, nc, nr)
+			packPanelsB(kern, bBlock, g.b, p0, kc, j0, nc)
 		} else if rem := nc % nr; rem != 0 {
 			bEdgeAt = nc - rem
 			ws.bEdge = grow(ws.bEdge, kc*nr)
-			packPanelsB(ws.bEdge, g.b, p0, kc, j0+bEdgeAt, rem, nr)
+			packPanelsB(kern, ws.bEdge, g.b, p0, kc, j0+bEdgeAt, rem)
 		}
 		mcStep := roundUp(ceilDiv(i1-i0, ceilDiv(i1-i0, blockM)), mr)
 		for ic := i0; ic < i1; ic += mcStep {
@@ -355,7 +359,8 @@ func packPanelsA(dst []float32, a view, i0, mc, p0, kc, mr int) {
 // packPanelsB copies op(B)[p0:p0+kc, j0:j0+nc] into panels of nr columns:
 // panel q holds, for each p, the nr values of row p (columns past nc are
 // zero).
-func packPanelsB(dst []float32, b view, p0, kc, j0, nc, nr int) {
+func packPanelsB(kern *kernel, dst []float32, b view, p0, kc, j0, nc int) {
+	nr := kern.nr
 	for jr := 0; jr < nc; jr += nr {
 		panel := dst[jr*kc : (jr+nr)*kc]
 		cols := min(nr, nc-jr)
@@ -369,8 +374,8 @@ func packPanelsB(dst []float32, b view, p0, kc, j0, nc, nr int) {
 			continue
 		}
 		// Transposed B: each column is a contiguous row of b.
-		if cols == 16 {
-			packTransposed16(panel, b, p0, kc, j0+jr)
+		if cols == nr {
+			kern.packTransposed(panel, b.at(p0, j0+jr), b.cs, kc)
 			continue
 		}
 		for j := range cols {
@@ -392,23 +397,5 @@ func scaleRow(row []float32, beta float32) {
 		for j := range row {
 			row[j] *= beta
 		}
-	}
-}
-
-// packTransposed16 fills a 16-column panel from a transposed B, reading the
-// 16 columns (contiguous rows of b) side by side so that every write is
-// sequential and each source row streams through the cache once.
-func packTransposed16(panel []float32, b view, p0, kc, j int) {
-	var src [16][]float32
-	for c := range src {
-		src[c] = b.at(p0, j+c)[:kc]
-	}
-	panel = panel[:kc*16]
-	for p := range kc {
-		d := panel[p*16 : p*16+16 : p*16+16]
-		d[0], d[1], d[2], d[3] = src[0][p], src[1][p], src[2][p], src[3][p]
-		d[4], d[5], d[6], d[7] = src[4][p], src[5][p], src[6][p], src[7][p]
-		d[8], d[9], d[10], d[11] = src[8][p], src[9][p], src[10][p], src[11][p]
-		d[12], d[13], d[14], d[15] = src[12][p], src[13][p], src[14][p], src[15][p]
 	}
 }

@@ -10,10 +10,14 @@ package blas
 // registers in p order and alpha is applied once at the end (fused with the
 // add into C), so a given element's value does not depend on where its
 // operands live.
+//
+// packTransposed fills a whole nr-wide B panel (kc rows) from nr contiguous
+// rows of a transposed B: panel[p*nr+j] = src[j*lds+p].
 type kernel struct {
-	name   string
-	mr, nr int
-	tile   func(kc int, a []float32, rsA, csA int, b []float32, ldb int, c []float32, ldc int, alpha float32, accumulate bool)
+	name           string
+	mr, nr         int
+	tile           func(kc int, a []float32, rsA, csA int, b []float32, ldb int, c []float32, ldc int, alpha float32, accumulate bool)
+	packTransposed func(panel, src []float32, lds, kc int)
 }
 
 // activeKernel is the fastest kernel this CPU runs, chosen at start-up.
@@ -21,7 +25,20 @@ var activeKernel = selectKernel()
 
 // genericKernel is the portable micro-kernel: 4×8, written so the compiler
 // keeps the accumulators in registers as far as Go allows.
-var genericKernel = &kernel{name: "go-generic 4x8", mr: 4, nr: 8, tile: kernelGeneric4x8}
+var genericKernel = &kernel{name: "go-generic 4x8", mr: 4, nr: 8, tile: kernelGeneric4x8, packTransposed: packTransposed8}
+
+func packTransposed8(panel, src []float32, lds, kc int) {
+	var rows [8][]float32
+	for j := range rows {
+		rows[j] = src[j*lds : j*lds+kc]
+	}
+	panel = panel[:kc*8]
+	for p := range kc {
+		d := panel[p*8 : p*8+8 : p*8+8]
+		d[0], d[1], d[2], d[3] = rows[0][p], rows[1][p], rows[2][p], rows[3][p]
+		d[4], d[5], d[6], d[7] = rows[4][p], rows[5][p], rows[6][p], rows[7][p]
+	}
+}
 
 func kernelGeneric4x8(kc int, a []float32, rsA, csA int, b []float32, ldb int, c []float32, ldc int, alpha float32, accumulate bool) {
 	var acc [4][8]float32

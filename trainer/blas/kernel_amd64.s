@@ -113,3 +113,72 @@ overwrite:
 	ROWSET(Y10, Y11)
 	VZEROUPPER
 	RET
+
+// func transpose8Panel(blocks int, src *float32, lds int, dst *float32)
+//
+// For each of blocks groups of 8 steps p: loads 8 values from each of 8
+// source rows (row r at src + r·lds), transposes the 8×8 block in
+// registers and stores step p's 8 values at dst + p·16 floats (a 16-wide
+// packed B panel; call again with dst+8 for its other half).
+TEXT ·transpose8Panel(SB), NOSPLIT, $0-32
+	MOVQ blocks+0(FP), CX
+	MOVQ src+8(FP), SI
+	MOVQ lds+16(FP), DX
+	SHLQ $2, DX
+	MOVQ dst+24(FP), DI
+	LEAQ (SI)(DX*2), AX
+	ADDQ DX, AX             // AX = row 3
+	LEAQ (AX)(DX*2), BX
+	ADDQ DX, BX             // BX = row 6
+	TESTQ CX, CX
+	JEQ tdone
+tloop:
+	VMOVUPS (SI), Y0
+	VMOVUPS (SI)(DX*1), Y1
+	VMOVUPS (SI)(DX*2), Y2
+	VMOVUPS (AX), Y3
+	VMOVUPS (SI)(DX*4), Y4
+	VMOVUPS (AX)(DX*2), Y5
+	VMOVUPS (BX), Y6
+	VMOVUPS (BX)(DX*1), Y7
+	VUNPCKLPS Y1, Y0, Y8
+	VUNPCKHPS Y1, Y0, Y9
+	VUNPCKLPS Y3, Y2, Y10
+	VUNPCKHPS Y3, Y2, Y11
+	VUNPCKLPS Y5, Y4, Y12
+	VUNPCKHPS Y5, Y4, Y13
+	VUNPCKLPS Y7, Y6, Y14
+	VUNPCKHPS Y7, Y6, Y15
+	VSHUFPS $0x44, Y10, Y8, Y0
+	VSHUFPS $0xEE, Y10, Y8, Y1
+	VSHUFPS $0x44, Y11, Y9, Y2
+	VSHUFPS $0xEE, Y11, Y9, Y3
+	VSHUFPS $0x44, Y14, Y12, Y4
+	VSHUFPS $0xEE, Y14, Y12, Y5
+	VSHUFPS $0x44, Y15, Y13, Y6
+	VSHUFPS $0xEE, Y15, Y13, Y7
+	VPERM2F128 $0x20, Y4, Y0, Y8
+	VPERM2F128 $0x20, Y5, Y1, Y9
+	VPERM2F128 $0x20, Y6, Y2, Y10
+	VPERM2F128 $0x20, Y7, Y3, Y11
+	VPERM2F128 $0x31, Y4, Y0, Y12
+	VPERM2F128 $0x31, Y5, Y1, Y13
+	VPERM2F128 $0x31, Y6, Y2, Y14
+	VPERM2F128 $0x31, Y7, Y3, Y15
+	VMOVUPS Y8, 0(DI)
+	VMOVUPS Y9, 64(DI)
+	VMOVUPS Y10, 128(DI)
+	VMOVUPS Y11, 192(DI)
+	VMOVUPS Y12, 256(DI)
+	VMOVUPS Y13, 320(DI)
+	VMOVUPS Y14, 384(DI)
+	VMOVUPS Y15, 448(DI)
+	ADDQ $32, SI
+	ADDQ $32, AX
+	ADDQ $32, BX
+	ADDQ $512, DI
+	DECQ CX
+	JNZ tloop
+tdone:
+	VZEROUPPER
+	RET
