@@ -43,6 +43,9 @@ type Options struct {
 	Replicas int
 	// MemoryStorage keeps streams in memory instead of files (benchmarks).
 	MemoryStorage bool
+	// Credentials authenticate this process to the server and configure TLS;
+	// every connection the bus opens uses them.
+	Credentials Credentials
 }
 
 // Bus is a connection to NATS JetStream with eft's streams provisioned.
@@ -79,7 +82,7 @@ func Connect(ctx context.Context, url string, opts Options) (*Bus, error) {
 	if opts.TracerProvider == nil {
 		opts.TracerProvider = otel.GetTracerProvider()
 	}
-	nc, err := dial(url, opts.Name)
+	nc, err := dial(url, opts.Name, opts.Credentials)
 	if err != nil {
 		return nil, err
 	}
@@ -109,12 +112,16 @@ func Connect(ctx context.Context, url string, opts Options) (*Bus, error) {
 	return b, nil
 }
 
-func dial(url, name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(url,
+func dial(url, name string, creds Credentials) (*nats.Conn, error) {
+	auth, err := creds.natsOptions()
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(url, append([]nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
-	)
+		nats.ReconnectWait(250 * time.Millisecond),
+	}, auth...)...)
 	if err != nil {
 		return nil, fmt.Errorf("bus: connecting to NATS at %s: %w", url, err)
 	}

@@ -200,7 +200,7 @@ func (b *Bus) Subscribe(ctx context.Context, c Consumer) (*Subscription, error) 
 
 	// Each subscriber has its own connection: watermill's subscriber drains
 	// its connection on Close.
-	nc, err := dial(b.url, b.opts.Name+"/"+c.Name)
+	nc, err := dial(b.url, b.opts.Name+"/"+c.Name, b.opts.Credentials)
 	if err != nil {
 		return nil, err
 	}
