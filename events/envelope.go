@@ -154,7 +154,11 @@ func (e Envelope) Validate() error {
 // Subject is the subject this envelope is published on.
 func (e Envelope) Subject() string {
 	if e.Type == TypeTrainJob {
-		return JobSubject(e.RunID)
+		var job struct {
+			Pool string `json:"pool"`
+		}
+		_ = json.Unmarshal(e.Payload, &job) // a payload that does not decode fails Validate
+		return PoolJobSubject(job.Pool, e.RunID)
 	}
 	return Subject(e.RunID, e.Type)
 }

@@ -450,6 +450,9 @@ type TrainJob struct {
 	BaseModel []FileRef `json:"base_model,omitempty"`
 	// WorkDir is RunRequested.WorkDir, for relative paths in Config.
 	WorkDir string `json:"work_dir,omitempty"`
+	// Pool is the config's trainer_pool: only trainers serving that pool take
+	// the job (it is queued on PoolJobSubject). Empty: any default trainer.
+	Pool string `json:"pool,omitempty"`
 }
 
 func (TrainJob) EventType() string { return TypeTrainJob }
@@ -472,6 +475,9 @@ func (p TrainJob) Validate() error {
 	}
 	if err := validateFiles("tokenizer", p.Tokenizer, false); err != nil {
 		return err
+	}
+	if p.Pool != "" && !ValidRunID(p.Pool) {
+		return fmt.Errorf("pool %q must be letters, digits, '-' or '_'", p.Pool)
 	}
 	return validateFiles("base_model", p.BaseModel, false)
 }

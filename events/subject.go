@@ -11,7 +11,9 @@ import (
 //
 // so one run's events are "eft.run.<run_id>.>", one type across runs is
 // "eft.run.*.<event type>", and everything is AllRunEvents. Train jobs go to
-// the work queue on "eft.jobs.train.<run_id>"; messages that failed every
+// the work queue on "eft.jobs.train.<run_id>", or "eft.jobs.pool.<pool>.<run_id>"
+// for a run that asks for a trainer pool (the two never overlap: a work-queue
+// stream needs its consumers' filters disjoint); messages that failed every
 // retry are copied to "eft.dlq.<consumer>".
 const (
 	SubjectRoot  = "eft.run"
@@ -35,6 +37,23 @@ func TypeSubjects(eventType string) string { return SubjectRoot + ".*." + eventT
 
 // JobSubject is the work-queue subject of runID's train job.
 func JobSubject(runID string) string { return JobsRoot + ".train." + runID }
+
+// PoolJobSubject is the work-queue subject of runID's train job when the run
+// asks for a trainer of pool; an empty pool is JobSubject.
+func PoolJobSubject(pool, runID string) string {
+	if pool == "" {
+		return JobSubject(runID)
+	}
+	return JobsRoot + ".pool." + pool + "." + runID
+}
+
+// PoolTrainJobs is the filter of pool's train jobs (TrainJobs for "").
+func PoolTrainJobs(pool string) string {
+	if pool == "" {
+		return TrainJobs
+	}
+	return JobsRoot + ".pool." + pool + ".*"
+}
 
 // DeadLetterSubject is where a consumer's messages go after their last failed attempt.
 func DeadLetterSubject(consumer string) string { return "eft.dlq." + consumer }
