@@ -46,6 +46,9 @@ type Options struct {
 	// AfterStep, when set, runs after every optimizer step with the number
 	// of steps done (tests use it to pace or stop a run).
 	AfterStep func(done int)
+	// Pool is the trainer pool this trainer serves: it takes the jobs of
+	// runs whose trainer_pool names it, and no others. Empty: runs without one.
+	Pool string
 }
 
 // Service is the trainer service.
@@ -75,7 +78,17 @@ func New(b *bus.Bus, opts Options) *Service {
 // Run takes jobs until ctx ends. A job in hand when ctx ends goes back to
 // the queue (after AckWait) and is resumed from its last checkpoint.
 func (s *Service) Run(ctx context.Context) error {
-	return s.bus.ServeJobs(ctx, bus.JobConsumer{Name: Name, Handler: s.handleJob, AckWait: s.opts.AckWait})
+	return s.bus.ServeJobs(ctx, bus.JobConsumer{Name: ConsumerName(s.opts.Pool), Subjects: []string{events.PoolTrainJobs(s.opts.Pool)},
+		Handler: s.handleJob, AckWait: s.opts.AckWait})
+}
+
+// ConsumerName is the durable work-queue consumer the trainers of pool
+// share: "trainer", or "trainer-<pool>".
+func ConsumerName(pool string) string {
+	if pool == "" {
+		return Name
+	}
+	return Name + "-" + pool
 }
 
 // errStopped ends a job whose run was cancelled or failed elsewhere.
