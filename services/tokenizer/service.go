@@ -139,10 +139,14 @@ func (s *Service) handle(ctx context.Context, d bus.Delivery) error {
 	if s.opts.NoTrainJob {
 		return nil
 	}
+	cfg, err := runspec.ParseConfig(validated.Resolved)
+	if err != nil {
+		return bus.Permanent(err) // Prepare parsed it already
+	}
 	job := events.TrainJob{
 		Config: validated.Resolved, Train: out.Train, Eval: out.Eval, Format: out.Format,
 		MicroBatches: out.MicroBatches, SequenceLen: out.SequenceLen, MicroBatchSize: out.MicroBatchSize,
-		Tokenizer: out.Tokenizer, WorkDir: validated.WorkDir,
+		Tokenizer: out.Tokenizer, WorkDir: validated.WorkDir, Pool: cfg.TrainerPool,
 	}
 	_, err = s.bus.PublishCausedBy(ctx, d.Envelope, Name, job)
 	return err
