@@ -34,7 +34,7 @@ func newSubmitCommand(g *globals) *cobra.Command {
 		defer shutdown(cmd.Context())
 		ctx, span := otel.Tracer("github.com/eftml/eft/services/eft").Start(cmd.Context(), "eft submit")
 		defer span.End()
-		b, err := bus.Connect(ctx, g.NATSURL, bus.Options{Name: "eft-submit"})
+		b, err := bus.Connect(ctx, g.NATSURL, bus.Options{Name: "eft-submit", Credentials: g.NATSAuth})
 		if err != nil {
 			return err
 		}

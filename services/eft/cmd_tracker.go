@@ -58,7 +58,7 @@ func connectOrEmbed(ctx context.Context, g *globals, name string) (*bus.Bus, fun
 		}
 		url = srv.URL()
 	}
-	b, err := bus.Connect(ctx, url, bus.Options{Name: name})
+	b, err := bus.Connect(ctx, url, bus.Options{Name: name, Credentials: g.natsAuth(srv)})
 	if err != nil {
 		if srv != nil {
 			srv.Shutdown()

@@ -37,6 +37,11 @@ is not available in this build, ends the run with its reason and status 1.`,
 			return err
 		}
 		ctx := cmd.Context()
+		// The all-in-one trainer serves the run's trainer_pool (an invalid
+		// config fails at validate, as before).
+		if cfg, _, err := config.Parse(path, []byte(req.Config.YAML), overrides); err == nil {
+			g.TrainerPool = cfg.TrainerPool
+		}
 		sys, err := startSystem(ctx, g, "eft-train", serviceNames())
 		if err != nil {
 			return err

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+
+	"github.com/eftml/eft/shared/bus"
 )
 
 // globals are the settings every command shares, filled from the root's
@@ -20,6 +23,15 @@ type globals struct {
 	// Tracker is the tracker's HTTP address (--tracker, else $EFT_TRACKER_URL);
 	// empty means "the one running from Home, or Home's store itself".
 	Tracker string
+	// NATSAuth authenticates to --nats and checks its TLS certificate
+	// (--nats-* flags, else the EFT_NATS_* variables).
+	NATSAuth bus.Credentials
+	// TrainerPool is the pool this process's trainer serves (eft serve
+	// --pool); empty: runs that name no trainer_pool.
+	TrainerPool string
+	// DataRoot, when set, confines the local datasets ingest reads (eft
+	// serve --data-root).
+	DataRoot string
 }
 
 // commandFactory builds one top-level command. Factories run once per root,
@@ -55,6 +67,12 @@ JetStream; "eft train" runs all of them in this process on an embedded server.`,
 	flags.StringVar(&g.Home, "home", "", "state directory (default $EFT_HOME, else ./.eft)")
 	flags.StringVar(&g.NATSURL, "nats", "", "NATS server URL (default $EFT_NATS_URL; empty: embedded where possible)")
 	flags.StringVar(&g.Tracker, "tracker", "", "tracker HTTP URL (default $EFT_TRACKER_URL; empty: the local one)")
+	flags.StringVar(&g.NATSAuth.User, "nats-user", "", "NATS user (default $EFT_NATS_USER; the password only from $EFT_NATS_PASSWORD)")
+	flags.StringVar(&g.NATSAuth.CredsFile, "nats-creds", "", "NATS .creds file (default $EFT_NATS_CREDS)")
+	flags.StringVar(&g.NATSAuth.NKeySeedFile, "nats-nkey", "", "NATS user nkey seed file (default $EFT_NATS_NKEY)")
+	flags.StringVar(&g.NATSAuth.CAFile, "nats-ca", "", "PEM CA that signed the NATS server's certificate; turns TLS on (default $EFT_NATS_CA)")
+	flags.StringVar(&g.NATSAuth.CertFile, "nats-cert", "", "client certificate for mutual TLS (default $EFT_NATS_CERT)")
+	flags.StringVar(&g.NATSAuth.KeyFile, "nats-key", "", "client certificate key for mutual TLS (default $EFT_NATS_KEY)")
 	for _, f := range commandFactories {
 		root.AddCommand(f(g))
 	}
@@ -80,5 +98,19 @@ func (g *globals) resolve() error {
 	if g.Tracker == "" {
 		g.Tracker = os.Getenv("EFT_TRACKER_URL")
 	}
+	env := bus.CredentialsFromEnv()
+	a := &g.NATSAuth
+	a.User, a.Password, a.Token = cmp.Or(a.User, env.User), cmp.Or(a.Password, env.Password), cmp.Or(a.Token, env.Token)
+	a.CredsFile, a.NKeySeedFile = cmp.Or(a.CredsFile, env.CredsFile), cmp.Or(a.NKeySeedFile, env.NKeySeedFile)
+	a.CAFile, a.CertFile, a.KeyFile = cmp.Or(a.CAFile, env.CAFile), cmp.Or(a.CertFile, env.CertFile), cmp.Or(a.KeyFile, env.KeyFile)
 	return nil
+}
+
+// natsAuth is what a connection authenticates with: nothing for the
+// embedded server this process started (it has no users), else NATSAuth.
+func (g *globals) natsAuth(embedded *bus.Embedded) bus.Credentials {
+	if embedded != nil {
+		return bus.Credentials{}
+	}
+	return g.NATSAuth
 }

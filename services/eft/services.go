@@ -19,6 +19,7 @@ import (
 	"github.com/eftml/eft/services/trainer"
 	"github.com/eftml/eft/services/validate"
 	"github.com/eftml/eft/shared/bus"
+	"github.com/eftml/eft/shared/datasets"
 )
 
 // runner is what every service constructor returns: a loop that runs until
@@ -38,6 +39,10 @@ type deps struct {
 	// TrackerStore, when set, is the tracker's store, already open (startSystem
 	// opens it before anything else: its lock keeps two eft off one home).
 	TrackerStore *tracker.Store
+	// TrainerPool is the trainer pool the trainer serves ("": the default).
+	TrainerPool string
+	// DataRoot confines the local datasets ingest reads ("": anywhere).
+	DataRoot string
 }
 
 // serviceTable lists every service in pipeline order, with its constructor.
@@ -48,10 +53,12 @@ var serviceTable = []struct {
 }{
 	{"tracker", newTrackerRunner},
 	{"validate", func(d deps) (runner, error) { return validate.New(d.Bus), nil }},
-	{"ingest", func(d deps) (runner, error) { return ingest.New(d.Bus), nil }},
+	{"ingest", func(d deps) (runner, error) {
+		return ingest.NewWith(d.Bus, ingest.Options{Load: datasets.Options{Root: d.DataRoot}}), nil
+	}},
 	{"tokenizer", func(d deps) (runner, error) { return tokenizer.New(d.Bus), nil }},
 	{"trainer", func(d deps) (runner, error) {
-		return trainer.New(d.Bus, trainer.Options{ScratchDir: filepath.Join(d.Home, "trainer")}), nil
+		return trainer.New(d.Bus, trainer.Options{ScratchDir: filepath.Join(d.Home, "trainer"), Pool: d.TrainerPool}), nil
 	}},
 	{"evaluator", func(d deps) (runner, error) {
 		return evaluator.New(d.Bus, evaluator.Options{ScratchDir: filepath.Join(d.Home, "evaluator")}), nil

@@ -29,6 +29,9 @@ type system struct {
 	errs         []error
 	shutdown     func(context.Context) error
 	home         string
+	// failed is closed when the first service stops with an error.
+	failed   chan struct{}
+	failOnce sync.Once
 }
 
 // startSystem connects (starting the embedded server under home/nats when
@@ -40,7 +43,7 @@ func startSystem(ctx context.Context, g *globals, producer string, names []strin
 
 // startSystemWith is startSystem with the tracker API on trackerHTTP.
 func startSystemWith(ctx context.Context, g *globals, producer string, names []string, trackerHTTP string) (*system, error) {
-	s := &system{home: g.Home}
+	s := &system{home: g.Home, failed: make(chan struct{})}
 	_, shutdown, err := telemetry.Setup(telemetry.Config{ServiceName: producer, Exporter: os.Getenv("EFT_TRACES"), Writer: os.Stderr})
 	if err != nil {
 		return nil, err
@@ -49,7 +52,7 @@ func startSystemWith(ctx context.Context, g *globals, producer string, names []s
 	if err := os.MkdirAll(g.Home, 0o755); err != nil {
 		return nil, fmt.Errorf("home %s: %w", g.Home, err)
 	}
-	d := deps{Home: g.Home, TrackerHTTP: trackerHTTP}
+	d := deps{Home: g.Home, TrackerHTTP: trackerHTTP, TrainerPool: g.TrainerPool, DataRoot: g.DataRoot}
 	runners := make([]runner, len(names))
 	if slices.Contains(names, "tracker") {
 		if d.TrackerStore, err = tracker.OpenStore(filepath.Join(trackerDir(g.Home), "store")); err != nil {
@@ -69,7 +72,7 @@ func startSystemWith(ctx context.Context, g *globals, producer string, names []s
 		_ = os.WriteFile(filepath.Join(g.Home, "nats.url"), []byte(url+"\n"), 0o644)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	s.bus, err = bus.Connect(ctx, url, bus.Options{Name: producer, Logger: logger})
+	s.bus, err = bus.Connect(ctx, url, bus.Options{Name: producer, Logger: logger, Credentials: g.natsAuth(s.server)})
 	if err != nil {
 		s.close()
 		return nil, err
@@ -94,6 +97,7 @@ func startSystemWith(ctx context.Context, g *globals, producer string, names []s
 				s.mu.Lock()
 				s.errs = append(s.errs, fmt.Errorf("%s: %w", names[i], err))
 				s.mu.Unlock()
+				s.failOnce.Do(func() { close(s.failed) })
 			}
 		}()
 	}
