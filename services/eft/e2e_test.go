@@ -16,7 +16,7 @@ import (
 
 // tinyConfig is examples/tiny/config.yml with its paths made absolute and
 // output_dir in a temporary folder.
-func tinyConfig(t *testing.T) (path, outDir string) {
+func tinyConfig(t testing.TB) (path, outDir string) {
 	t.Helper()
 	tiny := filepath.Join(testfixtures.Root(t), "examples", "tiny")
 	data, err := os.ReadFile(filepath.Join(tiny, "config.yml"))
@@ -87,11 +87,21 @@ func TestTinyExampleTrainInferenceEvaluate(t *testing.T) {
 	if code := run([]string{"--home", home, "inference", cfg, "--instruct", "--max-new-tokens", "6"}, strings.NewReader("What does the cow say?\n"), &iout, &ierr); code != 0 {
 		t.Fatalf("eft inference: exit %d\n%s", code, ierr.String())
 	}
-	if lines := strings.Split(strings.TrimSpace(iout.String()), "\n"); len(lines) != 1 || lines[0] == "" {
+	if strings.TrimSpace(iout.String()) == "" {
 		t.Fatalf("eft inference printed %q for one prompt", iout.String())
 	}
 	if !strings.Contains(ierr.String(), "with adapter "+outDir) {
 		t.Fatalf("eft inference did not apply the trained adapter: %s", ierr.String())
+	}
+
+	// --chat: two user turns of one conversation, rendered with the
+	// tokenizer's ChatML template, answered one line each.
+	iout.Reset()
+	if code := run([]string{"--home", home, "inference", cfg, "--chat", "--max-new-tokens", "4"}, strings.NewReader("Hello\nAnd then?\n"), &iout, &ierr); code != 0 {
+		t.Fatalf("eft inference --chat: exit %d\n%s", code, ierr.String())
+	}
+	if strings.Count(iout.String(), "\n") < 2 || strings.TrimSpace(iout.String()) == "" {
+		t.Fatalf("eft inference --chat printed %q for two turns", iout.String())
 	}
 
 	code, eout, estderr := runCLI(t, "--home", home, "evaluate", cfg, "--generations", "0")

@@ -1,29 +1,54 @@
 package main
 
 import (
-	"errors"
+	"fmt"
 
+	"github.com/eftml/eft/shared/chattemplate"
 	"github.com/eftml/eft/shared/config"
+	"github.com/eftml/eft/shared/datasets"
 )
 
 // chatSession is one conversation of `eft inference --chat`: its turns so
-// far, rendered with the chat template before each answer.
+// far, rendered with the chat template before each answer, as
+// apply_chat_template(add_generation_prompt=True) renders them.
 type chatSession struct {
-	messages []map[string]string
+	tpl      *chattemplate.Template
+	special  map[string]any
+	kwargs   map[string]any
+	messages []any
 }
 
-// newChatSession needs package chattemplate (the Jinja renderer that
-// matches transformers' apply_chat_template), which is being written; until
-// it is in the build, --chat says so rather than render turns some other way.
+// newChatSession picks the template as the run's data was rendered: the
+// config's chat_template (a built-in name, jinja, tokenizer_default...),
+// else the tokenizer's own.
 func newChatSession(cfg *config.Config, tokDir string) (*chatSession, error) {
-	return nil, errors.New("--chat needs the chat template renderer (shared/chattemplate), which is not in this build yet; give the prompt in the model's own format without --chat")
+	tc, err := chattemplate.LoadTokenizerConfig(tokDir)
+	if err != nil {
+		return nil, err
+	}
+	choice, text := cfg.ChatTemplate, cfg.ChatTemplateJinja
+	if choice == "" {
+		choice = "tokenizer_default"
+	}
+	tpl, err := chattemplate.Resolve(choice, text, tc)
+	if err != nil {
+		return nil, fmt.Errorf("--chat: %w", err)
+	}
+	return &chatSession{tpl: tpl, special: tc.SpecialTokens, kwargs: cfg.ChatTemplateKwargs}, nil
 }
 
+func message(role, content string) datasets.Object {
+	return datasets.Object{{Name: "role", Value: role}, {Name: "content", Value: content}}
+}
+
+// userTurn adds a user message and renders the conversation up to the
+// assistant's answer.
 func (c *chatSession) userTurn(text string) (string, error) {
-	c.messages = append(c.messages, map[string]string{"role": "user", "content": text})
-	return "", errors.New("no chat template renderer")
+	c.messages = append(c.messages, message("user", text))
+	return c.tpl.Render(chattemplate.Request{Messages: c.messages, AddGenerationPrompt: true, SpecialTokens: c.special, Kwargs: c.kwargs})
 }
 
+// assistantTurn adds the answer to the conversation.
 func (c *chatSession) assistantTurn(text string) {
-	c.messages = append(c.messages, map[string]string{"role": "assistant", "content": text})
+	c.messages = append(c.messages, message("assistant", text))
 }
