@@ -3,6 +3,7 @@ package blas
 import (
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"testing"
 )
 
@@ -68,5 +69,39 @@ func TestGoSgemmElementsIndependentOfShapeAndThreads(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// Several goroutines multiplying at once share the parked helper
+// goroutines, the pooled jobs and the workspace free list; every product
+// must still be right (run with -race to check the hand-offs too).
+func TestGoSgemmConcurrentCallers(t *testing.T) {
+	SetThreads(3) // more pieces and helpers than cores
+	defer SetThreads(0)
+	shapes := []gemmCase{
+		{false, true, 300, 200, 100, 3, 1, 0},
+		{true, false, 40, 500, 120, 0, 0.5, 1},
+		{false, false, 33, 17, 65, 1, 1, 0},
+		{true, true, 129, 130, 300, 2, -1, 0.25},
+		{false, false, 200, 16, 700, 0, 2, 0}, // A in place
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for g := range 6 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(g), 8))
+			for it := range 8 {
+				tc := shapes[(g+it)%len(shapes)]
+				if msg := runCase(tc, goSgemm, r); msg != "" {
+					errs <- fmt.Sprintf("goroutine %d, product %d: %s", g, it, msg)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for msg := range errs {
+		t.Error(msg)
 	}
 }
