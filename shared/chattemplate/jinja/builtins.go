@@ -32,7 +32,7 @@ func init() {
 	builtinFilters = map[string]builtinFilter{
 		"abs":         filterAbs,
 		"attr":        filterAttr,
-		"batch":       filterBatch,
+		"batch":       lazy("do_batch", filterBatch),
 		"capitalize":  strFilter(pyCapitalize),
 		"center":      filterCenter,
 		"count":       filterLength,
@@ -47,23 +47,23 @@ func init() {
 		"format":      filterFormat,
 		"indent":      filterIndent,
 		"int":         filterInt,
-		"items":       filterItems,
+		"items":       lazy("do_items", filterItems),
 		"join":        filterJoin,
 		"last":        filterLast,
 		"length":      filterLength,
 		"list":        filterList,
 		"lower":       strFilter(pyLower),
-		"map":         filterMap,
+		"map":         lazy("sync_do_map", filterMap),
 		"max":         filterMinMax(1),
 		"min":         filterMinMax(-1),
-		"reject":      filterSelect(false, false),
-		"rejectattr":  filterSelect(false, true),
+		"reject":      lazy("select_or_reject", filterSelect(false, false)),
+		"rejectattr":  lazy("select_or_reject", filterSelect(false, true)),
 		"replace":     filterReplace,
 		"reverse":     filterReverse,
 		"round":       filterRound,
 		"safe":        filterString,
-		"select":      filterSelect(true, false),
-		"selectattr":  filterSelect(true, true),
+		"select":      lazy("select_or_reject", filterSelect(true, false)),
+		"selectattr":  lazy("select_or_reject", filterSelect(true, true)),
 		"sort":        filterSort,
 		"string":      filterString,
 		"striptags":   filterStriptags,
@@ -72,13 +72,13 @@ func init() {
 		"tojson":      filterTojsonJinja,
 		"trim":        filterTrim,
 		"truncate":    filterTruncate,
-		"unique":      filterUnique,
+		"unique":      lazy("sync_do_unique", filterUnique),
 		"upper":       strFilter(pyUpper),
 		"wordcount":   filterWordcount,
 	}
 	builtinTests = map[string]builtinTest{
-		"odd":         numTest(func(n int64) bool { return n%2 != 0 }),
-		"even":        numTest(func(n int64) bool { return n%2 == 0 }),
+		"odd":         parityTest(1),
+		"even":        parityTest(0),
 		"divisibleby": testDivisibleBy,
 		"defined":     func(_ *renderer, v any, _ []any) (any, error) { _, u := v.(Undefined); return !u, nil },
 		"undefined":   func(_ *renderer, v any, _ []any) (any, error) { _, u := v.(Undefined); return u, nil },
@@ -312,6 +312,20 @@ func globalCycler(args []any, kwargs []KeywordArg) (any, error) {
 
 // ---- filters
 
+// lazy makes a filter a Python generator: it runs when the result is
+// first consumed, as Jinja2's generator filters do.
+func lazy(label string, f builtinFilter) builtinFilter {
+	return func(r *renderer, v any, args []any, kwargs []KeywordArg) (any, error) {
+		return newGenerator(label, func() ([]any, error) {
+			out, err := f(r, v, args, kwargs)
+			if err != nil {
+				return nil, err
+			}
+			return iterate(out)
+		}), nil
+	}
+}
+
 func strFilter(fn func(string) string) builtinFilter {
 	return func(_ *renderer, v any, args []any, kwargs []KeywordArg) (any, error) {
 		return fn(pyStr(v)), nil
@@ -329,8 +343,6 @@ func filterAbs(_ *renderer, v any, _ []any, _ []KeywordArg) (any, error) {
 		return toInt(x), nil
 	case float64:
 		return math.Abs(x), nil
-	case Undefined:
-		return nil, x.fail()
 	}
 	return nil, errorf(TypeError, "bad operand type for abs(): '%s'", pyTypeName(v))
 }
@@ -475,6 +487,13 @@ func filterEscape(_ *renderer, v any, _ []any, _ []KeywordArg) (any, error) {
 }
 
 func filterFirst(_ *renderer, v any, _ []any, _ []KeywordArg) (any, error) {
+	if it, ok := v.(*Iterator); ok {
+		x, ok, err := it.next()
+		if err != nil || ok {
+			return x, err
+		}
+		return Undefined{Hint: "No first item, sequence was empty."}, nil
+	}
 	items, err := iterate(v)
 	if err != nil {
 		return nil, err
@@ -486,6 +505,15 @@ func filterFirst(_ *renderer, v any, _ []any, _ []KeywordArg) (any, error) {
 }
 
 func filterLast(_ *renderer, v any, _ []any, _ []KeywordArg) (any, error) {
+	switch x := v.(type) {
+	case string, []any, Tuple, *Dict, Undefined:
+	case *Iterator:
+		if !x.view {
+			return nil, errorf(TypeError, "'%s' object is not reversible", x.typeName)
+		}
+	default:
+		return nil, errorf(TypeError, "'%s' object is not reversible", pyTypeName(v))
+	}
 	items, err := iterate(v)
 	if err != nil {
 		return nil, err
@@ -499,6 +527,8 @@ func filterLast(_ *renderer, v any, _ []any, _ []KeywordArg) (any, error) {
 func filterFloat(_ *renderer, v any, args []any, kwargs []KeywordArg) (any, error) {
 	def := argument(args, kwargs, 0, "default", 0.0)
 	switch x := v.(type) {
+	case Undefined: // Undefined.__float__ raises
+		return nil, x.fail()
 	case float64:
 		return x, nil
 	case int64, bool:
@@ -551,6 +581,17 @@ func filterIndent(_ *renderer, v any, args []any, kwargs []KeywordArg) (any, err
 	width := argument(args, kwargs, 0, "width", int64(4))
 	first := truthy(argument(args, kwargs, 1, "first", false))
 	blank := truthy(argument(args, kwargs, 2, "blank", false))
+	switch x := v.(type) {
+	case string:
+	case Undefined:
+		return nil, x.fail()
+	case []any:
+		return nil, errorf(AttributeErrorKind, "'list' object has no attribute 'splitlines'")
+	case Tuple:
+		return nil, errorf(TypeError, "can only concatenate tuple (not \"str\") to tuple")
+	default:
+		return nil, errorf(TypeError, "unsupported operand type(s) for +=: '%s' and 'str'", pyTypeName(v))
+	}
 	var indention string
 	if s, ok := width.(string); ok {
 		indention = s
@@ -589,6 +630,8 @@ func filterInt(_ *renderer, v any, args []any, kwargs []KeywordArg) (any, error)
 	def := argument(args, kwargs, 0, "default", int64(0))
 	base, _, _, _ := number(argument(args, kwargs, 1, "base", int64(10)))
 	switch x := v.(type) {
+	case Undefined: // Undefined.__int__ raises
+		return nil, x.fail()
 	case int64:
 		return x, nil
 	case bool:
@@ -670,6 +713,10 @@ func pyLen(v any) (int, error) {
 		return 0, nil
 	case *loopContext:
 		return len(x.items), nil
+	case *Iterator:
+		if x.view {
+			return len(x.items), nil
+		}
 	}
 	return 0, errorf(TypeError, "object of type '%s' has no len()", pyTypeName(v))
 }
@@ -883,6 +930,19 @@ func filterReverse(_ *renderer, v any, _ []any, _ []KeywordArg) (any, error) {
 		}
 		return string(r), nil
 	}
+	var kind string
+	switch x := v.(type) {
+	case []any:
+		kind = "list_reverseiterator"
+	case *Dict:
+		kind = "dict_reversekeyiterator"
+	case Tuple, Undefined:
+		kind = "reversed"
+	case *Iterator:
+		if x.view {
+			kind = map[string]string{"dict_keys": "dict_reversekeyiterator", "dict_values": "dict_reversevalueiterator", "dict_items": "dict_reverseitemiterator"}[x.typeName]
+		}
+	}
 	items, err := iterate(v)
 	if err != nil {
 		return nil, errorf(FilterError, "argument must be iterable")
@@ -891,7 +951,10 @@ func filterReverse(_ *renderer, v any, _ []any, _ []KeywordArg) (any, error) {
 	for i, it := range items {
 		out[len(items)-1-i] = it
 	}
-	return out, nil
+	if kind == "" { // reversed() failed: Jinja2 reverses a list copy
+		return out, nil
+	}
+	return &Iterator{typeName: kind, items: out, made: true}, nil
 }
 
 func filterRound(_ *renderer, v any, args []any, kwargs []KeywordArg) (any, error) {
@@ -899,15 +962,12 @@ func filterRound(_ *renderer, v any, args []any, kwargs []KeywordArg) (any, erro
 	method := pyStr(argument(args, kwargs, 1, "method", "common"))
 	_, f, _, ok := number(v)
 	if !ok {
-		if u, isU := v.(Undefined); isU {
-			return nil, u.fail()
-		}
 		return nil, errorf(TypeError, "type %s doesn't define __round__ method", pyTypeName(v))
 	}
 	switch method {
 	case "common":
-		if i, isInt := v.(int64); isInt {
-			return i, nil
+		if _, _, isInt, _ := number(v); isInt { // round(int) stays an int
+			return toInt(v), nil
 		}
 		s := strconv.FormatFloat(f, 'f', int(max(prec, 0)), 64)
 		r, _ := strconv.ParseFloat(s, 64)
@@ -993,27 +1053,44 @@ func filterTrim(_ *renderer, v any, args []any, kwargs []KeywordArg) (any, error
 }
 
 func filterTruncate(_ *renderer, v any, args []any, kwargs []KeywordArg) (any, error) {
-	s := pyStr(v)
 	length, _, _, _ := number(argument(args, kwargs, 0, "length", int64(255)))
 	killwords := truthy(argument(args, kwargs, 1, "killwords", false))
 	end := pyStr(argument(args, kwargs, 2, "end", "..."))
 	leeway, _, _, _ := number(argument(args, kwargs, 3, "leeway", int64(5)))
-	runes := []rune(s)
-	if int64(len(runes)) <= length+leeway {
-		return s, nil
+	if length < int64(runeCount(end)) {
+		return nil, errorf(AssertionErrorKind, "expected length >= %d, got %d", runeCount(end), length)
 	}
-	cut := int(max(length-int64(runeCount(end)), 0))
+	if leeway < 0 {
+		return nil, errorf(AssertionErrorKind, "expected leeway >= 0, got %d", leeway)
+	}
+	n, err := pyLen(v)
+	if err != nil {
+		return nil, err
+	}
+	if int64(n) <= length+leeway {
+		return v, nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		if killwords {
+			return nil, errorf(TypeError, "can only concatenate %s (not \"str\") to %s", pyTypeName(v), pyTypeName(v))
+		}
+		return nil, errorf(AttributeErrorKind, "'%s' object has no attribute 'rsplit'", pyTypeName(v))
+	}
+	runes := []rune(s)
+	cut := int(length - int64(runeCount(end)))
 	if killwords {
 		return string(runes[:cut]) + end, nil
 	}
 	head := string(runes[:cut])
 	if i := strings.LastIndexByte(head, ' '); i >= 0 {
 		head = head[:i]
-	} else {
-		head = ""
 	}
 	return head + end, nil
 }
+
+// AssertionErrorKind is Python's AssertionError.
+const AssertionErrorKind ErrorKind = "AssertionError"
 
 func filterUnique(_ *renderer, v any, args []any, kwargs []KeywordArg) (any, error) {
 	items, err := iterate(v)
@@ -1089,19 +1166,14 @@ func IndentString(ind any) (string, error) {
 
 // ---- tests
 
-func numTest(fn func(int64) bool) builtinTest {
+// parityTest is Jinja2's odd/even: value % 2 == want.
+func parityTest(want int64) builtinTest {
 	return func(_ *renderer, v any, _ []any) (any, error) {
-		n, f, isInt, ok := number(v)
-		if !ok {
-			if u, isU := v.(Undefined); isU {
-				return nil, u.fail()
-			}
-			return nil, errorf(TypeError, "unsupported operand type(s) for %%: '%s' and 'int'", pyTypeName(v))
+		m, err := binaryOp("%", v, int64(2))
+		if err != nil {
+			return nil, err
 		}
-		if !isInt {
-			return fn(int64(math.Mod(f, 2))), nil
-		}
-		return fn(n), nil
+		return pyEqual(m, want), nil
 	}
 }
 
@@ -1126,7 +1198,7 @@ func testSequence(_ *renderer, v any, _ []any) (any, error) {
 
 func testIterable(_ *renderer, v any, _ []any) (any, error) {
 	switch v.(type) {
-	case string, []any, Tuple, *Dict, Undefined, *loopContext:
+	case string, []any, Tuple, *Dict, Undefined, *loopContext, *Iterator:
 		return true, nil
 	}
 	return false, nil
@@ -1134,7 +1206,7 @@ func testIterable(_ *renderer, v any, _ []any) (any, error) {
 
 func testCallable(_ *renderer, v any, _ []any) (any, error) {
 	switch v.(type) {
-	case *Callable, *Macro, *loopContext:
+	case *Callable, *Macro, *loopContext, Undefined: // Undefined has __call__ (which raises)
 		return true, nil
 	}
 	return false, nil

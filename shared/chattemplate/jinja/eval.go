@@ -310,6 +310,8 @@ func iterate(v any) ([]any, error) {
 		return nil, nil
 	case *loopContext:
 		return x.items, nil
+	case *Iterator:
+		return x.rest()
 	}
 	return nil, errorf(TypeError, "'%s' object is not iterable", pyTypeName(v))
 }
@@ -715,8 +717,6 @@ func checkHashable(k any) error {
 	switch k.(type) {
 	case []any, *Dict, *Namespace:
 		return errorf(TypeError, "unhashable type: '%s'", pyTypeName(k))
-	case Undefined:
-		return k.(Undefined).fail()
 	}
 	return nil
 }

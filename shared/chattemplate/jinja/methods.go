@@ -389,15 +389,15 @@ func dictMethod(d *Dict, name string) (any, bool) {
 			for i := range d.keys {
 				out[i] = Tuple{d.keys[i], d.vals[i]}
 			}
-			return out, nil
+			return newView("dict_items", out), nil
 		}), true
 	case "keys":
 		return method(name, func([]any, []KeywordArg) (any, error) {
-			return append([]any{}, d.keys...), nil
+			return newView("dict_keys", append([]any{}, d.keys...)), nil
 		}), true
 	case "values":
 		return method(name, func([]any, []KeywordArg) (any, error) {
-			return append([]any{}, d.vals...), nil
+			return newView("dict_values", append([]any{}, d.vals...)), nil
 		}), true
 	case "get":
 		return method(name, func(args []any, kwargs []KeywordArg) (any, error) {
@@ -966,7 +966,11 @@ func percentFormat(format string, operand any) (any, error) {
 		}
 		b.WriteString(body)
 	}
-	if argi < len(args) && !usedMapping && mapping == nil {
+	// Python skips this check when the operand has __getitem__ (a list,
+	// a dict or an Undefined, not a string).
+	_, isList := operand.([]any)
+	_, isUndef := operand.(Undefined)
+	if argi < len(args) && !usedMapping && mapping == nil && !isList && !isUndef {
 		return nil, errorf(TypeError, "not all arguments converted during string formatting")
 	}
 	return b.String(), nil

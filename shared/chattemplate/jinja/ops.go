@@ -92,9 +92,6 @@ func getitem(obj any, key any) (any, error) {
 	}
 	switch x := obj.(type) {
 	case *Dict:
-		if k, ok := key.(Undefined); ok {
-			return nil, k.fail()
-		}
 		if v, ok := x.Get(key); ok {
 			return v, nil
 		}
@@ -341,6 +338,10 @@ func number(v any) (i int64, f float64, isInt, ok bool) {
 }
 
 func binaryOp(op string, l, r any) (any, error) {
+	if s, ok := l.(string); ok && op == "%" {
+		// str.__mod__ runs before the right operand is looked at.
+		return percentFormat(s, r)
+	}
 	if u, ok := l.(Undefined); ok {
 		return nil, u.fail()
 	}
@@ -404,12 +405,22 @@ func binaryOp(op string, l, r any) (any, error) {
 				return out, nil
 			}
 		}
-	case "%":
-		if s, ok := l.(string); ok {
-			return percentFormat(s, r)
+		if isSequence(seq) {
+			return nil, errorf(TypeError, "can't multiply sequence by non-int of type '%s'", pyTypeName(count))
+		}
+		if isSequence(count) {
+			return nil, errorf(TypeError, "can't multiply sequence by non-int of type '%s'", pyTypeName(seq))
 		}
 	}
 	return nil, errorf(TypeError, "unsupported operand type(s) for %s: '%s' and '%s'", opSymbol(op), pyTypeName(l), pyTypeName(r))
+}
+
+func isSequence(v any) bool {
+	switch v.(type) {
+	case string, []any, Tuple:
+		return true
+	}
+	return false
 }
 
 func opSymbol(op string) string {
@@ -640,9 +651,6 @@ func contains(container, item any) (bool, error) {
 	case string:
 		s, ok := item.(string)
 		if !ok {
-			if u, isU := item.(Undefined); isU {
-				return false, u.fail()
-			}
 			return false, errorf(TypeError, "'in <string>' requires string as left operand, not %s", pyTypeName(item))
 		}
 		return strings.Contains(c, s), nil
@@ -672,6 +680,17 @@ func contains(container, item any) (bool, error) {
 		return false, nil
 	case *loopContext:
 		for _, e := range c.items {
+			if pyEqual(e, item) {
+				return true, nil
+			}
+		}
+		return false, nil
+	case *Iterator:
+		items, err := c.rest()
+		if err != nil {
+			return false, err
+		}
+		for _, e := range items {
 			if pyEqual(e, item) {
 				return true, nil
 			}

@@ -135,6 +135,8 @@ func (d *Dict) copy() *Dict {
 
 type noneKey struct{}
 
+type undefinedKey struct{}
+
 type tupleKey string
 
 // hashKey maps a value to a Go map key with Python's equality for dict
@@ -157,6 +159,8 @@ func hashKey(v any) any {
 		return x
 	case Tuple:
 		return tupleKey(pyReprValue(x))
+	case Undefined:
+		return undefinedKey{} // every Undefined hashes and compares alike
 	}
 	return fmt.Sprintf("%p", v)
 }
@@ -174,7 +178,7 @@ type ObjectLike interface {
 // other template types as they are.
 func FromGo(v any) any {
 	switch x := v.(type) {
-	case nil, bool, int64, float64, string, *Dict, Tuple, *Namespace, *Callable, *Macro, Undefined:
+	case nil, bool, int64, float64, string, *Dict, Tuple, *Namespace, *Callable, *Macro, Undefined, *Iterator:
 		return x
 	case int:
 		return int64(x)
@@ -285,7 +289,7 @@ func objectTypeRepr(v any) string {
 
 // pyTypeName is Python's type(v).__name__.
 func pyTypeName(v any) string {
-	switch v.(type) {
+	switch x := v.(type) {
 	case nil:
 		return "NoneType"
 	case bool:
@@ -312,6 +316,8 @@ func pyTypeName(v any) string {
 		return "LoopContext"
 	case Undefined:
 		return "Undefined"
+	case *Iterator:
+		return x.typeName
 	}
 	return fmt.Sprintf("%T", v)
 }
@@ -337,6 +343,8 @@ func truthy(v any) bool {
 		return x.Len() > 0
 	case Undefined:
 		return false
+	case *Iterator:
+		return !x.view || len(x.items) > 0
 	}
 	return true
 }
@@ -436,6 +444,8 @@ func writeRepr(b *strings.Builder, v any, quote bool, depth int) {
 		fmt.Fprintf(b, "<Macro '%s'>", x.name)
 	case *loopContext:
 		fmt.Fprintf(b, "<LoopContext %d/%d>", x.index+1, len(x.items))
+	case *Iterator:
+		x.repr(b, depth)
 	default:
 		fmt.Fprintf(b, "%v", x)
 	}
