@@ -197,3 +197,44 @@ func TestUntrainableConfigFailsTheRun(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// RunCancelled stops the run before its next step: no more steps, no
+// checkpoint, no TrainingCompleted, and the job leaves the queue.
+func TestCancelStopsAtTheNextStep(t *testing.T) {
+	b, _ := bustest.New(t)
+	var runID string
+	var mu sync.Mutex
+	startTrainer(t, b, Options{AfterStep: func(done int) {
+		if done == 2 {
+			mu.Lock()
+			id := runID
+			mu.Unlock()
+			if _, err := b.PublishNew(context.Background(), id, "test", events.RunCancelled{Reason: "test"}); err != nil {
+				t.Error(err)
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // the cancel arrives well before the next step ends
+	}})
+	yaml := loraConfig(t, "")
+	_, cfg := runtest.Resolve(t, yaml)
+	data := runtest.MakeData(t, b, cfg, 48, 0)
+	mu.Lock()
+	run := runtest.Submit(t, b, yaml, data)
+	runID = run.ID
+	mu.Unlock()
+	runtest.Follow(t, b, run.ID, time.Minute, func(e events.Envelope) bool { return e.Type == events.TypeRunCancelled })
+	time.Sleep(500 * time.Millisecond) // what a trainer that ignored the cancel would publish by now
+	envs := runtest.All(t, b, run.ID)
+	last := int64(0)
+	for _, e := range envs {
+		if e.Type == events.TypeTrainingCompleted || e.Type == events.TypeCheckpointSaved {
+			t.Fatalf("a cancelled run published %s", e.Type)
+		}
+	}
+	for _, m := range runtest.Of[events.MetricsLogged](t, envs) {
+		last = max(last, m.Step)
+	}
+	if last < 2 || last > 3 {
+		t.Fatalf("steps logged up to %d after a cancel at step 2", last)
+	}
+}

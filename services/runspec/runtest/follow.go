@@ -78,3 +78,34 @@ func Of[T events.Payload](t testing.TB, envs []events.Envelope) []T {
 	}
 	return out
 }
+
+// All returns every event of runID stored so far.
+func All(t testing.TB, b *bus.Bus, runID string) []events.Envelope {
+	t.Helper()
+	ctx := context.Background()
+	cons, err := b.JetStream().OrderedConsumer(ctx, bus.EventsStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{events.RunSubjects(runID)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []events.Envelope
+	for {
+		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(300*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for msg := range batch.Messages() {
+			env, err := events.Decode(msg.Data())
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, env)
+			n++
+		}
+		if n == 0 {
+			return out
+		}
+	}
+}
