@@ -28,13 +28,15 @@ var TokenizerFiles = []string{
 var ModelFiles = []string{"config.json", "generation_config.json"}
 
 // keepModelFile says which files of a hub model repo are fetched: config,
-// safetensors weights (and their index) and tokenizer files; never pickles
-// or other frameworks' weights.
+// the transformers safetensors weights (model.safetensors, or its shards and
+// index) and tokenizer files; never pickles, other frameworks' weights or
+// other copies (consolidated.safetensors, original/, onnx/).
 func keepModelFile(name string) bool {
 	if strings.Contains(name, "/") {
-		return false // sub-folders hold other formats (onnx/, original/)
+		return false
 	}
-	if strings.HasSuffix(name, ".safetensors") || name == "model.safetensors.index.json" {
+	if name == "model.safetensors" || name == "model.safetensors.index.json" ||
+		(strings.HasPrefix(name, "model-") && strings.HasSuffix(name, ".safetensors")) {
 		return true
 	}
 	for _, f := range append(ModelFiles, TokenizerFiles...) {
