@@ -1,8 +1,8 @@
 """Differential testing of the Jinja engine on random expressions (not run by go test).
 
 usage: python3 testdata/chattemplates/random_expressions.py N SEED > /dev/null  (writes /tmp/ct_rand/cases.json)
-Renders N random expressions and loops over a pool of values with transformers' environment; feed the
-file to a throwaway Go test that renders each case as TestEngineSnippets does. Seeds 1-8 x 3000 cases
+Renders N random expressions and loops over a pool of values with transformers' environment; then
+CHATTEMPLATE_RANDOM_CASES=/tmp/ct_rand/cases.json go test ./shared/chattemplate -run TestRandomExpressions Seeds 1-8 x 3000 cases
 left only unmatchable differences: generator reprs (Python prints a memory address) and Markup.
 """
 import json, os, random, sys
