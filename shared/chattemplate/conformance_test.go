@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/eftml/eft/shared/chattemplate/jinja"
 	"github.com/eftml/eft/shared/testfixtures"
@@ -248,6 +249,12 @@ func TestTemplatesMatchTransformers(t *testing.T) {
 		}
 	}
 	t.Logf("%d/%d templates identical on every case; failing: %v", passed, len(names), failing)
+}
+
+// byteToCharOffset converts a byte offset of s to a character offset, as
+// Python's indexes count.
+func byteToCharOffset(s string, off int) int {
+	return utf8.RuneCountInString(s[:off])
 }
 
 func trunc(s string) string {

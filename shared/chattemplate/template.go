@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/eftml/eft/shared/chattemplate/jinja"
 )
@@ -212,12 +211,6 @@ func hfToJSON(v any, args []any, kwargs []jinja.KeywordArg) (any, error) {
 		opts.ItemSep, opts.KeySep = &a, &b
 	}
 	return jinja.DumpJSON(v, opts)
-}
-
-// byteToCharOffset converts a byte offset of s to a character offset, as
-// Python's indexes count.
-func byteToCharOffset(s string, off int) int {
-	return utf8.RuneCountInString(s[:off])
 }
 
 // DecodeJSONList parses a JSON array of messages, tools or documents the

@@ -249,26 +249,6 @@ func FromGo(v any) any {
 	return Undefined{Hint: fmt.Sprintf("unsupported value of Go type %T", v)}
 }
 
-// ToGo converts a template value back to plain Go: nil, bool, int64,
-// float64, string, []any and *Dict (ordered) for dicts.
-func ToGo(v any) any {
-	switch x := v.(type) {
-	case Tuple:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = ToGo(e)
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = ToGo(e)
-		}
-		return out
-	}
-	return v
-}
-
 // objectTypeRepr names a value's type the way Jinja2's error messages do.
 func objectTypeRepr(v any) string {
 	if v == nil {
