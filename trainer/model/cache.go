@@ -29,6 +29,7 @@ func (m *Model) NewKVCache(maxLen int) *KVCache {
 	c, be := &m.Config, m.Backend
 	kvd := c.KVHeads * c.HeadDim
 	kc := &KVCache{MaxLen: maxLen, pos: make([]int32, maxLen)}
+	kc.arena.Device = deviceMemory(be)
 	for range c.Layers {
 		kc.k = append(kc.k, be.Alloc(maxLen, kvd))
 		kc.v = append(kc.v, be.Alloc(maxLen, kvd))

@@ -5,6 +5,7 @@ import (
 
 	"github.com/eftml/eft/shared/safetensors"
 	"github.com/eftml/eft/trainer/backend"
+	"github.com/eftml/eft/trainer/tensor"
 )
 
 // WeightFunc returns the float32 values of the weight called name (its
@@ -19,6 +20,7 @@ func New(c Config, be backend.Backend, weights WeightFunc) (*Model, error) {
 		return nil, err
 	}
 	m := &Model{Config: c, Backend: be}
+	m.arena.Device = deviceMemory(be)
 	load := func(name string, shape ...int) (*Param, error) {
 		vals, err := weights(name, shape)
 		if err != nil {
@@ -97,6 +99,16 @@ func SafetensorsWeights(src safetensors.Source, srcName, arch string) WeightFunc
 		}
 		return vals, nil
 	}
+}
+
+// deviceMemory is be as an arena's memory when be keeps tensors off the
+// host (the CUDA backend), else nil: step buffers then live where the ops
+// run.
+func deviceMemory(be backend.Backend) tensor.DeviceMemory {
+	if d, ok := be.(tensor.DeviceMemory); ok {
+		return d
+	}
+	return nil
 }
 
 func sameDims(a, b []int) bool {

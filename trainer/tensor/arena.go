@@ -7,13 +7,33 @@ package tensor
 //
 // When a request does not fit, the arena falls back to a fresh allocation and
 // remembers how much it needed; the next Reset grows the slab to that size.
-// The zero value is ready to use. An Arena is not safe for concurrent use.
+// The zero value is ready to use (host memory). An Arena is not safe for
+// concurrent use.
 type Arena struct {
-	slab    []float32
-	off     int
-	needed  int // floats asked for since the last Reset
-	headers []Tensor
-	nhdr    int
+	// Device, when set, makes the arena carve its tensors from memory a
+	// backend owns (a GPU's) instead of Go memory. Set it before the first
+	// Alloc.
+	Device DeviceMemory
+
+	slab     []float32
+	dslab    *Tensor   // the slab in device memory (Device set)
+	overflow []*Tensor // device tensors allocated past the slab, freed at Reset
+	off      int
+	needed   int // floats asked for since the last Reset
+	headers  []Tensor
+	nhdr     int
+}
+
+// DeviceMemory is what an Arena needs from a backend that keeps tensors off
+// the host: backend.Backend's Alloc and Zero, and Free to give memory back.
+type DeviceMemory interface {
+	// Alloc returns a zeroed float32 tensor of the given shape.
+	Alloc(shape ...int) *Tensor
+	// Zero sets every element of t to 0.
+	Zero(t *Tensor)
+	// Free returns the memory of a tensor that Alloc returned. Views of it
+	// must not be used afterwards.
+	Free(t *Tensor)
 }
 
 // Alloc returns a zeroed float32 tensor of the given shape, valid until the
@@ -34,6 +54,10 @@ func (a *Arena) Alloc(shape ...int) *Tensor {
 	// kernels start on a cache line.
 	padded := (n + 15) &^ 15
 	a.needed += padded
+	if a.Device != nil {
+		a.allocDevice(t, padded)
+		return t
+	}
 	if a.off+padded <= len(a.slab) {
 		t.F32 = a.slab[a.off : a.off+n : a.off+n]
 		clear(t.F32)
@@ -44,11 +68,37 @@ func (a *Arena) Alloc(shape ...int) *Tensor {
 	return t
 }
 
+func (a *Arena) allocDevice(t *Tensor, padded int) {
+	if a.dslab != nil && a.off+padded <= a.dslab.Len() {
+		t.Device, t.DeviceOffset = a.dslab.Device, a.dslab.DeviceOffset+a.off
+		a.off += padded
+		a.Device.Zero(t)
+		return
+	}
+	own := a.Device.Alloc(t.Len())
+	a.overflow = append(a.overflow, own)
+	t.Device, t.DeviceOffset = own.Device, own.DeviceOffset
+}
+
 // Reset takes back every tensor handed out since the last Reset; their
 // buffers will be reused. If the last round needed more than the slab held,
 // the slab grows now, so the next identical round fits.
 func (a *Arena) Reset() {
-	if a.needed > len(a.slab) {
+	if a.Device != nil {
+		for _, t := range a.overflow {
+			a.Device.Free(t)
+		}
+		a.overflow = a.overflow[:0]
+		if a.dslab == nil || a.needed > a.dslab.Len() {
+			if a.dslab != nil {
+				a.Device.Free(a.dslab)
+				a.dslab = nil
+			}
+			if a.needed > 0 {
+				a.dslab = a.Device.Alloc(a.needed)
+			}
+		}
+	} else if a.needed > len(a.slab) {
 		a.slab = make([]float32, a.needed)
 	}
 	if a.nhdr > len(a.headers) {
@@ -60,4 +110,9 @@ func (a *Arena) Reset() {
 }
 
 // Floats is the slab size in float32 elements (for memory reports).
-func (a *Arena) Floats() int { return len(a.slab) }
+func (a *Arena) Floats() int {
+	if a.dslab != nil {
+		return a.dslab.Len()
+	}
+	return len(a.slab)
+}

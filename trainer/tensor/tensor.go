@@ -53,8 +53,12 @@ type Tensor struct {
 	// Raw holds little-endian bf16/f16 bits for storage-only host tensors.
 	Raw []uint16
 	// Device is a backend's own handle for data it keeps off the host
-	// (the CUDA backend's device pointer); nil for host tensors.
+	// (the CUDA backend's device buffer); nil for host tensors.
 	Device any
+	// DeviceOffset is where this tensor starts inside Device's buffer, in
+	// elements: row views and arena tensors share one buffer without a new
+	// handle (so making a view allocates nothing).
+	DeviceOffset int
 }
 
 // New returns a zeroed float32 host tensor of the given shape.
@@ -62,6 +66,15 @@ func New(shape ...int) *Tensor {
 	t := &Tensor{DType: F32}
 	t.setShape(shape)
 	t.F32 = make([]float32, t.Len())
+	return t
+}
+
+// OnDevice returns the header of a tensor whose data a backend keeps off the
+// host, under handle (the backend's own buffer type), starting at its first
+// element. It holds no host data.
+func OnDevice(dtype DType, handle any, shape ...int) *Tensor {
+	t := &Tensor{DType: dtype, Device: handle}
+	t.setShape(shape)
 	return t
 }
 
@@ -204,7 +217,7 @@ func (t *Tensor) SliceRows(view *Tensor, r0, r1 int) *Tensor {
 	}
 	*view = Tensor{DType: t.DType}
 	view.shape[0], view.shape[1], view.ndim = r1-r0, cols, 2
-	view.F32 = t.F32[r0*cols : r1*cols : r1*cols]
+	t.viewData(view, r0*cols, r1*cols)
 	return view
 }
 
@@ -217,6 +230,18 @@ func (t *Tensor) Prefix(view *Tensor, rows, cols int) *Tensor {
 	}
 	*view = Tensor{DType: t.DType}
 	view.shape[0], view.shape[1], view.ndim = rows, cols, 2
-	view.F32 = t.F32[: rows*cols : rows*cols]
+	t.viewData(view, 0, rows*cols)
 	return view
+}
+
+// viewData points view at elements [lo, hi) of t's data, wherever it lives.
+func (t *Tensor) viewData(view *Tensor, lo, hi int) {
+	switch {
+	case t.Device != nil:
+		view.Device, view.DeviceOffset = t.Device, t.DeviceOffset+lo
+	case t.DType == F32:
+		view.F32 = t.F32[lo:hi:hi]
+	default:
+		view.Raw = t.Raw[lo:hi:hi]
+	}
 }

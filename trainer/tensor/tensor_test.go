@@ -55,3 +55,67 @@ func TestFromF32RejectsWrongLength(t *testing.T) {
 		t.Fatal("rank 5 accepted")
 	}
 }
+
+// fakeDevice keeps "device" buffers in host slices so the arena's device
+// bookkeeping can be checked without a GPU.
+type fakeDevice struct {
+	live  map[*[]float32]bool
+	zeros int
+}
+
+func (d *fakeDevice) Alloc(shape ...int) *Tensor {
+	t := &Tensor{DType: F32}
+	t.setShape(shape)
+	buf := make([]float32, t.Len())
+	d.live[&buf] = true
+	t.Device = &buf
+	return t
+}
+
+func (d *fakeDevice) Zero(t *Tensor) {
+	buf := *t.Device.(*[]float32)
+	clear(buf[t.DeviceOffset : t.DeviceOffset+t.Len()])
+	d.zeros++
+}
+
+func (d *fakeDevice) Free(t *Tensor) {
+	if !d.live[t.Device.(*[]float32)] {
+		panic("free of a buffer that is not live")
+	}
+	delete(d.live, t.Device.(*[]float32))
+}
+
+func TestArenaOnDeviceCarvesOneSlab(t *testing.T) {
+	dev := &fakeDevice{live: map[*[]float32]bool{}}
+	a := Arena{Device: dev}
+	round := func() (*Tensor, *Tensor) {
+		a.Reset()
+		return a.Alloc(3, 5), a.Alloc(7)
+	}
+	x, y := round() // first round: no slab yet, each tensor its own buffer
+	if x.Device == y.Device || len(dev.live) != 2 {
+		t.Fatalf("first round: %d live buffers, want 2 separate ones", len(dev.live))
+	}
+	x, y = round() // overflow freed, one slab of 16+16 floats
+	if len(dev.live) != 1 || x.Device != y.Device || a.Floats() != 32 {
+		t.Fatalf("second round: %d live buffers, slab %d floats", len(dev.live), a.Floats())
+	}
+	if x.DeviceOffset != 0 || y.DeviceOffset != 16 {
+		t.Fatalf("offsets %d and %d, want 0 and 16 (64-byte aligned)", x.DeviceOffset, y.DeviceOffset)
+	}
+	buf := *x.Device.(*[]float32)
+	buf[20] = 9
+	_, y = round()
+	if buf[20] != 0 || dev.zeros < 2 {
+		t.Fatal("a reused device tensor was not zeroed")
+	}
+	var view Tensor
+	x.Reshape(3, 5).SliceRows(&view, 1, 3)
+	if view.Device != x.Device || view.DeviceOffset != 5 || view.Len() != 10 || view.F32 != nil {
+		t.Fatalf("row view of a device tensor: offset %d, %v", view.DeviceOffset, &view)
+	}
+	y.Prefix(&view, 2, 3)
+	if view.DeviceOffset != 16 || view.Len() != 6 {
+		t.Fatalf("prefix view of a device tensor: offset %d, %v", view.DeviceOffset, &view)
+	}
+}

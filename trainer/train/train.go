@@ -23,6 +23,25 @@ type Trainer struct {
 	MaxGradNorm float64
 
 	params []*optim.Param
+	// device is set when the parameters live off the host (a GPU backend):
+	// the optimizer then measures and updates them where they are.
+	device  DeviceOptimizer
+	mparams []*model.Param
+}
+
+// DeviceOptimizer is an optimizer that updates parameters where a device
+// backend keeps them (trainer/cuda's AdamW): Trainer hands it the model's
+// parameters instead of host slices. Its State and LoadState still speak
+// host buffers, so checkpoints do not care where training ran.
+type DeviceOptimizer interface {
+	optim.Optimizer
+	// GradNorm is the global L2 norm of the gradients, measured as
+	// optim.ClipGradNorm measures it (per-tensor norms in float32).
+	GradNorm(params []*model.Param) float64
+	// StepDevice multiplies every gradient by gradScale (the clipping
+	// coefficient; 1 when not clipping) and updates the parameters at
+	// learning rate lr.
+	StepDevice(params []*model.Param, lr float64, gradScale float32) error
 }
 
 // New prepares a trainer for m's trainable parameters (choose them first:
@@ -30,19 +49,25 @@ type Trainer struct {
 // weights are exempt from weight decay, as in transformers' Trainer.
 func New(m *model.Model, opt optim.Optimizer, maxGradNorm float64) (*Trainer, error) {
 	t := &Trainer{Model: m, Optimizer: opt, MaxGradNorm: maxGradNorm}
-	for _, p := range m.TrainableParams() {
+	t.mparams = m.TrainableParams()
+	if len(t.mparams) == 0 {
+		return nil, fmt.Errorf("train: the model has no trainable parameters")
+	}
+	if dev, ok := opt.(DeviceOptimizer); ok {
+		t.device = dev
+		return t, nil
+	}
+	for _, p := range t.mparams {
 		if p.W.F32 == nil || p.G.F32 == nil {
-			return nil, fmt.Errorf("train: parameter %s is not in host memory (backend %s); this optimizer runs on the host", p.Name, m.Backend.Name())
+			return nil, fmt.Errorf("train: parameter %s is not in host memory (backend %s); this optimizer runs on the host: use the backend's own (cuda: Backend.Optimizer)", p.Name, m.Backend.Name())
 		}
 		t.params = append(t.params, &optim.Param{Name: p.Name, Data: p.W.F32, Grad: p.G.F32, NoDecay: optim.DecayExempt(p.Name)})
-	}
-	if len(t.params) == 0 {
-		return nil, fmt.Errorf("train: the model has no trainable parameters")
 	}
 	return t, nil
 }
 
-// Params are the optimizer's views of the trainable parameters.
+// Params are the optimizer's views of the trainable parameters (nil when a
+// DeviceOptimizer updates them where they live).
 func (t *Trainer) Params() []*optim.Param { return t.params }
 
 // StepResult reports one optimizer step.
@@ -87,11 +112,31 @@ func (t *Trainer) Step(micro []*model.Batch, lr float64) (StepResult, error) {
 		lossSum += s
 	}
 
+	if t.device != nil {
+		return t.deviceUpdate(lossSum, total, lr)
+	}
 	norm := optim.ClipGradNorm(t.params, t.MaxGradNorm) // measures only when MaxGradNorm is 0
 	if math.IsNaN(norm) || math.IsInf(norm, 0) {
 		return StepResult{}, fmt.Errorf("train: gradient norm is %v (loss %v); not updating", norm, lossSum/float64(total))
 	}
 	if err := t.Optimizer.Step(t.params, lr); err != nil {
+		return StepResult{}, err
+	}
+	return StepResult{Loss: lossSum / float64(total), Tokens: total, GradNorm: norm}, nil
+}
+
+// deviceUpdate is steps 4 and 5 for parameters off the host: the clipping
+// coefficient of optim.ClipGradNorm, folded into the device update.
+func (t *Trainer) deviceUpdate(lossSum float64, total int, lr float64) (StepResult, error) {
+	norm := t.device.GradNorm(t.mparams)
+	if math.IsNaN(norm) || math.IsInf(norm, 0) {
+		return StepResult{}, fmt.Errorf("train: gradient norm is %v (loss %v); not updating", norm, lossSum/float64(total))
+	}
+	scale := float32(1)
+	if coef := t.MaxGradNorm / (norm + 1e-6); t.MaxGradNorm > 0 && coef < 1 {
+		scale = float32(coef)
+	}
+	if err := t.device.StepDevice(t.mparams, lr, scale); err != nil {
 		return StepResult{}, err
 	}
 	return StepResult{Loss: lossSum / float64(total), Tokens: total, GradNorm: norm}, nil
