@@ -1,0 +1,113 @@
+package cuda
+
+import (
+	"fmt"
+
+	"github.com/eftml/eft/trainer/tensor"
+)
+
+// matDims works out m, n, k of C = op(A)·op(B) from row-major matrix views
+// and checks that they agree (the CPU backend's rule and message).
+func matDims(op string, c, a, b *tensor.Tensor, transA, transB bool, ar, ac, br, bc, cr, cc int) (m, n, k int) {
+	m, k = ar, ac
+	if transA {
+		m, k = ac, ar
+	}
+	kb, n := br, bc
+	if transB {
+		kb, n = bc, br
+	}
+	if k != kb || cr != m || cc != n {
+		panic(fmt.Sprintf("cuda.%s: shapes do not chain: op(A) %dx%d, op(B) %dx%d, C %dx%d (A %v transA=%v, B %v transB=%v)",
+			op, m, k, kb, n, cr, cc, a, transA, b, transB))
+	}
+	return m, n, k
+}
+
+// MatMul implements backend.Backend. Operands may be float32 or bf16 (a
+// frozen weight); C may be float32 or bf16 (merging into a bf16 weight).
+func (b *Backend) MatMul(c, a, bm *tensor.Tensor, transA, transB bool, alpha, beta float32) {
+	m, n, k := matDims("MatMul", c, a, bm, transA, transB, a.Rows(), a.Cols(), bm.Rows(), bm.Cols(), c.Rows(), c.Cols())
+	b.gemm("MatMul", c, a, bm, transA, transB, m, n, k, 1, alpha, beta)
+}
+
+// BatchedMatMul implements backend.Backend.
+func (b *Backend) BatchedMatMul(c, a, bm *tensor.Tensor, transA, transB bool, alpha, beta float32) {
+	if a.Rank() != 3 || bm.Rank() != 3 || c.Rank() != 3 || a.Dim(0) != bm.Dim(0) || a.Dim(0) != c.Dim(0) {
+		panic(fmt.Sprintf("cuda.BatchedMatMul: want three 3-D tensors of one batch size, got %v %v %v", c, a, bm))
+	}
+	m, n, k := matDims("BatchedMatMul", c, a, bm, transA, transB, a.Dim(1), a.Dim(2), bm.Dim(1), bm.Dim(2), c.Dim(1), c.Dim(2))
+	b.gemm("BatchedMatMul", c, a, bm, transA, transB, m, n, k, a.Dim(0), alpha, beta)
+}
+
+// gemm runs row-major C = alpha·op(A)·op(B) + beta·C over batch matrices.
+// cuBLAS is column-major, and a row-major X is the column-major Xᵀ, so it
+// computes Cᵀ = op(B)ᵀ·op(A)ᵀ: B first, the transposes kept, m and n
+// swapped. Operands not in the precision's input type are converted into
+// scratch buffers first.
+func (b *Backend) gemm(op string, c, a, bm *tensor.Tensor, transA, transB bool, m, n, k, batch int, alpha, beta float32) {
+	if c.DType != tensor.F32 && c.DType != tensor.BF16 {
+		panic(fmt.Sprintf("cuda.%s: output %v", op, c))
+	}
+	pa, pb, pc := b.addr(op, a), b.addr(op, bm), b.addr(op, c)
+	if m == 0 || n == 0 {
+		return
+	}
+	in := elemBF16
+	if b.opts.Precision == PrecisionFP32 {
+		in = elemF32
+	}
+	ct := elemF32
+	if c.DType == tensor.BF16 {
+		ct = elemBF16
+	}
+	b.ex.do(func() {
+		if k == 0 { // an empty sum: C = beta·C
+			if ct != elemF32 {
+				panic(fmt.Sprintf("cuda.%s: k = 0 into %v", op, c))
+			}
+			b.kernel("ew_scale").p(pc).f(beta).l(batch * m * n)
+			b.launch(b.elementGrid(batch*m*n), d1(threads))
+			return
+		}
+		xa := b.asType(pa, a, in, scratchA)
+		xb := b.asType(pb, bm, in, scratchB)
+		g := &b.gemmOp
+		*g = gemmOp{
+			transA: transB, transB: transA,
+			m: n, n: m, k: k,
+			a: xb, lda: bm.Cols(),
+			b: xa, ldb: a.Cols(),
+			c: pc, ldc: n,
+			batch: batch, ab: in, ct: ct,
+			tf32:  false,
+			alpha: alpha, beta: beta,
+		}
+		if batch > 1 {
+			g.strideA, g.strideB, g.strideC = bm.Dim(1)*bm.Dim(2), a.Dim(1)*a.Dim(2), m*n
+		}
+		b.must(b.g.gemm(g))
+	})
+}
+
+// asType returns the address of t's data as elements of type want,
+// converting into scratch slot when t is stored otherwise. Runs on the
+// executor.
+func (b *Backend) asType(p uintptr, t *tensor.Tensor, want elemType, slot int) uintptr {
+	have := elemF32
+	if t.DType == tensor.BF16 {
+		have = elemBF16
+	}
+	if have == want {
+		return p
+	}
+	n := t.Len()
+	dst := b.scratchFor(slot, n*want.size())
+	if want == elemBF16 {
+		b.kernel("f32_to_bf16").p(dst).p(p).l(n)
+	} else {
+		b.kernel("bf16_to_f32").p(dst).p(p).l(n)
+	}
+	b.launch(b.elementGrid(n), d1(threads))
+	return dst
+}
