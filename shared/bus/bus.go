@@ -43,6 +43,9 @@ type Options struct {
 	Replicas int
 	// MemoryStorage keeps streams in memory instead of files (benchmarks).
 	MemoryStorage bool
+	// PublishRetryFor is how long Publish retries through a server restart
+	// or a network cut (0: DefaultPublishRetryFor; negative: no retry).
+	PublishRetryFor time.Duration
 	// Credentials authenticate this process to the server and configure TLS;
 	// every connection the bus opens uses them.
 	Credentials Credentials
@@ -75,6 +78,9 @@ func Connect(ctx context.Context, url string, opts Options) (*Bus, error) {
 	}
 	if opts.Replicas == 0 {
 		opts.Replicas = 1
+	}
+	if opts.PublishRetryFor == 0 {
+		opts.PublishRetryFor = DefaultPublishRetryFor
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

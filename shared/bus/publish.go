@@ -79,7 +79,7 @@ func (b *Bus) publish(ctx context.Context, env events.Envelope) (events.Envelope
 	msg.Metadata.Set(nats.MsgIdHdr, env.ID)
 	msg.Metadata.Set(HeaderEventType, env.Type)
 	msg.Metadata.Set(HeaderRunID, env.RunID)
-	if err := b.pub.wm.Publish(env.Subject(), msg); err != nil {
+	if err := b.publishRetrying(ctx, env.Subject(), msg); err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		return env, fmt.Errorf("bus: publishing %s %s to %s: %w", env.Type, env.ID, env.Subject(), err)
 	}
