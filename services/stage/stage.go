@@ -22,11 +22,20 @@ func Fail(ctx context.Context, b *bus.Bus, cause events.Envelope, producer, stag
 
 // FailOnDeadLetter returns a bus.Consumer.OnDeadLetter that fails the run of
 // a message the stage gave up on, so that a run never waits forever on a
-// stage that will not answer.
+// stage that will not answer. A message that is not an event fails the run
+// its subject names (eft.run.<run>.<type>), if any.
 func FailOnDeadLetter(b *bus.Bus, producer, stageName string) func(ctx context.Context, d bus.Delivery, data []byte, err error) {
 	return func(ctx context.Context, d bus.Delivery, _ []byte, err error) {
 		if d.Envelope.ID == "" {
-			return // not an event: no run to fail
+			runID, eventType, perr := events.ParseSubject(d.Subject)
+			if perr != nil {
+				return // no run to fail
+			}
+			failed := events.RunFailed{Stage: stageName, Error: fmt.Sprintf("an undecodable %s message reached %s: %v", eventType, producer, err)}
+			if _, ferr := b.PublishNew(ctx, runID, producer, failed); ferr != nil {
+				b.Logger().Error("stage: could not publish RunFailed", "stage", stageName, "run", runID, "error", ferr)
+			}
+			return
 		}
 		if ferr := Fail(ctx, b, d.Envelope, producer, stageName, err, !bus.IsPermanent(err)); ferr != nil {
 			b.Logger().Error("stage: could not publish RunFailed", "stage", stageName, "run", d.Envelope.RunID, "error", ferr)
