@@ -2,12 +2,16 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eftml/eft/events"
+	"github.com/eftml/eft/services/tracker"
 	"github.com/eftml/eft/shared/bus"
 )
 
@@ -37,7 +41,7 @@ func (c *cluster) waitForEvent(runID string, timeout time.Duration, until func(e
 		}
 		env, err := events.Decode(msg.Data())
 		if err != nil {
-			c.t.Fatal(err)
+			continue // poison: not this test's business
 		}
 		if until(env) {
 			return time.Now()
@@ -102,4 +106,159 @@ func TestNATSRestartMidRun(t *testing.T) {
 	}
 	t.Logf("NATS down %s; first new step %s after the restart; %d events checked",
 		restarted.Sub(down).Round(time.Millisecond), next.Sub(restarted).Round(time.Millisecond), len(envs))
+}
+
+// The tracker is SIGKILLed while a run streams metrics and restarted while
+// the run goes on: it catches up from its own position, and its counters,
+// timeline and loss series hold every event of the log of record exactly
+// once.
+func TestTrackerSIGKILLCatchesUpWithoutDoubleCounting(t *testing.T) {
+	c := newCluster(t)
+	trk := c.serve("tracker", "tracker", "--http", "127.0.0.1:0")
+	c.serve("stages", "validate", "ingest", "tokenizer")
+	c.serve("trainer", "trainer")
+	const steps = 300
+	run := c.submit(tinyRun{Steps: steps, SaveSteps: 50, Seed: 5})
+	c.waitForEvent(run, 2*time.Minute, stepLogged(40))
+	trk.kill(t)
+	c.waitForEvent(run, 2*time.Minute, stepLogged(120))
+	trk = c.serve("tracker", "tracker", "--http", "127.0.0.1:0")
+	restarted := time.Now()
+	api := trk.trackerURL(t)
+	behind, err := c.bus.LastSequence(context.Background(), bus.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var caughtUp time.Duration
+	for deadline := time.Now().Add(time.Minute); ; {
+		var h tracker.HealthResponse
+		trackerAPI(t, api, "/api/health", &h)
+		if h.Position >= behind {
+			caughtUp = time.Since(restarted)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the tracker reached position %d of %d in a minute", h.Position, behind)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	envs := c.follow(run, 3*time.Minute)
+	completed(t, run, envs)
+	last, err := c.bus.LastSequence(context.Background(), bus.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; {
+		var h tracker.HealthResponse
+		trackerAPI(t, api, "/api/health", &h)
+		if h.Position >= last {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the tracker is at %d, the stream at %d", h.Position, last)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var d tracker.RunDetail
+	trackerAPI(t, api, "/api/runs/"+run, &d)
+	var metrics, points, others, checkpoints int
+	var timeline []string
+	for _, e := range envs {
+		switch e.Type {
+		case events.TypeMetricsLogged:
+			m, _ := events.PayloadAs[events.MetricsLogged](e)
+			metrics++
+			points += len(m.Values)
+		default:
+			others++
+			timeline = append(timeline, e.ID)
+			if e.Type == events.TypeCheckpointSaved {
+				checkpoints++
+			}
+		}
+	}
+	r := d.Run
+	if r.Status != tracker.StatusCompleted || r.MetricEvents != metrics || r.MetricPoints != int64(points) || r.Events != others || r.Checkpoints != checkpoints {
+		t.Fatalf("tracker counts: status %s, %d metric events, %d points, %d events, %d checkpoints; the log holds %d, %d, %d, %d",
+			r.Status, r.MetricEvents, r.MetricPoints, r.Events, r.Checkpoints, metrics, points, others, checkpoints)
+	}
+	if len(d.Events) != len(timeline) {
+		t.Fatalf("timeline of %d events; the log holds %d", len(d.Events), len(timeline))
+	}
+	for i, e := range d.Events {
+		if e.ID != timeline[i] {
+			t.Fatalf("timeline[%d] is %s, the log has %s", i, e.ID, timeline[i])
+		}
+	}
+	var series tracker.SeriesResponse
+	trackerAPI(t, api, "/api/runs/"+run+"/metrics?name=loss", &series)
+	if n := len(series.Series["loss"]); n != steps {
+		t.Fatalf("loss series of %d points, want %d", n, steps)
+	}
+	for i, p := range series.Series["loss"] {
+		if p.Step != int64(i+1) {
+			t.Fatalf("loss point %d is step %d", i, p.Step)
+		}
+	}
+	t.Logf("tracker down from step 40 to 120; caught up %d stream messages in %s after its restart; %d events checked (%d metric events, %d points)",
+		behind, caughtUp.Round(time.Millisecond), len(envs), metrics, points)
+}
+
+// Poison: bytes that are not an event, on a run's config.validated subject
+// and on the train-job queue. Each is dead-lettered at its first delivery
+// (retrying cannot decode it) with the error in its headers, the run its
+// subject names fails at that stage instead of waiting forever, and a good
+// run submitted right after completes.
+func TestPoisonMessagesAreDeadLetteredAndOthersKeepFlowing(t *testing.T) {
+	c := newCluster(t)
+	trk := c.serve("stages", "tracker", "validate", "ingest", "tokenizer", "--http", "127.0.0.1:0")
+	c.serve("trainer", "trainer")
+	ctx := context.Background()
+	js := c.bus.JetStream()
+	poisoned := events.NewRunID()
+	sent := time.Now()
+	if _, err := js.Publish(ctx, events.Subject(poisoned, events.TypeConfigValidated), []byte("\x00not an event{")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, events.JobSubject(events.NewRunID()), []byte(`{"id":"nope"}`)); err != nil {
+		t.Fatal(err)
+	}
+	good := c.submit(tinyRun{Steps: 20, Seed: 7})
+
+	for _, consumer := range []string{"ingest", "trainer"} {
+		stream, _ := js.Stream(ctx, bus.DeadLetterStream)
+		var got *jetstream.RawStreamMsg
+		for deadline := time.Now().Add(time.Minute); got == nil; {
+			got, _ = stream.GetLastMsgForSubject(ctx, events.DeadLetterSubject(consumer))
+			if got == nil {
+				if time.Now().After(deadline) {
+					t.Fatalf("nothing dead-lettered by %s within a minute", consumer)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		if got.Header.Get(bus.HeaderDeadLetterConsumer) != consumer || got.Header.Get(bus.HeaderDeadLetterError) == "" {
+			t.Fatalf("dead letter of %s: headers %v", consumer, got.Header)
+		}
+		t.Logf("%s dead-lettered %q (%s after it was sent): %s", consumer, got.Data, got.Time.Sub(sent).Round(time.Millisecond), got.Header.Get(bus.HeaderDeadLetterError))
+	}
+	failed := c.follow(poisoned, time.Minute)
+	f, err := events.PayloadAs[events.RunFailed](failed[len(failed)-1])
+	if err != nil || f.Stage != events.StageIngest || !strings.Contains(f.Error, "undecodable config.validated.v1") {
+		t.Fatalf("the poisoned run ended with %+v (%v)", f, err)
+	}
+	completed(t, good, c.follow(good, 2*time.Minute))
+	var d tracker.RunDetail
+	api := trk.trackerURL(t)
+	for deadline := time.Now().Add(30 * time.Second); d.Run.Status != tracker.StatusFailed; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the tracker shows the poisoned run as %q", d.Run.Status)
+		}
+		if resp, err := http.Get(api + "/api/runs/" + poisoned); err == nil {
+			_ = json.NewDecoder(resp.Body).Decode(&d)
+			resp.Body.Close()
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

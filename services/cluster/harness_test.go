@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/eftml/eft/events"
 	"github.com/eftml/eft/services/runspec/runtest"
 	"github.com/eftml/eft/shared/bus"
@@ -277,10 +279,40 @@ func (c *cluster) submit(r tinyRun) string {
 	return runID
 }
 
-// follow reads runID's events until its training ends (or it fails).
+// follow reads runID's events until its training ends (or it fails),
+// skipping messages on its subjects that are not events (poison).
 func (c *cluster) follow(runID string, timeout time.Duration) []events.Envelope {
 	c.t.Helper()
-	return runtest.Follow(c.t, c.bus, runID, timeout, runtest.Ends)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cons, err := c.bus.JetStream().OrderedConsumer(ctx, bus.EventsStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{events.RunSubjects(runID)},
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	iter, err := cons.Messages()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer iter.Stop()
+	stop := context.AfterFunc(ctx, iter.Stop)
+	defer stop()
+	var out []events.Envelope
+	for {
+		msg, err := iter.Next()
+		if err != nil {
+			c.t.Fatalf("run %s: %v after %d events (%s)", runID, err, len(out), runtest.Types(out))
+		}
+		env, err := events.Decode(msg.Data())
+		if err != nil {
+			continue
+		}
+		out = append(out, env)
+		if runtest.Ends(env) {
+			return out
+		}
+	}
 }
 
 // completed fails the test unless envs end with TrainingCompleted.
