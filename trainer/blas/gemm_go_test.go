@@ -13,6 +13,7 @@ import (
 // Callers rely on this to make results independent of how they batch work
 // (the loss head's chunking, the number of cores).
 func TestGoSgemmElementsIndependentOfShapeAndThreads(t *testing.T) {
+	splitSmallProducts(t)
 	r := rand.New(rand.NewPCG(5, 6))
 	kernels := []*kernel{genericKernel}
 	if activeKernel != genericKernel {
@@ -76,6 +77,7 @@ func TestGoSgemmElementsIndependentOfShapeAndThreads(t *testing.T) {
 // goroutines, the pooled jobs and the workspace free list; every product
 // must still be right (run with -race to check the hand-offs too).
 func TestGoSgemmConcurrentCallers(t *testing.T) {
+	splitSmallProducts(t)
 	SetThreads(3) // more pieces and helpers than cores
 	defer SetThreads(0)
 	shapes := []gemmCase{
@@ -104,4 +106,21 @@ func TestGoSgemmConcurrentCallers(t *testing.T) {
 	for msg := range errs {
 		t.Error(msg)
 	}
+}
+
+// TestGoSgemmSplit runs every case through the parallel path: products
+// split into pieces between three workers, whatever their size.
+func TestGoSgemmSplit(t *testing.T) {
+	splitSmallProducts(t)
+	SetThreads(3)
+	defer SetThreads(0)
+	testSgemm(t, goSgemm)
+}
+
+// splitSmallProducts lets the products of a test, small as they are, be
+// split between goroutines, until the test ends.
+func splitSmallProducts(t *testing.T) {
+	saved := minParallelFlops
+	minParallelFlops = 1 << 10
+	t.Cleanup(func() { minParallelFlops = saved })
 }
