@@ -26,6 +26,14 @@ import (
 	"github.com/eftml/eft/events"
 )
 
+// JetStream error codes of a store that has no room left: the stream's
+// max bytes reached (a generic store failure whose description says so),
+// or the server's or account's storage exhausted.
+const (
+	jsStoreFailed           = 10077
+	jsInsufficientResources = 10023
+)
+
 // DefaultBucket is the object store bucket eft uses unless told otherwise.
 const DefaultBucket = "EFT_ARTIFACTS"
 
@@ -57,13 +65,18 @@ func Open(ctx context.Context, js jetstream.JetStream, bucket string, opts Optio
 		storage = jetstream.MemoryStorage
 	}
 	replicas := max(opts.Replicas, 1)
-	obs, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket:      bucket,
-		Description: "eft artifacts, named by the SHA-256 of their bytes",
-		Storage:     storage,
-		Replicas:    replicas,
-		Compression: true,
-	})
+	// An existing bucket is used as it is: its limits (a quota an operator
+	// set on OBJ_<bucket>) are not the services' to reset.
+	obs, err := js.ObjectStore(ctx, bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		obs, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+			Bucket:      bucket,
+			Description: "eft artifacts, named by the SHA-256 of their bytes",
+			Storage:     storage,
+			Replicas:    replicas,
+			Compression: true,
+		})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("artifacts: object store %s: %w", bucket, err)
 	}
@@ -93,6 +106,11 @@ func (s *Store) Put(ctx context.Context, r io.Reader) (events.ArtifactRef, error
 	tmp := "upload-" + events.NewID()
 	info, err := s.obs.Put(ctx, jetstream.ObjectMeta{Name: tmp}, io.TeeReader(r, h))
 	if err != nil {
+		var api *jetstream.APIError
+		if errors.As(err, &api) && (api.ErrorCode == jsStoreFailed && strings.Contains(api.Description, "maximum bytes") || api.ErrorCode == jsInsufficientResources) {
+			return events.ArtifactRef{}, fmt.Errorf("artifacts: the object store %s is full (%s): raise its quota (max bytes of stream OBJ_%s) or free space on the NATS server: %w",
+				s.bucket, api.Description, s.bucket, err)
+		}
 		return events.ArtifactRef{}, fmt.Errorf("artifacts: upload to %s: %w", s.bucket, err)
 	}
 	sum := h.Sum(nil)
