@@ -71,7 +71,7 @@ func (r *run) saveCheckpoint(ctx context.Context, d int, elapsed float64) error 
 	}
 	files, err := r.upload(ctx, dir)
 	if err != nil {
-		return err
+		return fmt.Errorf("storing %s: %w", name, err)
 	}
 	saved := events.CheckpointSaved{Step: int64(d), Epoch: r.steps.Epoch(d), Name: name, Kind: runspec.Kind(r.cfg), Files: files}
 	if err := r.publish(ctx, saved, name); err != nil {
