@@ -1,0 +1,367 @@
+package cuda
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/eftml/eft/shared/safetensors"
+	"github.com/eftml/eft/shared/testfixtures"
+	"github.com/eftml/eft/trainer/generate"
+	"github.com/eftml/eft/trainer/lora"
+	"github.com/eftml/eft/trainer/model"
+	"github.com/eftml/eft/trainer/optim"
+	"github.com/eftml/eft/trainer/peft"
+	"github.com/eftml/eft/trainer/train"
+)
+
+// Whole-model parity with transformers/peft (the fixtures of
+// testfixtures.ParityDir): the same checks as trainer/model's and
+// trainer/lora's parity tests, run on the CUDA backend. Tolerances: with
+// PrecisionFP32 the fixtures' own (1e-4 absolute for logits, loss and
+// weights, 1e-4 of each tensor's largest magnitude for gradients); with
+// PrecisionBF16 (bf16 weights and products) 5e-2 of the largest logit and
+// 5e-2 relative for gradients and the loss.
+
+type fixtureTol struct{ logits, loss, grad, weights float64 }
+
+var fixtureTols = map[Precision]fixtureTol{
+	PrecisionFP32: {1e-4, 1e-4, 1e-4, 1e-4},
+	PrecisionBF16: {5e-2, 5e-2, 5e-2, 5e-3},
+}
+
+type reference struct {
+	*safetensors.File
+	t *testing.T
+}
+
+func openReference(t *testing.T, dir string) reference {
+	t.Helper()
+	f, err := safetensors.Open(filepath.Join(dir, "reference.safetensors"))
+	if err != nil {
+		t.Fatalf("reference: %v", err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return reference{f, t}
+}
+
+func (r reference) f32(name string) []float32 {
+	r.t.Helper()
+	v, err := r.Float32s(name)
+	if err != nil {
+		r.t.Fatalf("reference: %v", err)
+	}
+	return v
+}
+
+func (r reference) ids(name string) ([]int32, []int) {
+	r.t.Helper()
+	v, err := r.Int64s(name)
+	if err != nil {
+		r.t.Fatalf("reference: %v", err)
+	}
+	info, _ := r.Info(name)
+	out := make([]int32, len(v))
+	for i, x := range v {
+		out[i] = int32(x)
+	}
+	return out, info.Shape
+}
+
+func (r reference) batch() *model.Batch {
+	ids, shape := r.ids("input_ids")
+	labels, _ := r.ids("labels")
+	return &model.Batch{Rows: shape[0], Cols: shape[1], Tokens: ids, Targets: model.ShiftLabels(labels, nil, shape[0], shape[1])}
+}
+
+// nearAbs fails when got and want differ anywhere by more than tol·scale,
+// scale being want's largest magnitude when relative, else 1.
+func nearAbs(t *testing.T, what string, got, want []float32, tol float64, relative bool) float64 {
+	t.Helper()
+	scale := 1.0
+	if relative {
+		scale = 0
+		for _, w := range want {
+			scale = max(scale, math.Abs(float64(w)))
+		}
+	}
+	worst, at := 0.0, 0
+	for i := range want {
+		if d := math.Abs(float64(got[i]) - float64(want[i])); d > worst || math.IsNaN(d) {
+			worst, at = d, i
+		}
+	}
+	if worst > tol*scale || math.IsNaN(worst) {
+		t.Errorf("%s: differs by %.3g at %d (got %g, want %g), tolerance %g×%.3g", what, worst, at, got[at], want[at], tol, scale)
+	}
+	return worst / scale
+}
+
+func fixtureDirs(t *testing.T, adapters bool) []string {
+	root := testfixtures.ParityDir(t)
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatalf("parity fixtures: %v", err)
+	}
+	var dirs []string
+	for _, e := range entries {
+		dir := filepath.Join(root, e.Name())
+		_, cfgErr := os.Stat(filepath.Join(dir, "config.json"))
+		_, adErr := os.Stat(filepath.Join(dir, "adapter_config.json"))
+		if adapters && adErr == nil || !adapters && adErr != nil && cfgErr == nil {
+			dirs = append(dirs, dir)
+		}
+	}
+	if len(dirs) == 0 {
+		t.Fatalf("no fixtures under %s", root)
+	}
+	return dirs
+}
+
+func TestHFModelParityOnCUDA(t *testing.T) {
+	for _, p := range []Precision{PrecisionFP32, PrecisionBF16} {
+		tol := fixtureTols[p]
+		t.Run(p.String(), func(t *testing.T) {
+			for _, u := range backendsUnderTest(t, p) {
+				for _, dir := range fixtureDirs(t, false) {
+					t.Run(u.name+"/"+filepath.Base(dir), func(t *testing.T) {
+						m, err := model.Load(dir, u.b)
+						if err != nil {
+							if model.IsUnsupported(err) {
+								t.Skipf("%v", err)
+							}
+							t.Fatal(err)
+						}
+						ref := openReference(t, dir)
+						batch := ref.batch()
+						logits, err := m.Logits(batch)
+						if err != nil {
+							t.Fatal(err)
+						}
+						want := ref.f32("logits")
+						dl := nearAbs(t, "logits", logits, want, tol.logits*logitScale(want, p), false)
+
+						for _, prm := range m.Params() {
+							m.SetTrainable(prm, true)
+						}
+						n := 0
+						for _, tg := range batch.Targets {
+							if tg >= 0 {
+								n++
+							}
+						}
+						sum, _, err := m.ForwardBackward(batch, 1/float32(n))
+						if err != nil {
+							t.Fatal(err)
+						}
+						if loss, want := sum/float64(n), float64(ref.f32("loss")[0]); math.Abs(loss-want) > lossTol(tol, want, p) {
+							t.Errorf("loss %.6f, want %.6f", loss, want)
+						}
+						var worst float64
+						for _, prm := range m.Params() {
+							got := make([]float32, prm.G.Len())
+							m.Backend.Download(got, prm.G)
+							worst = max(worst, nearAbs(t, "grad "+prm.Name, got, ref.f32("grad."+prm.Name), tol.grad, true))
+						}
+
+						pids, pshape := ref.ids("packed.input_ids")
+						ppos, _ := ref.ids("packed.position_ids")
+						plogits, err := m.Logits(&model.Batch{Rows: pshape[0], Cols: pshape[1], Tokens: pids, Positions: ppos})
+						if err != nil {
+							t.Fatal(err)
+						}
+						pwant := ref.f32("packed.logits")
+						nearAbs(t, "packed logits", plogits, pwant, tol.logits*logitScale(pwant, p), false)
+
+						prompt, _ := ref.ids("generate.prompt")
+						full, _ := ref.ids("generate.output")
+						out, err := generate.Generate(m, prompt, generate.Options{MaxNewTokens: len(full) - len(prompt)})
+						if err != nil {
+							t.Fatal(err)
+						}
+						if p == PrecisionFP32 && !equalInt32(out, full[len(prompt):]) {
+							t.Errorf("greedy generation %v, want %v", out, full[len(prompt):])
+						}
+						t.Logf("logits %.2g, gradients %.2g of max magnitude", dl, worst)
+					})
+				}
+			}
+		})
+	}
+}
+
+// lossTol is absolute in float32 and relative to the loss in bf16.
+func lossTol(tol fixtureTol, want float64, p Precision) float64 {
+	if p == PrecisionFP32 {
+		return tol.loss
+	}
+	return tol.loss * max(1, math.Abs(want))
+}
+
+// logitScale is 1 in float32 and the largest logit magnitude in bf16, where
+// the tolerance is relative.
+func logitScale(want []float32, p Precision) float64 {
+	if p == PrecisionFP32 {
+		return 1
+	}
+	s := 0.0
+	for _, w := range want {
+		s = max(s, math.Abs(float64(w)))
+	}
+	return s
+}
+
+// TestPEFTAdapterParityOnCUDA: adapter logits and gradients, five device
+// AdamW steps through train.Trainer (losses and weights), and the merge, as
+// peft computes them; in bf16 precision the frozen base weights are stored
+// as bf16 (StoreFrozenBF16).
+func TestPEFTAdapterParityOnCUDA(t *testing.T) {
+	for _, p := range []Precision{PrecisionFP32, PrecisionBF16} {
+		tol := fixtureTols[p]
+		t.Run(p.String(), func(t *testing.T) {
+			for _, u := range backendsUnderTest(t, p) {
+				for _, dir := range fixtureDirs(t, true) {
+					t.Run(u.name+"/"+filepath.Base(dir), func(t *testing.T) {
+						m, err := model.Load(strings.TrimSuffix(dir, "-lora"), u.b)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if _, err := lora.Load(m, dir); err != nil {
+							t.Fatal(err)
+						}
+						if p == PrecisionBF16 {
+							if saved := u.b.StoreFrozenBF16(m); saved == 0 {
+								t.Fatal("StoreFrozenBF16 converted nothing")
+							}
+						}
+						ref := openReference(t, dir)
+						batch := ref.batch()
+						logits, err := m.Logits(batch)
+						if err != nil {
+							t.Fatal(err)
+						}
+						want := ref.f32("logits")
+						nearAbs(t, "logits", logits, want, tol.logits*logitScale(want, p), false)
+
+						var oc struct {
+							LR          float64    `json:"lr"`
+							Betas       [2]float64 `json:"betas"`
+							Eps         float64    `json:"eps"`
+							WeightDecay float64    `json:"weight_decay"`
+							Steps       int        `json:"steps"`
+						}
+						data, err := os.ReadFile(filepath.Join(dir, "reference_optimizer.json"))
+						if err != nil {
+							t.Fatal(err)
+						}
+						if err := json.Unmarshal(data, &oc); err != nil {
+							t.Fatal(err)
+						}
+						host, err := optim.NewAdamW(oc.Betas[0], oc.Betas[1], oc.Eps, oc.WeightDecay)
+						if err != nil {
+							t.Fatal(err)
+						}
+						opt, err := u.b.Optimizer(host)
+						if err != nil {
+							t.Fatal(err)
+						}
+						tr, err := train.New(m, opt, 0)
+						if err != nil {
+							t.Fatal(err)
+						}
+						wantLosses := ref.f32("adamw.losses")
+						for step := range oc.Steps {
+							res, err := tr.Step([]*model.Batch{batch}, oc.LR)
+							if err != nil {
+								t.Fatal(err)
+							}
+							if math.Abs(res.Loss-float64(wantLosses[step])) > lossTol(tol, float64(wantLosses[step]), p) {
+								t.Errorf("loss before update %d: %.6f, want %.6f", step+1, res.Loss, wantLosses[step])
+							}
+						}
+						// Adam's normalised update turns bf16 noise in a near-zero
+						// gradient into ±lr per step, so in bf16 only the losses
+						// are held against peft, and the merge against its own
+						// inputs below.
+						if p == PrecisionFP32 {
+							for _, prm := range m.LoRAParams() {
+								got := make([]float32, prm.W.Len())
+								m.Backend.Download(got, prm.W)
+								nearAbs(t, "after 5 updates "+prm.Name, got, ref.f32("after5."+peft.MemoryKey(prm.Name, peft.DefaultAdapterName)), tol.weights, false)
+							}
+						}
+						// The moments come back to the host for checkpoints.
+						st := opt.State()
+						if len(st.Params) != len(m.LoRAParams()) {
+							t.Fatalf("optimizer state holds %d tensors, want %d", len(st.Params), len(m.LoRAParams()))
+						}
+						for name, ps := range st.Params {
+							if ps.Step != int64(oc.Steps) || len(ps.Buffers["exp_avg"]) == 0 {
+								t.Fatalf("state of %s: step %d, %d moments", name, ps.Step, len(ps.Buffers["exp_avg"]))
+							}
+						}
+						if p == PrecisionFP32 {
+							lora.Merge(m)
+							for _, prm := range m.Params() {
+								got := make([]float32, prm.W.Len())
+								m.Backend.Download(got, prm.W)
+								nearAbs(t, "merged "+prm.Name, got, ref.f32("merged."+prm.Name), tol.weights, false)
+							}
+							return
+						}
+						checkBF16Merge(t, m)
+					})
+				}
+			}
+		})
+	}
+}
+
+// checkBF16Merge merges m's adapters into its bf16 weights and checks each
+// result against W + scale·B·A computed on the host from the same inputs
+// (bf16 rounding of the sum: 1e-2 of the largest weight).
+func checkBF16Merge(t *testing.T, m *model.Model) {
+	t.Helper()
+	be := m.Backend
+	type expect struct {
+		lin  *model.Linear
+		want []float32
+	}
+	var all []expect
+	for i := range m.Layers {
+		for _, lin := range m.Layers[i].Linears() {
+			if lin.LoRA == nil {
+				continue
+			}
+			if lin.W.W.DType.String() != "BF16" {
+				t.Fatalf("%s is %v after StoreFrozenBF16", lin.Module, lin.W.W)
+			}
+			w := make([]float32, lin.W.W.Len())
+			a := make([]float32, lin.LoRA.A.W.Len())
+			bm := make([]float32, lin.LoRA.B.W.Len())
+			be.Download(w, lin.W.W)
+			be.Download(a, lin.LoRA.A.W)
+			be.Download(bm, lin.LoRA.B.W)
+			r := lin.LoRA.Rank()
+			for o := 0; o < lin.Out; o++ {
+				for i := 0; i < lin.In; i++ {
+					var s float64
+					for k := 0; k < r; k++ {
+						s += float64(bm[o*r+k]) * float64(a[k*lin.In+i])
+					}
+					w[o*lin.In+i] += lin.LoRA.Scale * float32(s)
+				}
+			}
+			all = append(all, expect{lin, w})
+		}
+	}
+	lora.Merge(m)
+	for _, e := range all {
+		got := make([]float32, e.lin.W.W.Len())
+		be.Download(got, e.lin.W.W)
+		nearAbs(t, "bf16 merge of "+e.lin.Module, got, e.want, 1e-2, true)
+	}
+}

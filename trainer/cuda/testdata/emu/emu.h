@@ -1,0 +1,248 @@
+// A CUDA emulator for the backend's tests: it compiles the kernel sources
+// as host C++ and runs each launch block by block, every CUDA thread a
+// fiber (ucontext) switched cooperatively at __syncthreads and warp
+// shuffles. Slow, single-threaded and exact about barriers, it lets the Go
+// backend (launch configurations, arguments, strides, GEMM layouts) and the
+// kernels' arithmetic be tested on a machine without a GPU. It emulates
+// only what kernels/ uses.
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ucontext.h>
+#include <algorithm>
+#include <type_traits>
+#include <utility>
+
+using std::max;
+using std::min;
+
+struct dim3 {
+    unsigned int x, y, z;
+};
+
+enum { EMU_RUN, EMU_BLOCK, EMU_WARP, EMU_DONE };
+
+struct EmuThread {
+    ucontext_t ctx;
+    dim3 idx;
+    int lane, warp, state;
+    char* stack;
+};
+
+static const int emu_stack_bytes = 64 << 10;
+static EmuThread emu_threads[1024];
+static EmuThread* emu_cur;
+static ucontext_t emu_sched;
+static dim3 emu_block_idx, emu_block_dim, emu_grid_dim;
+static unsigned long long emu_xchg[32][32];
+static void (*emu_fn)(void**);
+static void** emu_params;
+static char emu_error[512];
+
+#define threadIdx (emu_cur->idx)
+#define blockIdx emu_block_idx
+#define blockDim emu_block_dim
+#define gridDim emu_grid_dim
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __shared__ static
+#define __restrict__
+
+static inline void emu_wait(int state) {
+    emu_cur->state = state;
+    swapcontext(&emu_cur->ctx, &emu_sched);
+}
+
+static inline void __syncthreads() { emu_wait(EMU_BLOCK); }
+
+template <typename T>
+static inline T __shfl_xor_sync(unsigned int, T v, int mask) {
+    static_assert(sizeof(T) <= 8, "shuffle of a value wider than 8 bytes");
+    unsigned long long bits = 0;
+    memcpy(&bits, &v, sizeof(T));
+    int w = emu_cur->warp, l = emu_cur->lane;
+    emu_xchg[w][l] = bits;
+    emu_wait(EMU_WARP);  // every lane has written
+    unsigned long long got = emu_xchg[w][l ^ mask];
+    emu_wait(EMU_WARP);  // every lane has read
+    T r;
+    memcpy(&r, &got, sizeof(T));
+    return r;
+}
+
+// Fibers run one at a time, so a plain add is atomic.
+static inline float atomicAdd(float* p, float v) {
+    float o = *p;
+    *p = o + v;
+    return o;
+}
+static inline double atomicAdd(double* p, double v) {
+    double o = *p;
+    *p = o + v;
+    return o;
+}
+
+static inline unsigned int __float_as_uint(float f) {
+    unsigned int u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+static inline float __uint_as_float(unsigned int u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+static inline float __int_as_float(int i) {
+    float f;
+    memcpy(&f, &i, 4);
+    return f;
+}
+static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+
+// emu_call unpacks a kernel's argument block (pointers to each value, as
+// cuLaunchKernel takes it) into a call.
+template <typename... A, size_t... I>
+static void emu_call_impl(void (*k)(A...), void** p, std::index_sequence<I...>) {
+    k(*static_cast<typename std::remove_reference<A>::type*>(p[I])...);
+}
+template <typename... A>
+static void emu_call(void (*k)(A...), void** p) {
+    emu_call_impl(k, p, std::index_sequence_for<A...>{});
+}
+template <auto K>
+static void emu_thunk(void** p) {
+    emu_call(K, p);
+}
+
+static void emu_entry() {
+    emu_fn(emu_params);
+    emu_cur->state = EMU_DONE;
+}
+
+extern "C" const char* emu_last_error() { return emu_error; }
+
+// emu_launch runs every block of the grid in turn. It returns 0, or 1 with
+// emu_last_error set when the block is malformed or its threads deadlock.
+extern "C" int emu_launch(void* fn, long long gx, long long gy, long long gz, long long bx, long long by, long long bz,
+                          void** params) {
+    long long n = bx * by * bz;
+    if (n <= 0 || n > 1024) {
+        snprintf(emu_error, sizeof emu_error, "block of %lldx%lldx%lld threads", bx, by, bz);
+        return 1;
+    }
+    emu_fn = (void (*)(void**))fn;
+    emu_params = params;
+    emu_grid_dim = dim3{(unsigned)gx, (unsigned)gy, (unsigned)gz};
+    emu_block_dim = dim3{(unsigned)bx, (unsigned)by, (unsigned)bz};
+    for (long long z = 0; z < gz; z++)
+        for (long long y = 0; y < gy; y++)
+            for (long long x = 0; x < gx; x++) {
+                emu_block_idx = dim3{(unsigned)x, (unsigned)y, (unsigned)z};
+                for (int i = 0; i < n; i++) {
+                    EmuThread* t = &emu_threads[i];
+                    if (!t->stack) t->stack = (char*)malloc(emu_stack_bytes);
+                    t->idx = dim3{(unsigned)(i % bx), (unsigned)((i / bx) % by), (unsigned)(i / (bx * by))};
+                    t->lane = i & 31;
+                    t->warp = i >> 5;
+                    t->state = EMU_RUN;
+                    getcontext(&t->ctx);
+                    t->ctx.uc_stack.ss_sp = t->stack;
+                    t->ctx.uc_stack.ss_size = emu_stack_bytes;
+                    t->ctx.uc_link = &emu_sched;
+                    makecontext(&t->ctx, emu_entry, 0);
+                }
+                for (;;) {
+                    for (int i = 0; i < n; i++) {
+                        if (emu_threads[i].state != EMU_RUN) continue;
+                        emu_cur = &emu_threads[i];
+                        swapcontext(&emu_sched, &emu_cur->ctx);
+                    }
+                    int live = 0, at_block = 0;
+                    for (int i = 0; i < n; i++) {
+                        live += emu_threads[i].state != EMU_DONE;
+                        at_block += emu_threads[i].state == EMU_BLOCK;
+                    }
+                    if (live == 0) break;
+                    bool released = false;
+                    for (int w = 0; w * 32 < n; w++) {
+                        int lanes = 0, waiting = 0;
+                        for (int i = w * 32; i < n && i < w * 32 + 32; i++) {
+                            lanes += emu_threads[i].state != EMU_DONE;
+                            waiting += emu_threads[i].state == EMU_WARP;
+                        }
+                        if (lanes > 0 && waiting == lanes) {
+                            for (int i = w * 32; i < n && i < w * 32 + 32; i++)
+                                if (emu_threads[i].state == EMU_WARP) emu_threads[i].state = EMU_RUN;
+                            released = true;
+                        }
+                    }
+                    if (!released && at_block == live) {
+                        for (int i = 0; i < n; i++)
+                            if (emu_threads[i].state == EMU_BLOCK) emu_threads[i].state = EMU_RUN;
+                        released = true;
+                    }
+                    if (!released) {
+                        snprintf(emu_error, sizeof emu_error,
+                                 "block (%lld,%lld,%lld): threads wait at different barriers (%d of %d live at __syncthreads)", x, y, z,
+                                 at_block, live);
+                        return 1;
+                    }
+                }
+            }
+    return 0;
+}
+
+extern "C" void* emu_malloc(long long bytes) { return aligned_alloc(256, (bytes + 255) / 256 * 256); }
+extern "C" void emu_free(void* p) { free(p); }
+extern "C" void emu_memcpy(void* dst, const void* src, long long bytes) { memcpy(dst, src, bytes); }
+extern "C" void emu_memset32(unsigned int* dst, unsigned int v, long long n) {
+    for (long long i = 0; i < n; i++) dst[i] = v;
+}
+
+static inline float emu_load(const char* base, long long i, int bf16) {
+    if (!bf16) return ((const float*)base)[i];
+    unsigned int u = ((const unsigned short*)base)[i];
+    return __uint_as_float(u << 16);
+}
+
+// emu_gemm is cublasLtMatmul's meaning, column-major: for each batch entry,
+// C = alpha·op(A)·op(B) + beta·C (C not read when beta is 0). a holds:
+// transA transB m n k A B C lda ldb ldc batch strideA strideB strideC abBF16
+// cBF16 alpha-bits beta-bits.
+extern "C" void emu_gemm(const long long* a) {
+    int ta = (int)a[0], tb = (int)a[1];
+    long long m = a[2], n = a[3], k = a[4];
+    const char *A = (const char*)a[5], *B = (const char*)a[6];
+    char* C = (char*)a[7];
+    long long lda = a[8], ldb = a[9], ldc = a[10], batch = a[11], sa = a[12], sb = a[13], sc = a[14];
+    int abf = (int)a[15], cbf = (int)a[16];
+    float alpha = __uint_as_float((unsigned int)a[17]), beta = __uint_as_float((unsigned int)a[18]);
+    int ea = abf ? 2 : 4, ec = cbf ? 2 : 4;
+    for (long long bi = 0; bi < batch; bi++) {
+        const char* Ab = A + bi * sa * ea;
+        const char* Bb = B + bi * sb * ea;
+        char* Cb = C + bi * sc * ec;
+        for (long long j = 0; j < n; j++)
+            for (long long i = 0; i < m; i++) {
+                double acc = 0;
+                for (long long p = 0; p < k; p++) {
+                    float x = emu_load(Ab, ta ? p + i * lda : i + p * lda, abf);
+                    float y = emu_load(Bb, tb ? j + p * ldb : p + j * ldb, abf);
+                    acc += (double)x * (double)y;
+                }
+                long long ci = i + j * ldc;
+                float r = alpha * (float)acc;
+                if (beta != 0.0f) r += beta * emu_load(Cb, ci, cbf);
+                if (cbf) {
+                    unsigned int u = __float_as_uint(r);
+                    u += 0x7fffu + ((u >> 16) & 1u);
+                    ((unsigned short*)Cb)[ci] = (unsigned short)(u >> 16);
+                } else {
+                    ((float*)Cb)[ci] = r;
+                }
+            }
+    }
+}
