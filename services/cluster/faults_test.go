@@ -76,6 +76,7 @@ var natsDowntime = 8 * time.Second
 // completes with each step logged exactly once, and every process is
 // still running (none gave up while the server was away).
 func TestNATSRestartMidRun(t *testing.T) {
+	slow(t)
 	c := newCluster(t)
 	stages := c.serve("stages", "tracker", "validate", "ingest", "tokenizer", "evaluator", "merger", "--http", "127.0.0.1:0")
 	trainer := c.serve("trainer", "trainer")

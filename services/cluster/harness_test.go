@@ -46,6 +46,18 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// EnvSlow turns on the slow tests (the 8-second NATS outage, the 20-run
+// load): `make test-faults` sets it, `make test` does not.
+const EnvSlow = "EFT_SLOW_TESTS"
+
+// slow skips t unless EnvSlow is set.
+func slow(t *testing.T) {
+	t.Helper()
+	if os.Getenv(EnvSlow) == "" {
+		t.Skipf("slow (about 30 s): make test-faults runs it (%s=1)", EnvSlow)
+	}
+}
+
 // The NATS user every process of a test cluster authenticates as: auth is
 // on, as in compose.
 const (
@@ -271,8 +283,13 @@ seed: %d
 // submit publishes RunRequested as `eft submit` does and returns the run id.
 func (c *cluster) submit(r tinyRun) string {
 	c.t.Helper()
+	return c.submitYAML(r.yaml(c.t))
+}
+
+func (c *cluster) submitYAML(yaml string) string {
+	c.t.Helper()
 	runID := events.NewRunID()
-	req := events.RunRequested{Config: events.ConfigSource{FileName: "tiny.yml", YAML: r.yaml(c.t)}, WorkDir: c.t.TempDir()}
+	req := events.RunRequested{Config: events.ConfigSource{FileName: "tiny.yml", YAML: yaml}, WorkDir: c.t.TempDir()}
 	if _, err := c.bus.PublishNew(context.Background(), runID, "eft", req); err != nil {
 		c.t.Fatal(err)
 	}
