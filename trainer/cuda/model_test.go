@@ -365,3 +365,52 @@ func checkBF16Merge(t *testing.T, m *model.Model) {
 		nearAbs(t, "bf16 merge of "+e.lin.Module, got, e.want, 1e-2, true)
 	}
 }
+
+// TestStepLoopCallsNoCuMemAlloc: once the first optimizer step has sized
+// every buffer, later steps reuse the cached blocks (the allocator's
+// cuMemAlloc count stands still), and gradient checkpointing trains the
+// same way.
+func TestStepLoopCallsNoCuMemAlloc(t *testing.T) {
+	for _, u := range backendsUnderTest(t, PrecisionBF16) {
+		t.Run(u.name, func(t *testing.T) {
+			root := testfixtures.ParityDir(t)
+			m, err := model.Load(filepath.Join(root, "llama"), u.b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := lora.Load(m, filepath.Join(root, "llama-lora")); err != nil {
+				t.Fatal(err)
+			}
+			u.b.StoreFrozenBF16(m)
+			m.GradientCheckpointing = true
+			opt, _ := u.b.NewAdamW(0.9, 0.999, 1e-8, 0)
+			tr, err := train.New(m, opt, 1.0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			batch := openReference(t, filepath.Join(root, "llama-lora")).batch()
+			var losses []float64
+			for step := 0; step < 4; step++ {
+				res, err := tr.Step([]*model.Batch{batch}, 1e-2)
+				if err != nil {
+					t.Fatal(err)
+				}
+				losses = append(losses, res.Loss)
+				if step == 0 {
+					u.b.ResetPeakMemory()
+				}
+			}
+			before := u.b.Memory().Mallocs
+			if _, err := tr.Step([]*model.Batch{batch}, 1e-2); err != nil {
+				t.Fatal(err)
+			}
+			if after := u.b.Memory().Mallocs; after != before {
+				t.Errorf("a steady-state step called cuMemAlloc %d times", after-before)
+			}
+			if !(losses[3] < losses[0]) {
+				t.Errorf("losses %v do not fall on a repeated batch", losses)
+			}
+			t.Logf("losses %.4f; memory %+v", losses, u.b.Memory())
+		})
+	}
+}
