@@ -244,5 +244,11 @@ func (b *Backend) StoreFrozenBF16(m *model.Model) int {
 		})
 		saved += 2 * n
 	}
+	// The float32 blocks are weight-sized and would sit in the cache unused:
+	// give them back to the driver.
+	b.ex.do(func() {
+		b.must(b.g.sync())
+		b.mem.release()
+	})
 	return saved
 }
