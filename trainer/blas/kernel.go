@@ -12,12 +12,15 @@ package blas
 // operands live.
 //
 // packTransposed fills a whole nr-wide B panel (kc rows) from nr contiguous
-// rows of a transposed B: panel[p*nr+j] = src[j*lds+p].
+// rows of a transposed B: panel[p*nr+j] = src[j*lds+p]. packCols fills a
+// whole mr-row A panel from a transposed A, whose mr values for step p are
+// contiguous: panel[p*mr+r] = src[p*lds+r].
 type kernel struct {
 	name           string
 	mr, nr         int
 	tile           func(kc int, a []float32, rsA, csA int, b []float32, ldb int, c []float32, ldc int, alpha float32, accumulate bool)
 	packTransposed func(panel, src []float32, lds, kc int)
+	packCols       func(panel, src []float32, lds, kc int)
 }
 
 // activeKernel is the fastest kernel this CPU runs, chosen at start-up.
@@ -25,7 +28,14 @@ var activeKernel = selectKernel()
 
 // genericKernel is the portable micro-kernel: 4×8, written so the compiler
 // keeps the accumulators in registers as far as Go allows.
-var genericKernel = &kernel{name: "go-generic 4x8", mr: 4, nr: 8, tile: kernelGeneric4x8, packTransposed: packTransposed8}
+var genericKernel = &kernel{name: "go-generic 4x8", mr: 4, nr: 8, tile: kernelGeneric4x8, packTransposed: packTransposed8, packCols: packCols4}
+
+func packCols4(panel, src []float32, lds, kc int) {
+	panel = panel[:kc*4]
+	for p := range kc {
+		*(*[4]float32)(panel[p*4:]) = *(*[4]float32)(src[p*lds:])
+	}
+}
 
 func packTransposed8(panel, src []float32, lds, kc int) {
 	var rows [8][]float32

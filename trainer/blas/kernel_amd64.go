@@ -9,7 +9,7 @@ import (
 // avx2Kernel is the AVX2+FMA micro-kernel: a 6×16 tile of C lives in twelve
 // ymm registers; each step loads 16 values of B (two registers), broadcasts
 // 6 values of A and issues 12 FMAs.
-var avx2Kernel = &kernel{name: "avx2+fma 6x16", mr: 6, nr: 16, tile: kernelAVX2, packTransposed: packTransposedAVX2}
+var avx2Kernel = &kernel{name: "avx2+fma 6x16", mr: 6, nr: 16, tile: kernelAVX2, packTransposed: packTransposedAVX2, packCols: packColsAVX2}
 
 func selectKernel() *kernel {
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
@@ -51,3 +51,14 @@ func packTransposedAVX2(panel, src []float32, lds, kc int) {
 
 //go:noescape
 func transpose8Panel(blocks int, src *float32, lds int, dst *float32)
+
+// packColsAVX2 fills a 6-row A panel from a transposed A: step p's six
+// values are contiguous at src[p*lds:], and go to panel[p*6:].
+func packColsAVX2(panel, src []float32, lds, kc int) {
+	_ = src[(kc-1)*lds+5]
+	_ = panel[kc*6-1]
+	packCols6(kc, unsafe.SliceData(src), lds, unsafe.SliceData(panel))
+}
+
+//go:noescape
+func packCols6(kc int, src *float32, lds int, dst *float32)

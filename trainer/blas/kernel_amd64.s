@@ -182,3 +182,28 @@ tloop:
 tdone:
 	VZEROUPPER
 	RET
+
+// func packCols6(kc int, src *float32, lds int, dst *float32)
+//
+// Packs a 6-row panel of a transposed A: for each step p, the 6 contiguous
+// values at src + p·lds go to dst + p·6 (a 16-byte and an 8-byte move, so
+// nothing past them is read).
+TEXT ·packCols6(SB), NOSPLIT, $0-32
+	MOVQ kc+0(FP), CX
+	MOVQ src+8(FP), SI
+	MOVQ lds+16(FP), DX
+	SHLQ $2, DX
+	MOVQ dst+24(FP), DI
+	TESTQ CX, CX
+	JEQ cdone
+cloop:
+	MOVUPS (SI), X0
+	MOVQ 16(SI), X1
+	MOVUPS X0, (DI)
+	MOVQ X1, 16(DI)
+	ADDQ DX, SI
+	ADDQ $24, DI
+	DECQ CX
+	JNZ cloop
+cdone:
+	RET
