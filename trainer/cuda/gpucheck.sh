@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# gpucheck.sh: the CUDA backend's checks on a GPU machine, prepared without one.
+#
+#   trainer/cuda/gpucheck.sh build   # here, no GPU needed: builds into bin/gpucheck/ (git-ignored)
+#   trainer/cuda/gpucheck.sh run     # on the GPU machine (no Go needed there): logs to $OUT
+#
+# build makes, with CGO_ENABLED=0, the cuda package's test binary and the eft
+# binary. run executes, each under its own timeout so the whole run stays
+# under ~9 minutes: nvidia-smi; every op's GPU-vs-CPU parity test and the
+# whole-model parity tests on the GPU (the emulator is skipped there); then
+# eft bench on the tiny shape and the issue's three workloads. Logs and JSON
+# figures land in $OUT (default ./gpucheck-out): nvidia-smi.txt, tests.log,
+# bench.log, bench.jsonl.
+set -uo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+bin="$root/bin/gpucheck"
+
+case "${1:-}" in
+build)
+	set -e
+	mkdir -p "$bin"
+	cd "$root"
+	export CGO_ENABLED=0
+	go test -c -ldflags='-s -w' -o "$bin/cuda.test" ./trainer/cuda
+	go build -ldflags='-s -w' -o "$bin/eft" ./services/eft
+	ls -l "$bin"
+	;;
+run)
+	out="${OUT:-$root/gpucheck-out}"
+	mkdir -p "$out"
+	[ -x "$bin/cuda.test" ] && [ -x "$bin/eft" ] || { echo "gpucheck: run '$0 build' first (and carry bin/gpucheck)"; exit 2; }
+	export EFT_CUDA_KERNEL_CACHE="${EFT_CUDA_KERNEL_CACHE:-/tmp/eft-cuda-kernels}"
+	{ nvidia-smi; nvidia-smi -q | head -40; } >"$out/nvidia-smi.txt" 2>&1
+	echo "== tests (GPU parity, emulator skipped)"
+	(cd "$here" && EFT_CUDA_SKIP_EMULATOR=1 timeout 200 "$bin/cuda.test" -test.v -test.timeout 190s) >"$out/tests.log" 2>&1
+	echo "tests exit $?" | tee -a "$out/tests.log"
+	grep -E '^(--- |=== RUN|ok|FAIL|PASS)|parity|differs|no GPU' "$out/tests.log" | grep -v '=== RUN' | head -80
+	: >"$out/bench.jsonl"
+	bench() { # seconds, then eft bench flags; one JSON object per run
+		local limit=$1
+		shift
+		echo "== eft bench $*" | tee -a "$out/bench.log"
+		timeout "$limit" "$bin/eft" bench --device cuda --json "$@" >"$out/last.json" 2>>"$out/bench.log"
+		echo "exit $?" | tee -a "$out/bench.log"
+		cat "$out/last.json" | tee -a "$out/bench.log"
+		tr -d '\n' <"$out/last.json" >>"$out/bench.jsonl" && echo >>"$out/bench.jsonl"
+		rm -f "$out/last.json"
+	}
+	bench 30 --shape tiny --batch 2 --seq 64 --steps 3
+	bench 90 --shape llama-3.2-1b --lora-r 16 --batch 4 --seq 2048
+	bench 90 --shape llama-3.2-1b --full --batch 4 --seq 2048
+	bench 120 --shape llama-3-8b --lora-r 16 --batch 2 --seq 2048 --grad-checkpointing
+	;;
+*)
+	sed -n '2,16p' "$0"
+	exit 2
+	;;
+esac
