@@ -29,9 +29,9 @@ func newServeNATSCommand(g *globals) *cobra.Command {
 		Long: `Run eft's embedded NATS JetStream server as this process, until interrupted.
 
 Authentication: a nats-server config file (--config) with accounts, users or
-nkeys; or one user from $EFT_NATS_USER and $EFT_NATS_PASSWORD (the same
-variables the services connect with). Without either, the server only starts
-on a loopback address, or with --no-auth.
+nkeys (infra/nats.conf); or, without --config, one user from $EFT_NATS_USER
+and $EFT_NATS_PASSWORD (the same variables the services connect with).
+Without either, the server only starts on a loopback address, or with --no-auth.
 
 TLS: --tls-cert and --tls-key (clients trust the certificate with --nats-ca);
 --tls-client-ca also requires client certificates signed by that CA.
@@ -62,8 +62,10 @@ restarted server carries on where it stopped.`,
 				}
 				opts.MonitorHost, opts.MonitorPort = host, port
 			}
-			env := bus.CredentialsFromEnv()
-			if env.User != "" || env.Password != "" {
+			// Without --config, the one user comes from the environment; a
+			// config file names its users itself (it may read the same
+			// variables: password: $EFT_NATS_PASSWORD).
+			if env := bus.CredentialsFromEnv(); configFile == "" && (env.User != "" || env.Password != "") {
 				if env.User == "" || env.Password == "" {
 					return fmt.Errorf("set both %s and %s, or neither", bus.EnvNATSUser, bus.EnvNATSPassword)
 				}
