@@ -4,13 +4,28 @@
 PKGS := ./events/... ./shared/... ./trainer/... ./services/...
 export CGO_ENABLED := 0
 
-.PHONY: build test vet fmt fmt-check bench fuzz clean
+.PHONY: build test test-faults compose-check images vet fmt fmt-check bench fuzz clean
 
 build:
 	go build -o bin/eft ./services/eft
 
 test: fmt-check vet
 	go test -count=1 -timeout 20m $(PKGS)
+
+# The slow cluster tests (docs/deploy.md): an 8 s NATS outage mid-run, and
+# 20 concurrent runs through 3 trainers with throughput and latency figures.
+test-faults:
+	EFT_SLOW_TESTS=1 go test -count=1 -timeout 15m -v -run 'NATSRestart|Load' ./services/cluster/
+
+# docker compose config on compose.yaml (builds the compose plugin from the
+# Go module proxy when docker has none), then the image build with buildah
+# where it is installed.
+compose-check:
+	infra/compose-check.sh
+	infra/build-images.sh --check
+
+images:
+	infra/build-images.sh
 
 vet:
 	go vet $(PKGS)
