@@ -57,6 +57,7 @@ type gemmKey struct {
 	strideA, strideB, strideC int
 	ab, ct                    elemType
 	tf32                      bool
+	alignA, alignB, alignC    int // bytes the pointers are aligned to, up to 256
 }
 
 type gemmPlan struct {
@@ -75,6 +76,7 @@ const (
 	layoutBatchCount     = 5
 	layoutBatchStride    = 6
 	prefMaxWorkspace     = 1
+	prefMinAlignA        = 5        // ... B 6, C 7, D 8
 	ltWorkspaceBytes     = 32 << 20 // what NVIDIA suggests for Hopper
 	ltHeuristicResultLen = 96
 )
@@ -128,7 +130,7 @@ func cudaType(e elemType) uintptr {
 // the first time the shape is seen.
 func (lt *cublasLt) plan(op *gemmOp) (*gemmPlan, error) {
 	key := gemmKey{op.transA, op.transB, op.m, op.n, op.k, op.lda, op.ldb, op.ldc, op.batch,
-		op.strideA, op.strideB, op.strideC, op.ab, op.ct, op.tf32}
+		op.strideA, op.strideB, op.strideC, op.ab, op.ct, op.tf32, alignment(op.a), alignment(op.b), alignment(op.c)}
 	if p := lt.plans[key]; p != nil {
 		return p, nil
 	}
@@ -192,6 +194,14 @@ func (lt *cublasLt) plan(op *gemmOp) (*gemmPlan, error) {
 	if err := ltCheck("cublasLtMatmulPreferenceSetAttribute", call(lt.prefSet, pref, prefMaxWorkspace, uintptr(unsafe.Pointer(&ws)), 8)); err != nil {
 		return nil, err
 	}
+	// cuBLASLt assumes 256-byte aligned matrices unless told otherwise;
+	// views (a head's columns, a chunk of rows) are often less aligned.
+	for i, al := range []int{key.alignA, key.alignB, key.alignC, key.alignC} {
+		v := uint32(al)
+		if err := ltCheck("cublasLtMatmulPreferenceSetAttribute", call(lt.prefSet, pref, uintptr(prefMinAlignA+i), uintptr(unsafe.Pointer(&v)), 4)); err != nil {
+			return nil, err
+		}
+	}
 	var found int32
 	if err := ltCheck("cublasLtMatmulAlgoGetHeuristic", call(lt.heuristic, lt.handle, p.desc, p.la, p.lb, p.lc, p.lc, pref, 1,
 		uintptr(unsafe.Pointer(&p.algo[0])), uintptr(unsafe.Pointer(&found)))); err != nil {
@@ -216,4 +226,13 @@ func (lt *cublasLt) matmul(op *gemmOp) error {
 		uintptr(unsafe.Pointer(&p.algo[0])), lt.workspace, uintptr(lt.workspaceBytes), lt.stream)
 	runtime.KeepAlive(p)
 	return ltCheck(fmt.Sprintf("cublasLtMatmul(m=%d n=%d k=%d batch=%d)", op.m, op.n, op.k, op.batch), r)
+}
+
+// alignment is the largest power of two, up to 256, that divides p.
+func alignment(p uintptr) int {
+	a := 256
+	for a > 1 && p%uintptr(a) != 0 {
+		a /= 2
+	}
+	return a
 }
