@@ -186,11 +186,9 @@ func (g *realGPU) loadKernels(src string, names []string) (map[string]uintptr, e
 		if err := g.drv.check("cuModuleGetFunction("+n+")", call(g.drv.cuModuleGetFunction, uintptr(unsafe.Pointer(&fn)), g.module, uintptr(unsafe.Pointer(&cname[0])))); err != nil {
 			return nil, err
 		}
-		// Kernels that ask for more than 48 KB of dynamic shared memory
-		// need the limit raised; raise it for all, up to the device's.
-		if g.desc.MaxSharedOptin > 48<<10 {
-			call(g.drv.cuFuncSetAttrib, fn, funcAttrMaxDynamicShmem, uintptr(g.desc.MaxSharedOptin))
-		}
+		// No kernel uses dynamic shared memory yet; one that wants more
+		// than 48 KB must raise its limit with cuFuncSetAttribute
+		// (funcAttrMaxDynamicShmem) up to deviceInfo.MaxSharedOptin.
 		fns[n] = fn
 	}
 	return fns, nil
