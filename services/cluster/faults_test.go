@@ -121,6 +121,8 @@ func TestTrackerSIGKILLCatchesUpWithoutDoubleCounting(t *testing.T) {
 	const steps = 300
 	run := c.submit(tinyRun{Steps: steps, SaveSteps: 50, Seed: 5})
 	c.waitForEvent(run, 2*time.Minute, stepLogged(40))
+	var before tracker.HealthResponse
+	trackerAPI(t, trk.trackerURL(t), "/api/health", &before)
 	trk.kill(t)
 	c.waitForEvent(run, 2*time.Minute, stepLogged(120))
 	trk = c.serve("tracker", "tracker", "--http", "127.0.0.1:0")
@@ -202,8 +204,8 @@ func TestTrackerSIGKILLCatchesUpWithoutDoubleCounting(t *testing.T) {
 			t.Fatalf("loss point %d is step %d", i, p.Step)
 		}
 	}
-	t.Logf("tracker down from step 40 to 120; caught up %d stream messages in %s after its restart; %d events checked (%d metric events, %d points)",
-		behind, caughtUp.Round(time.Millisecond), len(envs), metrics, points)
+	t.Logf("tracker killed at stream position %d (step 40), restarted at %d (step 120): caught up in %s; %d events checked (%d metric events, %d points)",
+		before.Position, behind, caughtUp.Round(time.Millisecond), len(envs), metrics, points)
 }
 
 // Poison: bytes that are not an event, on a run's config.validated subject
