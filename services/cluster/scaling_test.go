@@ -1,8 +1,13 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sort"
 	"sync"
 	"testing"
@@ -135,4 +140,23 @@ func maxOverlap(ivs []interval) int {
 		best = max(best, n)
 	}
 	return best
+}
+
+// `eft train` runs every service in one process: its trainer serves the
+// config's trainer_pool, or a pooled run would wait in the queue forever.
+func TestAllInOneTrainServesTheConfigsPool(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "pooled.yml")
+	yaml := strings.Replace(tinyRun{Steps: 3, Seed: 2, Pool: "laptop"}.yaml(t), "output_dir: ./out", "output_dir: "+filepath.Join(dir, "out"), 1)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, eftBin, "--home", filepath.Join(dir, "home"), "train", cfg)
+	cmd.Env = append(os.Environ(), "HF_HUB_OFFLINE=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "completed  3 steps") {
+		t.Fatalf("eft train with trainer_pool: %v\n%s", err, out)
+	}
 }
