@@ -20,8 +20,12 @@ import (
 )
 
 // dummyContent is the content Axolotl's find_turn puts in a turn to see
-// where the turn's own tokens are.
-const dummyContent = "[[dummy_message]]"
+// where the turn's own tokens are; otherDummy differs from it in its first
+// and last characters.
+const (
+	dummyContent = "[[dummy_message]]"
+	otherDummy   = "<<dummy_message>>"
+)
 
 // renderer renders a conversation with a chat template, as
 // transformers' apply_chat_template(tokenize=False) does.
@@ -38,12 +42,15 @@ type renderer interface {
 //
 // Where a turn's tokens are: Axolotl renders the conversation up to the
 // turn twice, with the content and with "[[dummy_message]]", and diffs the
-// token ids. eft diffs the text of the whole conversation rendered with and
-// without the dummy in that turn, then takes the tokens that overlap the
-// content's characters. It is the same span for templates that render a turn
-// the same whatever follows it, and the right one for those that do not
+// token ids. eft finds the characters of the content in the text of the
+// whole conversation (contentSpans: through the conversation's shape, one
+// cached render per shape; findTurn: diffing against the conversation
+// rendered with the turn's content replaced), then takes the tokens that
+// overlap them. It is Axolotl's span for templates that render a turn the
+// same whatever follows it, and the right one for those that do not
 // (Qwen3's think block on the last turn), where Axolotl's prefix indices
-// are off.
+// are off; and a content that begins or ends like the dummy keeps its
+// first and last tokens.
 type chatTemplate struct {
 	enc           *encoder
 	tpl           renderer
@@ -63,6 +70,7 @@ type chatTemplate struct {
 	// says mistral.
 	skipFirstSystem bool
 	kwargs          map[string]any
+	shapes          shapeCache
 }
 
 func newChatTemplate(cfg *config.Config, ds *config.Dataset, enc *encoder, env Env) (Strategy, error) {
@@ -278,16 +286,22 @@ func (s *chatTemplate) Tokenize(dst []packing.Sample, row datasets.Object) ([]pa
 // findTurn returns the tokens [start, end) of turn i's content, or -1 when
 // the template does not show it (an empty turn, a turn the template drops).
 func (s *chatTemplate) findTurn(messages []any, i int, text string, offsets []tokenizer.Offset) (int, int, error) {
-	dummy := withContent(messages[i].(datasets.Object), dummyContent)
+	// Two dummies that differ in their first and last characters: a content
+	// that happens to begin or end like one of them (Axolotl's diff then
+	// leaves those characters out) still differs from the other there.
+	from, to := len(text), 0
 	swapped := slices.Clone(messages)
-	swapped[i] = dummy
-	other, err := s.tpl.Render(swapped, s.kwargs)
-	if err != nil {
-		return -1, -1, err
+	for _, d := range []string{dummyContent, otherDummy} {
+		swapped[i] = withContent(messages[i].(datasets.Object), d)
+		other, err := s.tpl.Render(swapped, s.kwargs)
+		if err != nil {
+			return -1, -1, err
+		}
+		p := commonPrefix(text, other)
+		q := commonSuffix(text[p:], other[p:])
+		from, to = min(from, p), max(to, len(text)-q)
 	}
-	p := commonPrefix(text, other)
-	q := commonSuffix(text[p:], other[p:])
-	start, end := tokenRange(span{p, len(text) - q}, offsets)
+	start, end := tokenRange(span{from, to}, offsets)
 	return start, end, nil
 }
 
@@ -335,55 +349,131 @@ func (s *chatTemplate) trainsTurn(t turn) bool {
 	return s.trainOnInputs || slices.Contains(s.rolesToTrain, fmt.Sprint(role))
 }
 
-// contentSpans finds the content of turns need in text with one more
-// render: every one of those turns' content replaced by its own dummy. When
-// the render is text with each dummy once, in order, and putting the
-// contents back where the dummies are gives text exactly, the contents'
-// places are known. Otherwise (a template that trims or rewrites content,
-// or writes differently around it) ok is false and each turn is found on
-// its own (findTurn).
+// contentSpans finds the content of turns need in text. It renders the
+// conversation's shape — every string content replaced by its own dummy,
+// which leaves the render depending only on the roles and other keys, so it
+// is cached per shape — and checks that putting each message's content back
+// where its dummy is gives text exactly; then the contents' places are
+// known. Otherwise (a template that trims or rewrites content, or writes
+// differently around it) ok is false and each turn is found on its own
+// (findTurn).
 func (s *chatTemplate) contentSpans(messages []any, need []int, text string) ([]span, bool, error) {
 	if len(need) == 0 {
 		return nil, true, nil
 	}
-	swapped := slices.Clone(messages)
-	dummies := make([]string, len(need))
-	contents := make([]string, len(need))
-	for k, i := range need {
-		msg := messages[i].(datasets.Object)
-		c, _ := msg.Get("content")
-		str, isStr := c.(string)
-		if !isStr {
-			return nil, false, nil
+	contents := make([]string, len(messages))
+	key := make([]byte, 0, 256)
+	for i, m := range messages {
+		msg := m.(datasets.Object)
+		if c, ok := msg.Get("content"); ok {
+			if str, isStr := c.(string); isStr {
+				contents[i] = str
+				msg = withContent(msg, "")
+			}
 		}
-		contents[k] = str
-		dummies[k] = "[[dummy_message_" + strconv.Itoa(k) + "]]"
-		swapped[i] = withContent(msg, dummies[k])
+		key = datasets.AppendJSON(append(key, '\n'), msg)
 	}
-	other, err := s.tpl.Render(swapped, s.kwargs)
-	if err != nil {
+	sh, err := s.shapes.get(string(key), func() (*shape, error) { return s.renderShape(messages) })
+	if err != nil || sh == nil {
 		return nil, false, err
 	}
-	spans := make([]span, len(need))
-	at, in := 0, 0 // positions in other and in text
-	for k, d := range dummies {
-		j := strings.Index(other[at:], d)
-		if j < 0 || strings.Contains(other[at+j+len(d):], d) {
-			return nil, false, nil
-		}
-		glue := other[at : at+j]
-		if !strings.HasPrefix(text[in:], glue) || !strings.HasPrefix(text[in+len(glue):], contents[k]) {
+	all := make([]span, len(messages))
+	in := 0
+	for k, i := range sh.order {
+		glue := sh.glue[k]
+		if !strings.HasPrefix(text[in:], glue) || !strings.HasPrefix(text[in+len(glue):], contents[i]) {
 			return nil, false, nil
 		}
 		in += len(glue)
-		spans[k] = span{in, in + len(contents[k])}
-		in += len(contents[k])
-		at += j + len(d)
+		all[i] = span{in, in + len(contents[i])}
+		in += len(contents[i])
 	}
-	if text[in:] != other[at:] {
+	if text[in:] != sh.glue[len(sh.order)] {
 		return nil, false, nil
 	}
+	spans := make([]span, len(need))
+	for k, i := range need {
+		if !slices.Contains(sh.order, i) {
+			return nil, false, nil // a content that is not a string
+		}
+		spans[k] = all[i]
+	}
 	return spans, true, nil
+}
+
+// shape is the render of a conversation with its contents replaced by
+// dummies, cut at the dummies: glue[k] comes before the content of message
+// order[k], glue[len(order)] after the last.
+type shape struct {
+	order []int
+	glue  []string
+}
+
+// renderShape renders messages with every string content replaced by its
+// own dummy and cuts the text at them. It returns nil when a dummy is not
+// there exactly once, or the dummies are out of order.
+func (s *chatTemplate) renderShape(messages []any) (*shape, error) {
+	swapped := slices.Clone(messages)
+	var order []int
+	var dummies []string
+	for i, m := range messages {
+		msg := m.(datasets.Object)
+		if c, ok := msg.Get("content"); ok {
+			if _, isStr := c.(string); isStr {
+				d := "[[dummy_message_" + strconv.Itoa(i) + "]]"
+				swapped[i] = withContent(msg, d)
+				order = append(order, i)
+				dummies = append(dummies, d)
+			}
+		}
+	}
+	other, err := s.tpl.Render(swapped, s.kwargs)
+	if err != nil {
+		return nil, err
+	}
+	sh := &shape{order: order}
+	at := 0
+	for _, d := range dummies {
+		j := strings.Index(other[at:], d)
+		if j < 0 || strings.Contains(other[at+j+len(d):], d) || strings.Contains(other[:at], d) {
+			return nil, nil
+		}
+		sh.glue = append(sh.glue, other[at:at+j])
+		at += j + len(d)
+	}
+	sh.glue = append(sh.glue, other[at:])
+	return sh, nil
+}
+
+// shapeCache keeps conversation shapes by key, up to a bound (real datasets
+// have few: the roles and turn counts vary, the contents do not matter).
+type shapeCache struct {
+	mu sync.Mutex
+	m  map[string]*shape // nil value: the template cannot be cut at dummies
+}
+
+const maxShapes = 4096
+
+func (c *shapeCache) get(key string, build func() (*shape, error)) (*shape, error) {
+	c.mu.Lock()
+	sh, ok := c.m[key]
+	c.mu.Unlock()
+	if ok {
+		return sh, nil
+	}
+	sh, err := build()
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[string]*shape{}
+	}
+	if len(c.m) < maxShapes {
+		c.m[key] = sh
+	}
+	c.mu.Unlock()
+	return sh, nil
 }
 
 func withContent(msg datasets.Object, content string) datasets.Object {

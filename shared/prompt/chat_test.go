@@ -138,3 +138,70 @@ func TestEncodeOffsetsAgreesWithTheTokenizer(t *testing.T) {
 		}
 	}
 }
+
+// The spans found through a conversation's cached shape are the turns
+// found one by one (Axolotl's dummy diff on the whole conversation), on
+// templates that render turns plainly (ChatML), trim them (Llama-3), or
+// write around the last turn (Qwen3).
+func TestShapeSpansEqualTurnByTurn(t *testing.T) {
+	convs := [][]string{
+		{"user", "Hi", "assistant", "Hello!"},
+		{"system", "Be brief.", "user", "2+2?", "assistant", "4"},
+		{"user", "Call me Ishmael.", "assistant", "Aye.", "user", "How long?", "assistant", "Never mind how long precisely."},
+		{"user", "Tell me", "assistant", " padded  ", "user", "<tool_response>x</tool_response>", "assistant", "ok"},
+		{"user", "x", "assistant", "[[almost a dummy]]"},
+	}
+	for _, c := range []struct{ tokenizer, yaml string }{
+		{"qwen3", "chat_template: chatml\n"},
+		{"llama3", ""},
+		{"qwen3", ""},
+	} {
+		tok, err := loadFresh(t, c.tokenizer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := parseConfig(t, c.yaml+"datasets:\n  - path: d.jsonl\n    type: chat_template\n    roles_to_train: [assistant, user]\n")
+		st, err := NewWith(cfg, &cfg.Datasets[0], tok, Env{TokenizerDir: testfixtures.Path(t, "tokenizers", c.tokenizer)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := st.(passThrough).Strategy.(*chatTemplate)
+		fast := 0
+		for round := range 2 { // the second round finds every shape cached
+			for _, conv := range convs {
+				var msgs []any
+				var need []int
+				for i := 0; i < len(conv); i += 2 {
+					msgs = append(msgs, obj("role", conv[i], "content", conv[i+1]))
+					need = append(need, i/2)
+				}
+				text, err := s.tpl.Render(msgs, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, offsets := s.enc.encodeOffsets(text, nil)
+				spans, ok, err := s.contentSpans(msgs, need, text)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !ok {
+					continue
+				}
+				fast++
+				for k, i := range need {
+					a, b := tokenRange(spans[k], offsets)
+					c, d, err := s.findTurn(msgs, i, text, offsets)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if a != c || b != d {
+						t.Errorf("%s %q round %d turn %d: shape tokens [%d,%d), turn by turn [%d,%d)\n%q", tok.Special().EOS, conv, round, i, a, b, c, d, text)
+					}
+				}
+			}
+		}
+		if fast == 0 {
+			t.Errorf("%s %q: no conversation went through its shape", c.tokenizer, c.yaml)
+		}
+	}
+}

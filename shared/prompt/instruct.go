@@ -347,7 +347,8 @@ func (s *instruct) Tokenize(dst []packing.Sample, row datasets.Object) ([]packin
 	if err != nil {
 		return dst, err
 	}
-	ids := s.enc.tokenize(nil, text, s.maxLen, false, false)
+	// Byte-level vocabularies average about four bytes a token.
+	ids := s.enc.tokenize(make([]int32, 0, (len(text)+len(r.output))/3+8), text, s.maxLen, false, false)
 	promptLen := len(ids)
 	ids = s.enc.tokenize(ids, r.output, s.maxLen, true, true)
 	labels := make([]int32, len(ids))
