@@ -157,3 +157,32 @@ func TestImplementationChoice(t *testing.T) {
 		}
 	}
 }
+
+func TestForceGo(t *testing.T) {
+	defer ForceGo(false)
+	ForceGo(true)
+	if got := Implementation(); got != "go" {
+		t.Fatalf("with ForceGo(true), Implementation() = %q, want go", got)
+	}
+	if OpenBLASError() == nil {
+		t.Fatal("with ForceGo(true), OpenBLASError() is nil")
+	}
+	testSgemm(t, Sgemm)
+	// The guarantee ForceGo is for: a row of C is bit-identical whether it
+	// is computed alone or inside a taller product.
+	r := rand.New(rand.NewPCG(9, 9))
+	const m, n, k = 300, 200, 700
+	a, b := randMatrix(r, m*k, 1), randMatrix(r, k*n, 1)
+	all, row := make([]float32, m*n), make([]float32, n)
+	Sgemm(false, true, m, n, k, 1, a, k, b, k, 0, all, n)
+	for _, i := range []int{0, 7, 299} {
+		Sgemm(false, true, 1, n, k, 1, a[i*k:], k, b, k, 0, row, n)
+		if !slices.Equal(row, all[i*n:(i+1)*n]) {
+			t.Fatalf("with ForceGo(true), row %d alone differs from row %d of the %d-row product", i, i, m)
+		}
+	}
+	ForceGo(false)
+	if library() != nil && !strings.HasPrefix(Implementation(), "openblas (") {
+		t.Fatalf("after ForceGo(false), Implementation() = %q, want OpenBLAS back", Implementation())
+	}
+}

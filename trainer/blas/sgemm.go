@@ -1,6 +1,7 @@
 package blas
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -22,7 +23,7 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	if m == 0 || n == 0 {
 		return
 	}
-	if lib := library(); lib != nil && fitsInt32(m, n, k, lda, ldb, ldc) {
+	if lib := active(); lib != nil && fitsInt32(m, n, k, lda, ldb, ldc) {
 		lib.sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
@@ -31,17 +32,42 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 
 // Implementation names the GEMM in use: "openblas (path)" or "go".
 func Implementation() string {
-	if lib := library(); lib != nil {
+	if lib := active(); lib != nil {
 		return "openblas (" + lib.path + ")"
 	}
 	return "go"
 }
 
-// OpenBLASError says why OpenBLAS is not in use: EFT_BLAS=go, or for each
-// place looked at, why it did not load. It is nil when OpenBLAS is in use.
+// OpenBLASError says why OpenBLAS is not in use: EFT_BLAS=go, ForceGo, or
+// for each place looked at, why it did not load. It is nil when OpenBLAS is
+// in use.
 func OpenBLASError() error {
-	library()
+	if library() != nil && forceGo.Load() {
+		return errors.New("blas.ForceGo(true)")
+	}
 	return loaded.err
+}
+
+// forceGo is the ForceGo setting.
+var forceGo atomic.Bool
+
+// ForceGo makes Sgemm use the Go kernel even where OpenBLAS is loaded (true)
+// or go back to OpenBLAS when it is (false). It is for programs and tests
+// that need the Go kernel's guarantee that an element of C does not depend
+// on m, n or the thread count (OpenBLAS's kernels change with the shape, so
+// its results differ in the last bits); EFT_BLAS=go does the same for a
+// whole process from outside.
+func ForceGo(force bool) {
+	forceGo.Store(force)
+}
+
+// active is the loaded OpenBLAS unless ForceGo is on; nil means the Go
+// kernel.
+func active() *openBLAS {
+	if forceGo.Load() {
+		return nil
+	}
+	return library()
 }
 
 var loaded struct {
