@@ -57,7 +57,10 @@ func FromHF(h *hfmodel.Config) (Config, error) {
 // Load reads a Hugging Face model directory (config.json and the
 // model.safetensors file or sharded index) onto be. Every weight starts
 // frozen.
-func Load(dir string, be backend.Backend) (*Model, error) {
+func Load(dir string, be backend.Backend) (*Model, error) { return LoadWith(dir, be, Options{}) }
+
+// LoadWith is Load holding the weights as o says.
+func LoadWith(dir string, be backend.Backend, o Options) (*Model, error) {
 	if err := checkArchitecture(filepath.Join(dir, "config.json")); err != nil {
 		return nil, err
 	}
@@ -78,7 +81,7 @@ func Load(dir string, be backend.Backend) (*Model, error) {
 	if _, err := os.Stat(name + ".index.json"); err == nil {
 		name += ".index.json"
 	}
-	return New(c, be, SafetensorsWeights(src, name, c.Arch))
+	return NewWith(c, be, SafetensorsWeights(src, name, c.Arch), o)
 }
 
 // ErrUnsupported marks an architecture the engine cannot run yet, as opposed

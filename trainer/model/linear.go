@@ -8,7 +8,11 @@ import (
 // only while training.
 func (m *Model) linearForward(lin *Linear, y, x *tensor.Tensor, la *linearActs, seed uint64) {
 	be := m.Backend
-	be.MatMul(y, x, lin.W.W, false, true, 1, 0)
+	if lin.W.Quantized() {
+		m.quantMM.MatMulQuant(y, x, lin.W.Quant, true, 0)
+	} else {
+		be.MatMul(y, x, lin.W.W, false, true, 1, 0)
+	}
 	if lin.Bias != nil {
 		be.AddBias(y, lin.Bias.W)
 	}
@@ -41,7 +45,10 @@ func (m *Model) linearBackward(lin *Linear, dx, dy, x *tensor.Tensor, la *linear
 	if accumulate {
 		beta = 1
 	}
-	if dx != nil {
+	switch {
+	case dx != nil && lin.W.Quantized():
+		m.quantMM.MatMulQuant(dx, dy, lin.W.Quant, false, beta)
+	case dx != nil:
 		be.MatMul(dx, dy, lin.W.W, false, false, 1, beta)
 	}
 	if lin.LoRA == nil {

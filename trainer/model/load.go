@@ -5,6 +5,7 @@ import (
 
 	"github.com/eftml/eft/shared/safetensors"
 	"github.com/eftml/eft/trainer/backend"
+	"github.com/eftml/eft/trainer/quant"
 	"github.com/eftml/eft/trainer/tensor"
 )
 
@@ -12,15 +13,42 @@ import (
 // Hugging Face state-dict name), which must have the given shape.
 type WeightFunc func(name string, shape []int) ([]float32, error)
 
+// Options choose how a model holds its weights. The zero value holds every
+// weight in float32 on the backend.
+type Options struct {
+	// Quantize4bit, when set, holds the weight of every decoder linear
+	// layer (q, k, v, o, gate, up and down projections) 4-bit quantized in
+	// this format, frozen, each quantized as it is read so that the float32
+	// matrix never stays: QLoRA's load_in_4bit. transformers' bitsandbytes
+	// integration replaces every nn.Linear but the output head the same
+	// way; embeddings, norms, biases and lm_head stay as they are.
+	Quantize4bit *quant.Options
+}
+
 // New builds a model of config c on be, its weights from weights. All
 // weights start frozen: call SetTrainable (or trainer/lora) to choose what
 // trains.
 func New(c Config, be backend.Backend, weights WeightFunc) (*Model, error) {
+	return NewWith(c, be, weights, Options{})
+}
+
+// NewWith is New holding the weights as o says.
+func NewWith(c Config, be backend.Backend, weights WeightFunc, o Options) (*Model, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	m := &Model{Config: c, Backend: be}
 	m.arena.Device = deviceMemory(be)
+	if o.Quantize4bit != nil {
+		if err := o.Quantize4bit.Validate(); err != nil {
+			return nil, fmt.Errorf("model: load_in_4bit: %w", err)
+		}
+		qm, ok := be.(backend.QuantMatMul)
+		if !ok {
+			return nil, fmt.Errorf("model: the %s backend cannot multiply by 4-bit weights, so it cannot load a model in 4 bits (load_in_4bit)", be.Name())
+		}
+		m.quantMM = qm
+	}
 	load := func(name string, shape ...int) (*Param, error) {
 		vals, err := weights(name, shape)
 		if err != nil {
@@ -39,8 +67,27 @@ func New(c Config, be backend.Backend, weights WeightFunc) (*Model, error) {
 		p, err = load(name, shape...)
 		return p
 	}
+	quantized := func(name string, out, in int) *Param {
+		if err != nil {
+			return nil
+		}
+		var vals []float32
+		if vals, err = weights(name, []int{out, in}); err != nil {
+			return nil
+		}
+		p := &Param{Name: name, W: tensor.OnDevice(tensor.F32, nil, out, in)}
+		if p.Quant, err = quant.Quantize(vals, out, in, *o.Quantize4bit); err != nil {
+			err = fmt.Errorf("model: quantizing %s: %w", name, err)
+		}
+		return p
+	}
 	linear := func(module string, in, out int, bias bool) *Linear {
-		lin := &Linear{Module: module, In: in, Out: out, W: must(module+".weight", out, in)}
+		lin := &Linear{Module: module, In: in, Out: out}
+		if o.Quantize4bit != nil {
+			lin.W = quantized(module+".weight", out, in)
+		} else {
+			lin.W = must(module+".weight", out, in)
+		}
 		if bias {
 			lin.Bias = must(module+".bias", out)
 		}

@@ -1,7 +1,10 @@
 package model
 
 import (
+	"fmt"
+
 	"github.com/eftml/eft/trainer/backend"
+	"github.com/eftml/eft/trainer/quant"
 	"github.com/eftml/eft/trainer/tensor"
 )
 
@@ -13,10 +16,17 @@ type Param struct {
 	W    *tensor.Tensor
 	// G accumulates d loss/d W; nil while the weight is frozen.
 	G *tensor.Tensor
+	// Quant, when set, holds the weight 4-bit quantized (QLoRA's base
+	// weights): W is then only a header with the weight's shape and no
+	// data, and the weight is frozen for good.
+	Quant *quant.Matrix
 }
 
 // Trainable reports whether the parameter gets a gradient.
 func (p *Param) Trainable() bool { return p != nil && p.G != nil }
+
+// Quantized reports whether the weight is held 4-bit quantized.
+func (p *Param) Quantized() bool { return p != nil && p.Quant != nil }
 
 // LoRA is a low-rank adapter on a Linear, with PEFT's semantics:
 // y += Scale · B·A·dropout(x), A [r, in], B [out, r].
@@ -73,6 +83,10 @@ type Model struct {
 	// LossChunkTokens bounds how many tokens' logits exist at once in the
 	// loss head (0: as many as fit in 4M floats).
 	LossChunkTokens int
+
+	// quantMM multiplies by 4-bit weights: the backend, when a linear
+	// layer is quantized.
+	quantMM backend.QuantMatMul
 
 	rope     ropeCache
 	training bool // LoRA dropout is on (ForwardBackward) or off
@@ -133,9 +147,13 @@ func (m *Model) TrainableParams() []*Param {
 	return ps
 }
 
-// SetTrainable gives p a zeroed gradient (train) or drops it (freeze).
+// SetTrainable gives p a zeroed gradient (train) or drops it (freeze). A
+// quantized weight cannot train: asking for it is a programming error
+// (callers such as trainer/lora check Quantized first).
 func (m *Model) SetTrainable(p *Param, train bool) {
 	switch {
+	case train && p.Quantized():
+		panic(fmt.Sprintf("model: %s is held 4-bit quantized and cannot train", p.Name))
 	case train && p.G == nil:
 		p.G = m.Backend.Alloc(p.W.Shape()...)
 	case !train:

@@ -12,8 +12,13 @@ import (
 // weights 1, biases 0. Tests and benchmarks use it where no checkpoint is
 // needed.
 func NewRandom(c Config, be backend.Backend, seed uint64, std float64) (*Model, error) {
+	return New(c, be, RandomWeights(seed, std))
+}
+
+// RandomWeights gives NewRandom's weights, for NewWith.
+func RandomWeights(seed uint64, std float64) WeightFunc {
 	rng := rand.New(rand.NewPCG(seed, 0xdecade))
-	return New(c, be, func(name string, shape []int) ([]float32, error) {
+	return func(name string, shape []int) ([]float32, error) {
 		n := 1
 		for _, d := range shape {
 			n *= d
@@ -31,5 +36,5 @@ func NewRandom(c Config, be backend.Backend, seed uint64, std float64) (*Model, 
 			}
 		}
 		return v, nil
-	})
+	}
 }

@@ -10,12 +10,17 @@ import (
 // state-dict order, converted to dtype (F32, BF16 or F16), ready for
 // safetensors.WriteModel or a full checkpoint. Tied embeddings appear once,
 // as transformers saves them. Adapters are not included: merge them first
-// (lora.Merge) or export them (lora.Export).
+// (lora.Merge) or export them (lora.Export). Quantized weights are saved
+// dequantized.
 func (m *Model) StateDict(dtype safetensors.DType) ([]safetensors.NamedTensor, error) {
 	var out []safetensors.NamedTensor
 	for _, p := range m.Params() {
 		vals := make([]float32, p.W.Len())
-		m.Backend.Download(vals, p.W)
+		if p.Quantized() {
+			p.Quant.Dequantize(vals)
+		} else {
+			m.Backend.Download(vals, p.W)
+		}
 		var t safetensors.Tensor
 		var err error
 		if dtype == safetensors.F32 {
