@@ -120,6 +120,9 @@ func modulesToSave(m *model.Model, names []string, train bool) ([]*model.Param, 
 		for _, p := range m.Params() {
 			module := p.Name[:strings.LastIndex(p.Name, ".")]
 			if module == name || strings.HasSuffix(module, "."+name) {
+				if p.Quantized() {
+					return nil, fmt.Errorf("lora: modules_to_save entry %q names %s, which is loaded in 4 bits (load_in_4bit) and cannot train or be saved", name, p.Name)
+				}
 				if train {
 					m.SetTrainable(p, true)
 				}
@@ -227,11 +230,19 @@ func Export(m *model.Model, cfg *peft.Config) (*peft.Adapter, error) {
 }
 
 // Merge folds every adapter into its base weight on the model's backend,
-// W += scale·B·A, and removes the adapters (PEFT's merge_and_unload).
+// W += scale·B·A, and removes the adapters (PEFT's merge_and_unload). A
+// 4-bit base weight is dequantized into float32 first and stays float32
+// (PEFT would quantize the merged weight again).
 func Merge(m *model.Model) {
 	for _, lin := range linears(m) {
 		if lin.LoRA == nil {
 			continue
+		}
+		if lin.W.Quantized() {
+			vals := make([]float32, lin.W.W.Len())
+			lin.W.Quant.Dequantize(vals)
+			lin.W.W, lin.W.Quant = m.Backend.Alloc(lin.Out, lin.In), nil
+			m.Backend.Upload(lin.W.W, vals)
 		}
 		m.Backend.MatMul(lin.W.W, lin.LoRA.B.W, lin.LoRA.A.W, false, false, lin.LoRA.Scale, 1)
 		lin.LoRA = nil
