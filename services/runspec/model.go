@@ -15,6 +15,7 @@ import (
 	"github.com/eftml/eft/trainer/lora"
 	"github.com/eftml/eft/trainer/model"
 	"github.com/eftml/eft/trainer/peft"
+	"github.com/eftml/eft/trainer/quant"
 )
 
 // TokenizerFiles are the files of a model directory that make up its
@@ -117,9 +118,6 @@ func (r Resolver) TokenizerDir(ctx context.Context, cfg *config.Config, workDir,
 // CheckTrainable refuses what the config asks for that this build's engine
 // cannot train, before anything is downloaded.
 func CheckTrainable(cfg *config.Config) error {
-	if cfg.LoadIn4bit || cfg.Adapter == "qlora" {
-		return errors.New("adapter: qlora (load_in_4bit) needs NF4 base weights, which this build's engine does not have yet; use adapter: lora")
-	}
 	if cfg.WorldSize > 1 {
 		return fmt.Errorf("world_size %d: data-parallel training is not in this build yet; use world_size 1", cfg.WorldSize)
 	}
@@ -135,16 +133,29 @@ type Built struct {
 	BaseDir string
 }
 
+// Quantization is the 4-bit format cfg holds its base weights in, nil for
+// none. As in Axolotl, only adapter: qlora (which requires load_in_4bit)
+// quantizes, with its BitsAndBytesConfig: NF4, blocks of 64, double
+// quantization; adapter: lora with load_in_4bit trains over unquantized
+// weights there, and so it does here.
+func Quantization(cfg *config.Config) *quant.Options {
+	if cfg.Adapter != "qlora" || !cfg.LoadIn4bit {
+		return nil
+	}
+	o := quant.QLoRA()
+	return &o
+}
+
 // Build loads the base model in baseDir onto be and sets it up as cfg
 // trains it: a fresh LoRA adapter (seeded with cfg.seed), the adapter in
 // lora_model_dir to continue training, or every weight trainable for a full
-// fine-tune. QLoRA (NF4 base weights) is refused: the engine has no NF4
-// quantization yet.
+// fine-tune. For QLoRA the decoder's linear weights are loaded in NF4
+// (Quantization).
 func (r Resolver) Build(cfg *config.Config, baseDir, workDir string, be backend.Backend) (*Built, error) {
 	if err := CheckTrainable(cfg); err != nil {
 		return nil, err
 	}
-	m, err := model.Load(baseDir, be)
+	m, err := model.LoadWith(baseDir, be, model.Options{Quantize4bit: Quantization(cfg)})
 	if err != nil {
 		return nil, err
 	}

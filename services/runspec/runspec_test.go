@@ -83,9 +83,6 @@ func TestPeftConfigFromAxolotlKeys(t *testing.T) {
 	if err != nil || !slices.Equal(pc.TargetModules, []string{"q_proj", "v_proj"}) || pc.TargetRegex != "" {
 		t.Fatalf("%+v %v", pc, err)
 	}
-	if err := CheckTrainable(parse(t, "adapter: qlora\nload_in_4bit: true\nlora_r: 4\nlora_alpha: 8\nlora_target_linear: true\n")); err == nil {
-		t.Fatal("qlora passed CheckTrainable without NF4 in the engine")
-	}
 }
 
 // Floats are spelled as Python's repr spells them.

@@ -165,14 +165,14 @@ func TestUntrainableConfigFailsTheRun(t *testing.T) {
 	startTrainer(t, b, Options{})
 	base := loraConfig(t, "")
 	for name, yaml := range map[string]string{
-		"qlora":   strings.Replace(base, "adapter: lora", "adapter: qlora\nload_in_4bit: true", 1),
-		"no base": strings.Replace(base, testfixtures.Path(t, "hf", "llama"), "/nonexistent/model", 1),
+		"data parallel": base + "world_size: 2\n",
+		"no base":       strings.Replace(base, testfixtures.Path(t, "hf", "llama"), "/nonexistent/model", 1),
 	} {
 		_, cfg := runtest.Resolve(t, yaml)
 		run := runtest.Submit(t, b, yaml, runtest.MakeData(t, b, cfg, 8, 0))
 		envs := runtest.Follow(t, b, run.ID, time.Minute, runtest.Ends)
 		failed := runtest.Of[events.RunFailed](t, envs)
-		want := map[string]string{"qlora": "NF4", "no base": "/nonexistent/model"}[name]
+		want := map[string]string{"data parallel": "world_size 2", "no base": "/nonexistent/model"}[name]
 		if len(failed) != 1 || failed[0].Stage != events.StageTrain || !strings.Contains(failed[0].Error, want) {
 			t.Fatalf("%s: %s, want RunFailed at stage train naming %q", name, runtest.Types(envs), want)
 		}
