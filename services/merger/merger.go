@@ -28,6 +28,7 @@ import (
 	"github.com/eftml/eft/trainer/lora"
 	"github.com/eftml/eft/trainer/model"
 	"github.com/eftml/eft/trainer/peft"
+	"github.com/eftml/eft/trainer/quant"
 )
 
 // Name is the service's name and durable consumer.
@@ -127,7 +128,8 @@ func (s *Service) handle(ctx context.Context, d bus.Delivery) error {
 		return bus.Permanent(err)
 	}
 	outDir := filepath.Join(scratch, MergedDir)
-	if _, err := MergeDir(baseDir, adapterDir, tokDir, outDir, MergeOptions{MaxShardSize: s.opts.MaxShardSize}); err != nil {
+	mo := MergeOptions{MaxShardSize: s.opts.MaxShardSize, Quantized: runspec.Quantization(cfg)}
+	if _, err := MergeDir(baseDir, adapterDir, tokDir, outDir, mo); err != nil {
 		return bus.Permanent(err)
 	}
 	store, err := artifacts.Open(ctx, s.bus.JetStream(), s.opts.Bucket, artifacts.Options{})
@@ -149,6 +151,13 @@ type MergeOptions struct {
 	MaxShardSize int64
 	// Backend merges (default: the CPU).
 	Backend backend.Backend
+	// Quantized is the 4-bit format the adapter was trained over (QLoRA),
+	// nil for none. Each adapted base weight then goes through the same
+	// quantization round trip before the adapter is folded in, as Axolotl's
+	// merge-lora does for a qlora config: the merged model is the weights
+	// the adapter learned against, not the original ones. Weights without
+	// an adapter are written as the base holds them.
+	Quantized *quant.Options
 }
 
 // MergeDir merges the PEFT adapter in adapterDir into the base model in
@@ -172,6 +181,11 @@ func MergeDir(baseDir, adapterDir, tokenizerDir, outDir string, o MergeOptions) 
 	}
 	if _, err := lora.Load(m, adapterDir); err != nil {
 		return nil, err
+	}
+	if o.Quantized != nil {
+		if err := roundTripAdapted(m, *o.Quantized); err != nil {
+			return nil, err
+		}
 	}
 	lora.Merge(m)
 	tensors, err := m.StateDict(dtype)
@@ -201,6 +215,27 @@ func MergeDir(baseDir, adapterDir, tokenizerDir, outDir string, o MergeOptions) 
 		written = append(written, name)
 	}
 	return written, nil
+}
+
+// roundTripAdapted replaces every adapted linear weight of m by its 4-bit
+// quantization, dequantized.
+func roundTripAdapted(m *model.Model, o quant.Options) error {
+	for i := range m.Layers {
+		for _, lin := range m.Layers[i].Linears() {
+			if lin.LoRA == nil {
+				continue
+			}
+			vals := make([]float32, lin.W.W.Len())
+			m.Backend.Download(vals, lin.W.W)
+			q, err := quant.Quantize(vals, lin.Out, lin.In, o)
+			if err != nil {
+				return fmt.Errorf("merger: quantizing %s: %w", lin.W.Name, err)
+			}
+			q.Dequantize(vals)
+			m.Backend.Upload(lin.W.W, vals)
+		}
+	}
+	return nil
 }
 
 // weightsDType is the dtype of the base model's floating-point weights:
