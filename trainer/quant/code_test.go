@@ -47,7 +47,7 @@ func TestNF4CodeIsBitsandbytesNormalMap(t *testing.T) {
 // float32 midpoint bitsandbytes' torch backend computes.
 func TestNF4ThresholdsAreMidpoints(t *testing.T) {
 	var offByOneUlp []int
-	for i, th := range nf4Thresholds {
+	for i, th := range nf4Thresholds[:15] {
 		lo, hi := nf4Code[i], nf4Code[i+1]
 		printed := strconv.FormatFloat((float64(lo)+float64(hi))/2, 'g', -1, 64) // Python's repr
 		want, err := strconv.ParseFloat(printed, 32)
@@ -78,11 +78,11 @@ func TestQuantizeNF4PicksTheNearestCode(t *testing.T) {
 		x := float32(2*rng.Float64() - 1)
 		q := quantizeNF4(x)
 		best := nearest(nf4Code[:], x)
-		if q != best && !nearThreshold(x, nf4Thresholds[:]) {
+		if q != best && !nearThreshold(x, nf4Thresholds[:15]) {
 			t.Fatalf("quantizeNF4(%.9g) = %d (%.9g), the nearest code is %d (%.9g)", x, q, nf4Code[q], best, nf4Code[best])
 		}
 	}
-	for i, th := range nf4Thresholds {
+	for i, th := range nf4Thresholds[:15] {
 		if got := quantizeNF4(th); got != byte(i) {
 			t.Errorf("a value on threshold %d must take the lower code %d, got %d", i, i, got)
 		}
@@ -198,3 +198,62 @@ func nearThreshold(x float32, ths []float32) bool {
 }
 
 func within(x, lo, hi float32) bool { return x >= lo && x <= hi }
+
+// nf4Tree is bitsandbytes' CUDA dQuantizeNF4 decision tree, written out as
+// the kernel has it, to hold quantizeNF4's bucket lookup against.
+func nf4Tree(x float32) byte {
+	t := &nf4Thresholds
+	var q byte
+	if x > t[7] {
+		q = 8
+	}
+	if x > t[q+3] {
+		q += 4
+	}
+	if x > t[q+1] {
+		q += 2
+	}
+	if x > t[q] {
+		q++
+	}
+	return q
+}
+
+func TestQuantizeNF4IsTheDecisionTree(t *testing.T) {
+	for b := 0; b < 256; b++ { // at most one threshold a bucket
+		n := 0
+		for _, th := range nf4Thresholds[:15] {
+			if int((th+1)*128) == b {
+				n++
+			}
+		}
+		if n > 1 {
+			t.Fatalf("bucket %d holds %d thresholds", b, n)
+		}
+	}
+	check := func(x float32) {
+		if got, want := quantizeNF4(x), nf4Tree(x); got != want {
+			t.Fatalf("quantizeNF4(%.9g) = %d, the decision tree gives %d", x, got, want)
+		}
+	}
+	for _, th := range nf4Thresholds[:15] {
+		for _, x := range []float32{th, math.Nextafter32(th, -2), math.Nextafter32(th, 2)} {
+			check(x)
+			check(-x)
+		}
+	}
+	for b := 0; b <= 256; b++ { // bucket edges and their neighbours
+		e := float32(b)/128 - 1
+		check(e)
+		check(math.Nextafter32(e, -2))
+		check(math.Nextafter32(e, 2))
+	}
+	for _, x := range []float32{-1, 1, -1.5, 1.5, 0, float32(math.Copysign(0, -1)), math.Nextafter32(1, 0), math.Nextafter32(-1, 0),
+		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN())} {
+		check(x)
+	}
+	rng := rand.New(rand.NewPCG(8, 9))
+	for range 1000000 {
+		check(float32(2.2*rng.Float64() - 1.1))
+	}
+}
