@@ -21,7 +21,7 @@ func TestMatMulQuant(t *testing.T) {
 	}{
 		{24, 64, 5, quant.Options{}},
 		{17, 33, 3, quant.QLoRA()},
-		{700, 400, 6, quant.QLoRA()}, // 280k weights: two tiles
+		{2600, 400, 3, quant.QLoRA()}, // 1.04M weights: two tiles each way (2560 rows, 384 columns)
 		{40, 72, 7, quant.Options{Type: quant.FP4, BlockSize: 128}},
 	} {
 		wv := randVec(rng, tc.rows*tc.cols, 0.05)

@@ -229,15 +229,26 @@ func (m *Matrix) Dequantize(dst []float32) { m.DequantizeRows(dst, 0, m.Rows) }
 
 // DequantizeRows writes rows r0..r1-1, row-major, into dst[:(r1-r0)·Cols].
 // Blocks may straddle rows; only the elements asked for are written.
-func (m *Matrix) DequantizeRows(dst []float32, r0, r1 int) {
-	if r0 < 0 || r1 > m.Rows || r0 > r1 {
-		panic(fmt.Sprintf("quant: rows %d..%d of a %d-row matrix", r0, r1, m.Rows))
+func (m *Matrix) DequantizeRows(dst []float32, r0, r1 int) { m.DequantizeSub(dst, r0, r1, 0, m.Cols) }
+
+// DequantizeSub writes the submatrix of rows r0..r1-1 and columns
+// c0..c1-1, row-major, into dst[:(r1-r0)·(c1-c0)].
+func (m *Matrix) DequantizeSub(dst []float32, r0, r1, c0, c1 int) {
+	if r0 < 0 || r1 > m.Rows || r0 > r1 || c0 < 0 || c1 > m.Cols || c0 > c1 {
+		panic(fmt.Sprintf("quant: rows %d..%d, columns %d..%d of a %d×%d matrix", r0, r1, c0, c1, m.Rows, m.Cols))
 	}
-	e0, e1 := r0*m.Cols, r1*m.Cols
-	if len(dst) < e1-e0 {
-		panic(fmt.Sprintf("quant: %d values hold rows %d..%d of %d columns", len(dst), r0, r1, m.Cols))
+	w := c1 - c0
+	if len(dst) < (r1-r0)*w {
+		panic(fmt.Sprintf("quant: %d values hold %d×%d", len(dst), r1-r0, w))
 	}
-	m.dequantizeRange(dst[:e1-e0], e0, e1)
+	if w == m.Cols { // whole rows: one contiguous range
+		m.dequantizeRange(dst[:(r1-r0)*w], r0*m.Cols, r1*m.Cols)
+		return
+	}
+	for r := r0; r < r1; r++ {
+		e := r*m.Cols + c0
+		m.dequantizeRange(dst[(r-r0)*w:(r-r0+1)*w], e, e+w)
+	}
 }
 
 // dequantizeRange writes elements e0..e1-1 into dst.

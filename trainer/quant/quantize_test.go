@@ -40,8 +40,8 @@ func TestQuantizeHandComputed(t *testing.T) {
 
 // TestOddShapesFlattenAndPad: a 3×5 matrix is 15 elements in one short
 // block, 8 bytes, the pad nibble holding the code of 0; a 7×33 matrix in
-// blocks of 32 has blocks straddling rows, and any range of rows
-// dequantizes to the same values as the whole matrix.
+// blocks of 32 has blocks straddling rows, and any range of rows or of
+// columns dequantizes to the same values as the whole matrix.
 func TestOddShapesFlattenAndPad(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	m, err := Quantize(normals(rng, 15, 1), 3, 5, Options{})
@@ -69,6 +69,20 @@ func TestOddShapesFlattenAndPad(t *testing.T) {
 			r, c := i/33, i%33
 			if want := m.CodeValue(m.Code(r, c)) * m.BlockAbsmax(i/m.BlockSize); full[i] != want {
 				t.Fatalf("%+v: element %d = %g, code×absmax = %g", o, i, full[i], want)
+			}
+		}
+		sub := make([]float32, 231)
+		for c0 := 0; c0 <= 33; c0 += 4 {
+			for c1 := c0; c1 <= 33; c1 += 3 {
+				clear(sub)
+				m.DequantizeSub(sub, 1, 6, c0, c1)
+				for r := 1; r < 6; r++ {
+					for c := c0; c < c1; c++ {
+						if got := sub[(r-1)*(c1-c0)+c-c0]; got != full[r*33+c] {
+							t.Fatalf("%+v: columns %d..%d: element (%d,%d) = %g, whole matrix gives %g", o, c0, c1, r, c, got, full[r*33+c])
+						}
+					}
+				}
 			}
 		}
 		part := make([]float32, 231)
