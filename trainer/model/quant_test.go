@@ -3,6 +3,7 @@ package model_test
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -188,4 +189,41 @@ func TestLoadIn4bitRejects(t *testing.T) {
 	}()
 	m.SetTrainable(m.Layers[0].Q.W, true)
 	t.Error("no panic")
+}
+
+// TestQuantizedModelHoldsNoFloatCopy: after a 4-bit load the heap holds
+// the codes and scales of the linear weights, not their float32 values.
+func TestQuantizedModelHoldsNoFloatCopy(t *testing.T) {
+	c := model.Config{
+		Arch: "llama", Vocab: 256, Hidden: 256, Intermediate: 768, Layers: 4, Heads: 4, KVHeads: 2, HeadDim: 64,
+		NormEps: 1e-5, Act: backend.SiLU, LayerWindow: make([]int, 4), MaxPositions: 64,
+		Rope: model.RopeParams{Type: "default", Theta: 10000},
+	}
+	heap := func() uint64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	o := quant.QLoRA()
+	before := heap()
+	q, err := model.NewWith(c, cpu.New(0), model.RandomWeights(1, 0.02), model.Options{Quantize4bit: &o})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := int64(heap()) - int64(before)
+	var quantBytes, floatBytes int64
+	for _, p := range q.Params() {
+		if p.Quantized() {
+			quantBytes += int64(p.Quant.Bytes())
+		} else {
+			floatBytes += 4 * int64(p.W.Len())
+		}
+	}
+	linearFloats := 4 * int64(4*(256*256*2+256*128*2+3*256*768))
+	t.Logf("heap %d bytes: %d of 4-bit linears (%d as float32), %d of float32 embeddings, head and norms", held, quantBytes, linearFloats, floatBytes)
+	if held > quantBytes+floatBytes+1<<20 {
+		t.Errorf("the 4-bit model holds %d bytes of heap; its weights need %d: a float copy stayed", held, quantBytes+floatBytes)
+	}
+	runtime.KeepAlive(q)
 }
