@@ -146,6 +146,14 @@ func Quantization(cfg *config.Config) *quant.Options {
 	return &o
 }
 
+// LoadOptions is how a model of cfg's run holds its base weights: in NF4
+// for QLoRA. Whatever loads the base for a run (training, evaluation,
+// inference on an adapter) should load it so, as Axolotl evaluates a QLoRA
+// adapter on the 4-bit base it trains on.
+func LoadOptions(cfg *config.Config) model.Options {
+	return model.Options{Quantize4bit: Quantization(cfg)}
+}
+
 // Build loads the base model in baseDir onto be and sets it up as cfg
 // trains it: a fresh LoRA adapter (seeded with cfg.seed), the adapter in
 // lora_model_dir to continue training, or every weight trainable for a full
@@ -155,7 +163,7 @@ func (r Resolver) Build(cfg *config.Config, baseDir, workDir string, be backend.
 	if err := CheckTrainable(cfg); err != nil {
 		return nil, err
 	}
-	m, err := model.LoadWith(baseDir, be, model.Options{Quantize4bit: Quantization(cfg)})
+	m, err := model.LoadWith(baseDir, be, LoadOptions(cfg))
 	if err != nil {
 		return nil, err
 	}
