@@ -3,6 +3,7 @@ package cpu
 import (
 	"fmt"
 
+	"github.com/eftml/eft/trainer/blas"
 	"github.com/eftml/eft/trainer/tensor"
 )
 
@@ -27,20 +28,7 @@ func gemmDims(op string, c, a, b *tensor.Tensor, transA, transB bool, ar, ac, br
 // MatMul implements backend.Backend.
 func (c *CPU) MatMul(out, a, b *tensor.Tensor, transA, transB bool, alpha, beta float32) {
 	m, n, k := gemmDims("MatMul", out, a, b, transA, transB, a.Rows(), a.Cols(), b.Rows(), b.Cols(), out.Rows(), out.Cols())
-	lda, ldb := a.Cols(), b.Cols()
-	if m*n*k < 1<<18 {
-		sgemm(transA, transB, m, n, k, alpha, a.F32, lda, b.F32, ldb, beta, out.F32, n)
-		return
-	}
-	// Split the rows of C over the workers; row i of op(A) starts at
-	// a[i*lda] (or at column i, a[i], when A is transposed).
-	c.parallel(m, 16, func(_, lo, hi int) {
-		ao := lo * lda
-		if transA {
-			ao = lo
-		}
-		sgemm(transA, transB, hi-lo, n, k, alpha, a.F32[ao:], lda, b.F32, ldb, beta, out.F32[lo*n:], n)
-	})
+	sgemm(transA, transB, m, n, k, alpha, a.F32, a.Cols(), b.F32, b.Cols(), beta, out.F32, n)
 }
 
 // BatchedMatMul implements backend.Backend.
@@ -50,10 +38,8 @@ func (c *CPU) BatchedMatMul(out, a, b *tensor.Tensor, transA, transB bool, alpha
 	}
 	batch := a.Dim(0)
 	m, n, k := gemmDims("BatchedMatMul", out, a, b, transA, transB, a.Dim(1), a.Dim(2), b.Dim(1), b.Dim(2), out.Dim(1), out.Dim(2))
-	sa, sb, sc := a.Dim(1)*a.Dim(2), b.Dim(1)*b.Dim(2), m*n
-	for i := 0; i < batch; i++ {
-		sgemm(transA, transB, m, n, k, alpha, a.F32[i*sa:(i+1)*sa], a.Dim(2), b.F32[i*sb:(i+1)*sb], b.Dim(2), beta, out.F32[i*sc:(i+1)*sc], n)
-	}
+	blas.SgemmStridedBatched(transA, transB, m, n, k, alpha, a.F32, a.Dim(2), a.Dim(1)*a.Dim(2), b.F32, b.Dim(2), b.Dim(1)*b.Dim(2),
+		beta, out.F32, n, m*n, batch)
 }
 
 // AddBias implements backend.Backend.

@@ -39,7 +39,7 @@ func (c *CPU) MatMulQuant(out, a *tensor.Tensor, w *quant.Matrix, transW bool, b
 			c.parallel(r1-r0, 8, func(_, lo, hi int) {
 				w.DequantizeRows(tile[lo*w.Cols:hi*w.Cols], r0+lo, r0+hi)
 			})
-			c.gemmRows(true, m, r1-r0, w.Cols, a.F32, a.Cols(), tile, w.Cols, beta, out.F32[r0:], out.Cols())
+			sgemm(false, true, m, r1-r0, w.Cols, 1, a.F32, a.Cols(), tile, w.Cols, beta, out.F32[r0:], out.Cols())
 		}
 		return
 	}
@@ -52,7 +52,7 @@ func (c *CPU) MatMulQuant(out, a *tensor.Tensor, w *quant.Matrix, transW bool, b
 		c.parallel(w.Rows, 8, func(_, lo, hi int) {
 			w.DequantizeSub(tile[lo*width:hi*width], lo, hi, c0, c1)
 		})
-		c.gemmRows(false, m, width, w.Rows, a.F32, a.Cols(), tile, width, beta, out.F32[c0:], out.Cols())
+		sgemm(false, false, m, width, w.Rows, 1, a.F32, a.Cols(), tile, width, beta, out.F32[c0:], out.Cols())
 	}
 }
 
@@ -65,16 +65,4 @@ func tileBand(n, long int) int {
 		band -= band % 64
 	}
 	return min(n, band)
-}
-
-// gemmRows is C = A·op(B) + beta·C with strided row-major A and C, split
-// between the workers by rows of C as MatMul splits it.
-func (c *CPU) gemmRows(transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, out []float32, ldc int) {
-	if m*n*k < 1<<18 {
-		sgemm(false, transB, m, n, k, 1, a, lda, b, ldb, beta, out, ldc)
-		return
-	}
-	c.parallel(m, 16, func(_, lo, hi int) {
-		sgemm(false, transB, hi-lo, n, k, 1, a[lo*lda:], lda, b, ldb, beta, out[lo*ldc:], ldc)
-	})
 }

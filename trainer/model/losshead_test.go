@@ -43,8 +43,13 @@ func TestLossChunkingChangesNothing(t *testing.T) {
 			t.Fatalf("%s: loss %v in one chunk, %v in chunks of 5", arch, whole, chunked)
 		}
 		for i := range g1 {
+			// 1e-5 of the tensor's largest magnitude: an optimised GEMM
+			// (OpenBLAS) rounds differently with the product's shape, and
+			// chunking changes the shapes (up to ~4e-6 relative observed;
+			// the Go kernel stays below 1e-7). Still 10× tighter than the
+			// 1e-4 the transformers fixtures are held to.
 			d, _ := maxAbsDiff(g2[i], g1[i])
-			if d > 1e-6*math.Max(1, maxAbs(g1[i])) {
+			if d > 1e-5*maxAbs(g1[i]) {
 				t.Fatalf("%s: gradient %d differs by %g between chunkings", arch, i, d)
 			}
 		}
