@@ -31,12 +31,22 @@ type openBLAS struct {
 // targets a 32-bit-integer (LP64) build reads the low half and a 64-bit
 // (ILP64, libopenblas64) build reads the whole slot, so both get the right
 // value.
+//
+// It also holds the call's argument list, so that SyscallN gets an existing
+// slice instead of allocating one for its variadic arguments on every call
+// (128 B, thousands of times a training step). That is safe because everything
+// the list points to is on the heap, where nothing moves, and is held
+// alive through this struct until the call returns: the scalars are its
+// own fields, and the operands are stored in a, b and c (which also makes
+// them escape to the heap).
 type sgemmArgs struct {
 	transA, transB byte
 	_              [6]byte
 	m, n, k        int64
 	lda, ldb, ldc  int64
 	alpha, beta    float32
+	a, b, c        unsafe.Pointer
+	list           [15]uintptr
 }
 
 var sgemmArgsPool = sync.Pool{New: func() any { return new(sgemmArgs) }}
@@ -190,16 +200,21 @@ func (l *openBLAS) call(transA, transB bool, m, n, k int, alpha float32, a []flo
 	if transA {
 		args.transB = 'T'
 	}
-	var one int64 = 1 // hidden Fortran CHARACTER lengths
-	purego.SyscallN(l.sgemmFn,
+	args.a, args.b, args.c = unsafe.Pointer(unsafe.SliceData(a)), unsafe.Pointer(unsafe.SliceData(b)), unsafe.Pointer(unsafe.SliceData(c))
+	// Column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: B is the first operand.
+	args.list = [15]uintptr{
 		uintptr(unsafe.Pointer(&args.transA)), uintptr(unsafe.Pointer(&args.transB)),
 		uintptr(unsafe.Pointer(&args.m)), uintptr(unsafe.Pointer(&args.n)), uintptr(unsafe.Pointer(&args.k)),
 		uintptr(unsafe.Pointer(&args.alpha)),
-		uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(unsafe.Pointer(&args.lda)),
-		uintptr(unsafe.Pointer(unsafe.SliceData(a))), uintptr(unsafe.Pointer(&args.ldb)),
+		uintptr(args.b), uintptr(unsafe.Pointer(&args.lda)),
+		uintptr(args.a), uintptr(unsafe.Pointer(&args.ldb)),
 		uintptr(unsafe.Pointer(&args.beta)),
-		uintptr(unsafe.Pointer(unsafe.SliceData(c))), uintptr(unsafe.Pointer(&args.ldc)),
-		uintptr(one), uintptr(one))
+		uintptr(args.c), uintptr(unsafe.Pointer(&args.ldc)),
+		1, 1, // hidden Fortran CHARACTER lengths
+	}
+	purego.SyscallN(l.sgemmFn, args.list[:]...)
+	runtime.KeepAlive(args)
+	args.a, args.b, args.c = nil, nil, nil // hold no tensor in the pool
 	sgemmArgsPool.Put(args)
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -64,6 +65,47 @@ func TestOpenBLASRunsOneThreadPerCall(t *testing.T) {
 	}
 	if got != 1 {
 		t.Fatalf("OpenBLAS runs %d threads per call, want 1", got)
+	}
+}
+
+// A warm OpenBLAS call allocates nothing (its argument list is pooled with
+// its scalars), and the operands it points to stay put and alive: products
+// of freshly allocated matrices, while the collector runs beside them, all
+// equal the Go kernel's.
+func TestOpenBLASCallAllocatesNothing(t *testing.T) {
+	lib := library()
+	if lib == nil {
+		t.Skipf("OpenBLAS not in use: %v", OpenBLASError())
+	}
+	const m, n, k = 48, 40, 64
+	r := rand.New(rand.NewPCG(5, 6))
+	a, b, c := randMatrix(r, m*k, 1), randMatrix(r, k*n, 1), make([]float32, m*n)
+	if allocs := testing.AllocsPerRun(100, func() { lib.call(false, true, m, n, k, 1, a, k, b, k, 0, c, n) }); allocs != 0 {
+		t.Fatalf("an sgemm_ call allocates %v times", allocs)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				runtime.GC()
+			}
+		}
+	})
+	defer func() { close(stop); wg.Wait() }()
+	for i := range 300 {
+		a, b := randMatrix(r, m*k, 1), randMatrix(r, n*k, 1)
+		got, want := make([]float32, m*n), make([]float32, m*n)
+		lib.call(false, true, m, n, k, 1, a, k, b, k, 0, got, n)
+		goSgemm(false, true, m, n, k, 1, a, k, b, k, 0, want, n)
+		for j := range got {
+			if d := got[j] - want[j]; d > 1e-4 || d < -1e-4 {
+				t.Fatalf("product %d: C[%d] = %g, the Go kernel gives %g", i, j, got[j], want[j])
+			}
+		}
 	}
 }
 
