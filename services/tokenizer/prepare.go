@@ -242,7 +242,7 @@ func Build(ctx context.Context, cfg *config.Config, tok *hftok.Tokenizer, env pr
 	}
 	length := prompt.LengthPolicy{SequenceLen: cfg.SequenceLen, Strategy: cfg.ExcessLengthStrategy}
 	pad := prompt.PadTokenID(tok)
-	b := &Built{Event: events.DatasetTokenized{Format: BatchFormat, SequenceLen: cfg.SequenceLen, MicroBatchSize: cfg.MicroBatchSize, SamplePacking: cfg.SamplePacking}}
+	b := &Built{Event: events.DatasetTokenized{Format: batches.Format, SequenceLen: cfg.SequenceLen, MicroBatchSize: cfg.MicroBatchSize, SamplePacking: cfg.SamplePacking}}
 
 	rows, err := src.Train(ctx)
 	if err != nil {

@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -38,9 +37,6 @@ import (
 
 // Name is the service's name and durable consumer.
 const Name = "tokenizer"
-
-// BatchFormat names the encoding of the batch artifacts (shared/batches).
-var BatchFormat = "eft-batches/v" + strconv.Itoa(batches.Version)
 
 // cacheVersion changes whenever the same inputs would give other batches
 // (a fix in a strategy, in packing, in the batch format).
@@ -336,7 +332,7 @@ func cacheKey(cfg *config.Config, workDir string, in events.DatasetIngested, tok
 		return r.SHA256
 	}
 	input := map[string]any{
-		"version": cacheVersion, "batch_format": BatchFormat,
+		"version": cacheVersion, "batch_format": batches.Format,
 		"rows": []string{in.Train.SHA256, ref(in.Validation), ref(in.Test)}, "rows_format": in.Format,
 		"tokenizer": tokenizer, "datasets": train, "test_datasets": test,
 		"train_on_inputs": cfg.TrainOnInputs, "sequence_len": cfg.SequenceLen, "excess_length_strategy": cfg.ExcessLengthStrategy,

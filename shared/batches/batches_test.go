@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -236,4 +237,12 @@ func FuzzDecode(f *testing.F) {
 			_, _ = r.Read(i)
 		}
 	})
+}
+
+// Format is the name of the version this package writes: bumping Version
+// without renaming the format would let a stage accept files it cannot read.
+func TestFormatNamesTheVersion(t *testing.T) {
+	if want := "eft-batches/v" + strconv.Itoa(Version); Format != want {
+		t.Fatalf("Format is %q for version %d, want %q", Format, Version, want)
+	}
 }

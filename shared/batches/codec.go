@@ -14,6 +14,12 @@ import (
 // Version is the format version this package writes and reads.
 const Version = 1
 
+// Format names this encoding, at Version, wherever an event says how its
+// batch files are encoded (DatasetTokenized.Format, TrainJob.Format): the
+// tokenizer stage writes it and a stage that reads batch files refuses any
+// other name.
+const Format = "eft-batches/v1"
+
 const (
 	headerSize = 20
 	footerSize = 28

@@ -21,9 +21,6 @@ import (
 	"github.com/eftml/eft/shared/packing"
 )
 
-// BatchFormat is the TrainJob/DatasetTokenized format of shared/batches files.
-const BatchFormat = "eft-batches-v1"
-
 // CountingSamples makes n samples of 8 to maxLen tokens counting up from a
 // random start below vocab-maxLen; the first two tokens of each are a prompt
 // (not trained).
@@ -136,11 +133,11 @@ func Submit(t testing.TB, b *bus.Bus, yaml string, data Data) Run {
 		t.Fatal(err)
 	}
 	tok := events.DatasetTokenized{
-		Train: data.Train, Format: BatchFormat, Samples: int64(data.TrainedSamples),
+		Train: data.Train, Format: batches.Format, Samples: int64(data.TrainedSamples),
 		MicroBatches: int64(data.TrainN), SequenceLen: data.SequenceLen, MicroBatchSize: data.MicroBatchSize,
 	}
 	r.Job = events.TrainJob{
-		Config: resolved, Train: data.Train, Format: BatchFormat,
+		Config: resolved, Train: data.Train, Format: batches.Format,
 		MicroBatches: int64(data.TrainN), SequenceLen: data.SequenceLen, MicroBatchSize: data.MicroBatchSize,
 	}
 	if data.HasEval {
