@@ -142,6 +142,9 @@ func (s *Service) fetchFiles(ctx context.Context, files []events.FileRef, dir st
 }
 
 func (r *run) openBatches(ctx context.Context) error {
+	if r.spec.Format != batches.Format {
+		return fmt.Errorf("train batches %s are in format %q; this trainer reads only %q (were they made by another version of eft?)", r.spec.Train, r.spec.Format, batches.Format)
+	}
 	path, err := r.svc.fetch(ctx, r.spec.Train)
 	if err != nil {
 		return fmt.Errorf("train batches: %w", err)
