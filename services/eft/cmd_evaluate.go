@@ -61,8 +61,8 @@ sample generations, as the evaluator service computes them during training.`,
 		defer os.Remove(evalFile)
 
 		wd, _ := os.Getwd()
-		if baseModel != "" {
-			cfg.BaseModel, cfg.RevisionOfModel, loraDir = baseModel, "", "-"
+		if baseModel != "" { // scored as it is, unquantized
+			cfg.BaseModel, cfg.RevisionOfModel, cfg.LoadIn4bit, loraDir = baseModel, "", false, "-"
 		}
 		var res runspec.Resolver
 		baseDir, err := res.BaseModelDir(ctx, cfg, wd)
@@ -72,10 +72,10 @@ sample generations, as the evaluator service computes them during training.`,
 		var m *model.Model
 		what := baseDir
 		if adapter := adapterDir(cfg, loraDir); adapter != "" {
-			m, err = evaluator.LoadCheckpoint(baseDir, adapter, cpu.New(0))
+			m, err = evaluator.LoadCheckpoint(baseDir, adapter, cpu.New(0), runspec.LoadOptions(cfg))
 			what += " with adapter " + adapter
 		} else {
-			m, err = model.Load(baseDir, cpu.New(0))
+			m, err = model.LoadWith(baseDir, cpu.New(0), runspec.LoadOptions(cfg))
 		}
 		if err != nil {
 			return err

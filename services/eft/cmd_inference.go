@@ -66,6 +66,7 @@ end-of-sequence tokens or after --max-new-tokens.`,
 		}
 		if f.baseModel != "" {
 			cfg.BaseModel, cfg.RevisionOfModel = f.baseModel, ""
+			cfg.LoadIn4bit = false // a given model (merged, fully fine-tuned) is not quantized
 			if f.loraDir == "" {
 				f.loraDir = "-" // a given model is used as it is
 			}
@@ -80,7 +81,7 @@ end-of-sequence tokens or after --max-new-tokens.`,
 		var m *model.Model
 		tokDir := baseDir
 		if adapter != "" {
-			if m, err = evaluator.LoadCheckpoint(baseDir, adapter, cpu.New(0)); err != nil {
+			if m, err = evaluator.LoadCheckpoint(baseDir, adapter, cpu.New(0), runspec.LoadOptions(cfg)); err != nil {
 				return err
 			}
 			if _, err := os.Stat(filepath.Join(adapter, "tokenizer.json")); err == nil {
@@ -88,7 +89,7 @@ end-of-sequence tokens or after --max-new-tokens.`,
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "model %s with adapter %s\n", baseDir, adapter)
 		} else {
-			if m, err = model.Load(baseDir, cpu.New(0)); err != nil {
+			if m, err = model.LoadWith(baseDir, cpu.New(0), runspec.LoadOptions(cfg)); err != nil {
 				return err
 			}
 			if tokDir, err = res.TokenizerDir(cmd.Context(), cfg, wd, baseDir); err != nil {

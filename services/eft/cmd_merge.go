@@ -46,7 +46,7 @@ after a run when the config sets merge_lora: true.`,
 			return err
 		}
 		out := filepath.Join(runspec.LocalPath(cfg.OutputDir, wd), merger.MergedDir)
-		files, err := merger.MergeDir(baseDir, adapter, tokDir, out, merger.MergeOptions{})
+		files, err := merger.MergeDir(baseDir, adapter, tokDir, out, merger.MergeOptions{Quantized: runspec.Quantization(cfg)})
 		if err != nil {
 			return err
 		}

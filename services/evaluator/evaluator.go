@@ -134,7 +134,7 @@ func (s *Service) handle(ctx context.Context, d bus.Delivery) error {
 	if err != nil {
 		return bus.Permanent(err)
 	}
-	m, err := LoadCheckpoint(baseDir, scratch, be)
+	m, err := LoadCheckpoint(baseDir, scratch, be, runspec.LoadOptions(cfg))
 	if err != nil {
 		return bus.Permanent(err)
 	}
@@ -182,10 +182,13 @@ func (s *Service) genOptions(ctx context.Context, cfg *config.Config, workDir, b
 }
 
 // LoadCheckpoint loads the weights a checkpoint (or output) directory holds:
-// a PEFT adapter on the base model in baseDir, or a full model directory.
-func LoadCheckpoint(baseDir, dir string, be backend.Backend) (*model.Model, error) {
+// a PEFT adapter on the base model in baseDir, loaded as base says (a run's
+// runspec.LoadOptions: NF4 for QLoRA, so that an adapter is scored on the
+// base it trained against, as Axolotl does), or a full model directory, as
+// it is.
+func LoadCheckpoint(baseDir, dir string, be backend.Backend, base model.Options) (*model.Model, error) {
 	if _, err := os.Stat(filepath.Join(dir, "adapter_config.json")); err == nil {
-		m, err := model.Load(baseDir, be)
+		m, err := model.LoadWith(baseDir, be, base)
 		if err != nil {
 			return nil, err
 		}

@@ -5,16 +5,19 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/eftml/eft/events"
+	"github.com/eftml/eft/services/runspec"
 	"github.com/eftml/eft/services/runspec/runtest"
 	"github.com/eftml/eft/services/trainer"
 	"github.com/eftml/eft/shared/artifacts"
 	"github.com/eftml/eft/shared/bus/bustest"
 	"github.com/eftml/eft/shared/testfixtures"
 	"github.com/eftml/eft/trainer/cpu"
+	"github.com/eftml/eft/trainer/model"
 )
 
 func runConfig(t testing.TB) string {
@@ -110,7 +113,7 @@ func TestEvaluatesBesideTrainingAndTheAdapterReproducesTheLastEvalLoss(t *testin
 	if err := store.GetFiles(ctx, done[0].Files, out); err != nil {
 		t.Fatal(err)
 	}
-	m, err := LoadCheckpoint(testfixtures.Path(t, "hf", "llama"), out, cpu.New(0))
+	m, err := LoadCheckpoint(testfixtures.Path(t, "hf", "llama"), out, cpu.New(0), model.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,4 +128,65 @@ func TestEvaluatesBesideTrainingAndTheAdapterReproducesTheLastEvalLoss(t *testin
 	if res.Loss != float64(got[3].Loss) {
 		t.Fatalf("the final adapter scores %v on the validation split; the evaluator said %v for checkpoint-16", res.Loss, got[3].Loss)
 	}
+}
+
+// A QLoRA run is evaluated on the NF4 base it trains on, as Axolotl does:
+// the adapter the run leaves, on the base loaded with the run's
+// runspec.LoadOptions, scores exactly what the evaluator reported, and on
+// the float32 base it scores something else.
+func TestQLoRAIsEvaluatedOnTheQuantizedBase(t *testing.T) {
+	b, _ := bustest.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = trainer.New(b, trainer.Options{ScratchDir: t.TempDir()}).Run(ctx) }()
+	go func() { _ = New(b, Options{ScratchDir: t.TempDir(), Generations: -1}).Run(ctx) }()
+	yaml := strings.Replace(runConfig(t), "adapter: lora\n", "adapter: qlora\nload_in_4bit: true\n", 1)
+	yaml = strings.Replace(strings.Replace(yaml, "max_steps: 16", "max_steps: 4", 1), "save_steps: 8", "save_steps: 4", 1)
+	_, cfg := runtest.Resolve(t, yaml)
+	if runspec.Quantization(cfg) == nil {
+		t.Fatal("the test config does not quantize its base")
+	}
+	data := runtest.MakeData(t, b, cfg, 16, 40)
+	run := runtest.Submit(t, b, yaml, data)
+	envs := runtest.Follow(t, b, run.ID, 2*time.Minute, func(e events.Envelope) bool {
+		return e.Type == events.TypeEvalCompleted || events.Terminal(e.Type)
+	})
+	evals := runtest.Of[events.EvalCompleted](t, envs)
+	if len(evals) != 1 || evals[0].Step != 4 {
+		t.Fatalf("%s: want one evaluation, at step 4", runtest.Types(envs))
+	}
+	done := runtest.Of[events.TrainingCompleted](t, runtest.Follow(t, b, run.ID, time.Minute, runtest.Ends))
+	if len(done) != 1 || done[0].Steps != 4 {
+		t.Fatalf("training did not complete in 4 steps: %+v", done)
+	}
+	store, err := artifacts.Open(ctx, b.JetStream(), "", artifacts.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, evalPath := t.TempDir(), filepath.Join(t.TempDir(), "eval.batches")
+	if err := store.GetFiles(ctx, done[0].Files, out); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.GetFile(ctx, data.Eval, evalPath); err != nil {
+		t.Fatal(err)
+	}
+	score := func(base model.Options) float64 {
+		m, err := LoadCheckpoint(testfixtures.Path(t, "hf", "llama"), out, cpu.New(0), base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := EvaluateFile(m, evalPath, GenerateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Loss
+	}
+	nf4, f32 := score(runspec.LoadOptions(cfg)), score(model.Options{})
+	if nf4 != float64(evals[0].Loss) {
+		t.Fatalf("the adapter on the NF4 base scores %v; the evaluator said %v", nf4, evals[0].Loss)
+	}
+	if f32 == nf4 {
+		t.Fatalf("the adapter scores %v on the float32 base too: the quantized base changed nothing", f32)
+	}
+	t.Logf("eval loss %.6f on the NF4 base, %.6f on the float32 base", nf4, f32)
 }
