@@ -257,7 +257,7 @@ var topLevelRules = classify(
 		"bfloat16"),
 	group(unsupported("eft has no fp16 training; use bf16"),
 		"float16"),
-	group(unsupported("eft's NF4 quantization has fixed settings (NF4, double quantization off, bf16 compute); bitsandbytes options do not apply"),
+	group(unsupported("eft's 4-bit quantization has Axolotl's fixed QLoRA settings (NF4, blocks of 64, double quantization on; the CPU computes in float32); bitsandbytes options do not apply"),
 		"bnb_config_kwargs"),
 	group(unsupported(whyOptim),
 		"optim_args", "optim_target_modules", "torchdistx_path", "adam_beta3", "adam_epsilon2", "dion_lr",

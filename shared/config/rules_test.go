@@ -318,6 +318,22 @@ liger_rms_norm: true
 	}
 }
 
+// As in Axolotl, load_in_4bit quantizes only with adapter: qlora; with
+// adapter: lora it is accepted but does nothing, and the user is told at
+// its line.
+func TestLoadIn4bitWithLoRAWarns(t *testing.T) {
+	adapter := "lora_r: 8\nlora_alpha: 16\nlora_target_linear: true\n"
+	_, warns := mustParse(t, base+"load_in_4bit: true\nadapter: lora\n"+adapter)
+	is := requireIssue(t, warns, "load_in_4bit", "only adapter: qlora")
+	if is.Line != 8 {
+		t.Errorf("warning at line %d, want 8: %s", is.Line, is)
+	}
+	_, warns = mustParse(t, base+"load_in_4bit: true\nadapter: qlora\n"+adapter)
+	if is, ok := findIssue(warns, "load_in_4bit", ""); ok {
+		t.Errorf("qlora with load_in_4bit warned: %s", is)
+	}
+}
+
 func TestAliases(t *testing.T) {
 	c, warns := mustParse(t, base+"model_revision: v2\ntype_of_model: MistralForCausalLM\nevaluation_strategy: 'no'\n")
 	if c.RevisionOfModel != "v2" || c.ModelType != "MistralForCausalLM" || c.EvalStrategy != "no" {

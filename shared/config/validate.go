@@ -156,6 +156,9 @@ func (d *decoder) validateAdapter(c *Config) {
 	if c.Adapter == "qlora" && !c.LoadIn4bit {
 		d.fail("adapter", "adapter: qlora requires load_in_4bit: true")
 	}
+	if c.Adapter == "lora" && c.LoadIn4bit {
+		d.warn("load_in_4bit", "does nothing with adapter: lora: as in Axolotl, only adapter: qlora loads the base in 4 bits; this run trains over unquantized weights (set adapter: qlora to quantize)")
+	}
 	if c.LoraR < 1 {
 		d.fail("lora_r", "an adapter needs lora_r (the LoRA rank, at least 1)")
 	}
