@@ -104,7 +104,7 @@ func checkBadRows(what string, r Report, skip bool, maxFraction float64) error {
 		return nil
 	}
 	if r.Rows == 0 || float64(r.Rejected) > maxFraction*float64(total) {
-		return fmt.Errorf("%s: %w: %.2f%% of %d rows are bad (limit %.2f%%; set skip to drop them): %s",
+		return fmt.Errorf("%s: %w: %.2f%% of %d rows are bad; up to %.2f%% are dropped (and reported), more fail the load; fix or remove them: %s",
 			what, ErrTooManyBadRows, 100*float64(r.Rejected)/float64(total), total, 100*maxFraction, r.Summary())
 	}
 	return nil

@@ -142,7 +142,7 @@ func TestBadRowsAreCountedWithFileAndLine(t *testing.T) {
 
 	// The default policy fails: 5 of 7 rows are bad.
 	_, err := Load(context.Background(), Spec{Path: path}, Options{Require: require})
-	if !errors.Is(err, ErrTooManyBadRows) || !strings.Contains(err.Error(), path+":2: malformed JSON") {
+	if !errors.Is(err, ErrTooManyBadRows) || !strings.Contains(err.Error(), path+":2: malformed JSON") || !strings.Contains(err.Error(), "fix or remove") {
 		t.Fatalf("Load error = %v", err)
 	}
 	// Skipping keeps the good rows and still reports the bad ones.
