@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/eftml/eft/shared/chattemplate"
 )
 
 func TestDefaultsAreAxolotls(t *testing.T) {
@@ -124,6 +127,23 @@ func TestChatTemplateFor(t *testing.T) {
 	c, _ = mustParse(t, base)
 	if name, _ := c.ChatTemplateFor(&Dataset{ChatTemplate: "tokenizer_default"}); name != "tokenizer_default" {
 		t.Errorf("without a top-level template, got %q", name)
+	}
+}
+
+// Every template shared/chattemplate ships is a valid chat_template, alone
+// and as tokenizer_default_fallback_<name> (phi_4 was once missing from
+// config's own copy of the list).
+func TestEveryShippedChatTemplateIsAccepted(t *testing.T) {
+	names := chattemplate.Names()
+	if len(names) < 36 || !slices.Contains(names, "phi_4") {
+		t.Fatalf("chattemplate.Names() = %v", names)
+	}
+	for _, name := range names {
+		for _, value := range []string{name, "tokenizer_default_fallback_" + name} {
+			if _, warns := mustParse(t, base+"chat_template: "+value+"\n"); len(warns) != 0 {
+				t.Errorf("chat_template: %s warned: %v", value, warns)
+			}
+		}
 	}
 }
 

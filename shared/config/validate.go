@@ -7,17 +7,14 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/eftml/eft/shared/chattemplate"
 )
 
 // namedChatTemplates are the chat_template names Axolotl ships (its
-// ChatTemplate enum, less tokenizer_default and jinja).
-var namedChatTemplates = []string{
-	"alpaca", "aya", "chatml", "cohere", "command_a", "command_a_rag", "command_a_tool_use",
-	"deepseek_v2", "deepseek_v3", "exaone", "exaone4", "falcon_h1", "gemma", "gemma3", "gemma3n",
-	"gemma4", "gemma4_unified", "jamba", "llama3", "llama3_2_vision", "llama4", "llava", "metharme",
-	"mistral_v1", "mistral_v2v3", "mistral_v3_tekken", "mistral_v7_tekken", "nemotron_h", "phi_3",
-	"phi_35", "pixtral", "qwen2_vl", "qwen3", "qwen3_5", "qwen_25",
-}
+// ChatTemplate enum, less tokenizer_default and jinja): the templates
+// shared/chattemplate embeds.
+var namedChatTemplates = chattemplate.Names()
 
 func isNamedChatTemplate(name string) bool { return slices.Contains(namedChatTemplates, name) }
 
@@ -25,10 +22,10 @@ func isNamedChatTemplate(name string) bool { return slices.Contains(namedChatTem
 // accepts: a named template, tokenizer_default, jinja, or
 // tokenizer_default_fallback_<named template>.
 func validChatTemplate(name string) bool {
-	if name == "tokenizer_default" || name == "jinja" || isNamedChatTemplate(name) {
+	if name == chattemplate.TokenizerDefault || name == chattemplate.JinjaChoice || isNamedChatTemplate(name) {
 		return true
 	}
-	fallback, ok := strings.CutPrefix(name, "tokenizer_default_fallback_")
+	fallback, ok := strings.CutPrefix(name, chattemplate.TokenizerDefaultFallback)
 	return ok && isNamedChatTemplate(fallback)
 }
 
