@@ -82,7 +82,7 @@ func writeRandomWeights(b *testing.B, dir string) string {
 //
 //	go test -run '^$' -bench TrainerOverBus -benchtime 1x ./services/trainer
 func BenchmarkTrainerOverBus(b *testing.B) {
-	const steps = 10
+	const steps = 40
 	dir := benchModelDir(b)
 	yaml := fmt.Sprintf(`base_model: %s
 adapter: lora
@@ -104,7 +104,7 @@ output_dir: ./out
 `, dir, steps)
 	bs, _ := bustest.New(b)
 	_, cfg := runtest.Resolve(b, yaml)
-	samples := runtest.CountingSamples(1, 160, 128, 4096)
+	samples := runtest.CountingSamples(1, 640, 128, 4096)
 	ref, n := runtest.StoreBatches(b, bs, samples, packing.Options{SequenceLen: 128, MicroBatchSize: 4, Pack: true, Seed: uint64(cfg.Seed)})
 	mbs, _, _ := packing.Build(samples, packing.Options{SequenceLen: 128, MicroBatchSize: 4, Pack: true, Seed: uint64(cfg.Seed)})
 	stop := startTrainer(b, bs, Options{})
