@@ -24,12 +24,19 @@ build)
 	export CGO_ENABLED=0
 	go test -c -ldflags='-s -w' -o "$bin/cuda.test" ./trainer/cuda
 	go build -ldflags='-s -w' -o "$bin/eft" ./services/eft
+	# gzip: the working tree and what it carries must stay under the device
+	# machine's 64 MiB, and the eft binary alone is ~39 MB.
+	gzip -9f "$bin/cuda.test" "$bin/eft"
 	ls -l "$bin"
 	;;
 run)
 	out="${OUT:-$root/gpucheck-out}"
 	mkdir -p "$out"
-	[ -x "$bin/cuda.test" ] && [ -x "$bin/eft" ] || { echo "gpucheck: run '$0 build' first (and carry bin/gpucheck)"; exit 2; }
+	[ -f "$bin/cuda.test.gz" ] && [ -f "$bin/eft.gz" ] || { echo "gpucheck: run '$0 build' first (and carry bin/gpucheck)"; exit 2; }
+	run=/tmp/gpucheck-bin
+	mkdir -p "$run"
+	for f in cuda.test eft; do gunzip -c "$bin/$f.gz" >"$run/$f" && chmod +x "$run/$f"; done
+	bin=$run
 	export EFT_CUDA_KERNEL_CACHE="${EFT_CUDA_KERNEL_CACHE:-/tmp/eft-cuda-kernels}"
 	{ nvidia-smi; nvidia-smi -q | head -40; } >"$out/nvidia-smi.txt" 2>&1
 	echo "== tests (GPU parity, emulator skipped)"

@@ -92,6 +92,7 @@ func rowThreads(d int) int { return min(1024, max(32, (min(d, 256)+31)&^31)) }
 const (
 	scratchA       = iota // first GEMM operand converted
 	scratchB              // second GEMM operand converted
+	scratchC              // a bf16 GEMM output widened for float32 operands
 	scratchScores         // attention scores / weights
 	scratchDScores        // attention score gradients
 	scratchDelta          // attention backward row sums

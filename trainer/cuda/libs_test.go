@@ -47,17 +47,19 @@ func TestMissingLibraryErrorSaysWhatAndHow(t *testing.T) {
 		t.Skip("purego cannot load libraries on this platform")
 	}
 	dir := t.TempDir()
-	fake := filepath.Join(dir, "libcublasLt.so.13")
+	// A name no machine has, so the real cuBLASLt on a GPU machine cannot
+	// stand in for the broken file.
+	fake := filepath.Join(dir, "libeftabsent.so.13")
 	if err := os.WriteFile(fake, []byte("not a library"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv(envLibDir, dir)
-	spec := libSpec{what: "cuBLASLt (libcublasLt)", prefix: "libcublasLt.so", sonames: []string{"libcublasLt.so.99"}}
+	spec := libSpec{what: "cuBLASLt (libeftabsent)", prefix: "libeftabsent.so", sonames: []string{"libeftabsent.so.99"}}
 	_, _, err := openLibrary(spec, []string{"cublasLtMatmul"})
 	if err == nil {
 		t.Fatal("a file that is not a library loaded")
 	}
-	for _, want := range []string{"cuBLASLt", fake, "libcublasLt.so.99", envLibDir} {
+	for _, want := range []string{"cuBLASLt", fake, "libeftabsent.so.99", envLibDir} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}

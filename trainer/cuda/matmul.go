@@ -72,6 +72,13 @@ func (b *Backend) gemm(op string, c, a, bm *tensor.Tensor, transA, transB bool, 
 		}
 		xa := b.asType(pa, a, in, scratchA)
 		xb := b.asType(pb, bm, in, scratchB)
+		// cuBLASLt has no float32 × float32 → bf16 product (seen on an
+		// H100: CUBLAS_STATUS_NOT_SUPPORTED), which an fp32-precision merge
+		// into a bf16 weight asks for: widen C, multiply, narrow it back.
+		narrowTo := uintptr(0)
+		if in == elemF32 && ct == elemBF16 {
+			narrowTo, pc, ct = pc, b.asType(pc, c, elemF32, scratchC), elemF32
+		}
 		g := &b.gemmOp
 		*g = gemmOp{
 			transA: transB, transB: transA,
@@ -87,6 +94,10 @@ func (b *Backend) gemm(op string, c, a, bm *tensor.Tensor, transA, transB bool, 
 			g.strideA, g.strideB, g.strideC = bm.Dim(1)*bm.Dim(2), a.Dim(1)*a.Dim(2), m*n
 		}
 		b.must(b.g.gemm(g))
+		if narrowTo != 0 {
+			b.kernel("f32_to_bf16").p(narrowTo).p(pc).l(c.Len())
+			b.launch(b.elementGrid(c.Len()), d1(threads))
+		}
 	})
 }
 
