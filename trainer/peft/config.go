@@ -7,6 +7,8 @@ import (
 	"math"
 	"os"
 	"sort"
+
+	"github.com/eftml/eft/shared/pyjson"
 )
 
 // ConfigFile and WeightsFile are the names PEFT gives an adapter's files.
@@ -208,7 +210,11 @@ func (c *Config) Encode() ([]byte, error) {
 		out["layers_to_transform"] = nil
 	}
 	out["layers_pattern"] = namesOrRegex(c.LayersPattern, "")
-	return appendPyJSON(nil, out, 0)
+	enc, err := pyjson.Marshal(out, pyjson.Options{Indent: "  "})
+	if err != nil {
+		return nil, fmt.Errorf("peft: %s: %w", ConfigFile, err)
+	}
+	return enc, nil
 }
 
 func intIfWhole(f float64) any {

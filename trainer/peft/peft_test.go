@@ -342,12 +342,3 @@ func TestModulesToSaveAndEmbeddingRoundTrip(t *testing.T) {
 		t.Errorf("stray tensor: %v", err)
 	}
 }
-
-func TestPythonFloatSpelling(t *testing.T) {
-	cases := map[float64]string{0: "0.0", 0.05: "0.05", 16: "16.0", 1e-5: "1e-05", 1e-4: "0.0001", 1e16: "1e+16", 123456.5: "123456.5", -2.5e-7: "-2.5e-07"}
-	for f, want := range cases {
-		if got := pyFloat(f); got != want {
-			t.Errorf("pyFloat(%g) = %s, want %s", f, got, want)
-		}
-	}
-}
