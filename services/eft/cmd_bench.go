@@ -240,6 +240,9 @@ func runBench(o benchOptions, log io.Writer) (*benchResult, error) {
 		}
 	}
 	sync()
+	if gpu != nil {
+		gpu.Profile() // EFT_CUDA_PROFILE: count the timed steps only
+	}
 	var total time.Duration
 	res.MinStepSeconds = math.Inf(1)
 	var peakHeap uint64
@@ -256,6 +259,11 @@ func runBench(o benchOptions, log io.Writer) (*benchResult, error) {
 		res.FinalLoss = r.Loss
 		runtime.ReadMemStats(&ms)
 		peakHeap = max(peakHeap, ms.HeapInuse)
+	}
+	if gpu != nil {
+		if prof := gpu.Profile(); prof != nil {
+			cuda.WriteProfile(log, prof, o.Steps)
+		}
 	}
 	tokens := o.Batch * o.Seq
 	res.StepSeconds = total.Seconds() / float64(o.Steps)

@@ -2,6 +2,8 @@ package cuda
 
 import (
 	"fmt"
+	"os"
+	"slices"
 
 	"github.com/eftml/eft/trainer/backend"
 	"github.com/eftml/eft/trainer/tensor"
@@ -13,8 +15,29 @@ import (
 // softmax as a kernel in between. It keeps scores for one (row, group
 // member) at a time, so scratch is kv_heads·qlen·kvlen floats, and like the
 // CPU backend it saves only the log-sum-exp for the backward pass. A fused
-// flash-attention kernel (tiles in shared memory, tensor cores, skipping
-// masked tiles) is the next step and can replace these two methods alone.
+// flash-attention kernels (kernels/flash.cu: tiles in shared memory, bf16
+// tensor cores, masked tiles skipped, no scores in global memory) replace
+// it at bf16 precision for the usual head sizes.
+
+// flashHeadDims are the head sizes kernels/flash.cu is instantiated for.
+var flashHeadDims = []int{16, 32, 64, 128}
+
+// envFlash set to 0 turns the flash kernels off (for comparisons).
+const envFlash = "EFT_CUDA_FLASH"
+
+// useFlash reports whether attention with spec runs on the flash kernels:
+// at bf16 precision (they round q, k, v and the probabilities to bf16, as
+// the products of that precision do), on sm_80 or newer, for the head
+// sizes they are built for.
+func (b *Backend) useFlash(s *backend.AttentionSpec) bool {
+	return b.opts.Precision == PrecisionBF16 && b.info.Major >= 8 && slices.Contains(flashHeadDims, s.HeadDim) &&
+		os.Getenv(envFlash) != "0"
+}
+
+// flashBlock is the flash kernels' block: four warps of 16 rows each.
+const flashBlock = 128
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
 func checkAttention(op string, s *backend.AttentionSpec, out, lse, q, k, v *tensor.Tensor) {
 	if s.Heads <= 0 || s.KVHeads <= 0 || s.Heads%s.KVHeads != 0 || s.HeadDim <= 0 {
@@ -87,6 +110,15 @@ func (b *Backend) Attention(out, lse, q, k, v *tensor.Tensor, spec backend.Atten
 	po, pl, pq, pk, pv := b.addr("Attention", out), b.addr("Attention", lse), b.addr("Attention", q), b.addr("Attention", k), b.addr("Attention", v)
 	L := b.attnLayout(s)
 	hd := s.HeadDim
+	if b.useFlash(s) {
+		b.ex.do(func() {
+			seg := b.int32s(s.SegStart)
+			b.kernel(fmt.Sprintf("flash_fwd_%d", hd)).p(po).p(pl).p(pq).p(pk).p(pv).p(seg).
+				i(s.Heads).i(s.KVHeads).i(s.QLen).i(s.KVLen).i(s.QOffset).i(s.Window).f(s.Scale)
+			b.launch(dims{uint32(ceilDiv(s.QLen, 64)), uint32(s.Heads), uint32(s.Batch)}, d1(flashBlock))
+		})
+		return
+	}
 	b.ex.do(func() {
 		L.segPtr = b.int32s(s.SegStart)
 		L.scores = b.scratchFor(scratchScores, 4*L.kv*L.scoreSize)
@@ -122,6 +154,22 @@ func (b *Backend) AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v *tensor.
 	po, pl, pq, pk, pv := b.addr(op, out), b.addr(op, lse), b.addr(op, q), b.addr(op, k), b.addr(op, v)
 	L := b.attnLayout(s)
 	hd := s.HeadDim
+	if b.useFlash(s) {
+		b.ex.do(func() {
+			seg := b.int32s(s.SegStart)
+			tokens := s.Batch * s.QLen
+			delta := b.scratchFor(scratchDelta, 4*tokens*s.Heads)
+			b.kernel("attn_delta").p(delta).p(po).p(pdo).i(tokens).i(s.Heads).i(hd).i(s.QLen)
+			b.launch(d1((tokens*s.Heads*32+threads-1)/threads), d1(threads))
+			b.kernel(fmt.Sprintf("flash_bwd_kv_%d", hd)).p(pdk).p(pdv).p(pq).p(pk).p(pv).p(pdo).p(pl).p(delta).p(seg).
+				i(s.Heads).i(s.KVHeads).i(s.QLen).i(s.KVLen).i(s.QOffset).i(s.Window).f(s.Scale)
+			b.launch(dims{uint32(ceilDiv(s.KVLen, 64)), uint32(s.KVHeads), uint32(s.Batch)}, d1(flashBlock))
+			b.kernel(fmt.Sprintf("flash_bwd_q_%d", hd)).p(pdq).p(pq).p(pk).p(pv).p(pdo).p(pl).p(delta).p(seg).
+				i(s.Heads).i(s.KVHeads).i(s.QLen).i(s.KVLen).i(s.QOffset).i(s.Window).f(s.Scale)
+			b.launch(dims{uint32(ceilDiv(s.QLen, 64)), uint32(s.Heads), uint32(s.Batch)}, d1(flashBlock))
+		})
+		return
+	}
 	b.ex.do(func() {
 		L.segPtr = b.int32s(s.SegStart)
 		L.scores = b.scratchFor(scratchScores, 4*L.kv*L.scoreSize)

@@ -135,6 +135,9 @@ func open(opts Options, mk func() (gpu, error)) (*Backend, error) {
 		if b.fns, err = g.loadKernels(src, kernelNames(src)); err != nil {
 			return err
 		}
+		if profilingRequested() {
+			b.g = newProfiledGPU(g, b.fns)
+		}
 		return nil
 	})
 	if err != nil {

@@ -2,7 +2,9 @@
 # gpucheck.sh: the CUDA backend's checks on a GPU machine, prepared without one.
 #
 #   trainer/cuda/gpucheck.sh build   # here, no GPU needed: builds into bin/gpucheck/ (git-ignored)
-#   trainer/cuda/gpucheck.sh run     # on the GPU machine (no Go needed there): logs to $OUT
+#   trainer/cuda/gpucheck.sh run [tests] [bench] [profile]
+#                                    # on the GPU machine (no Go needed there): logs to $OUT;
+#                                    # no part named: tests and bench
 #
 # build makes, with CGO_ENABLED=0, the cuda package's test binary and the eft
 # binary. run executes, each under its own timeout so the whole run stays
@@ -10,7 +12,9 @@
 # whole-model parity tests on the GPU (the emulator is skipped there); then
 # eft bench on the tiny shape and the issue's three workloads. Logs and JSON
 # figures land in $OUT (default ./gpucheck-out): nvidia-smi.txt, tests.log,
-# bench.log, bench.jsonl.
+# bench.log, bench.jsonl. profile runs the three workloads for two steps
+# with EFT_CUDA_PROFILE=1 and writes each kernel's device time per step to
+# profile.log.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -38,11 +42,24 @@ run)
 	for f in cuda.test eft; do gunzip -c "$bin/$f.gz" >"$run/$f" && chmod +x "$run/$f"; done
 	bin=$run
 	export EFT_CUDA_KERNEL_CACHE="${EFT_CUDA_KERNEL_CACHE:-/tmp/eft-cuda-kernels}"
+	shift
+	parts=" ${*:-tests bench} "
 	{ nvidia-smi; nvidia-smi -q | head -40; } >"$out/nvidia-smi.txt" 2>&1
-	echo "== tests (GPU parity, emulator skipped)"
-	(cd "$here" && EFT_CUDA_SKIP_EMULATOR=1 timeout 200 "$bin/cuda.test" -test.v -test.timeout 190s) >"$out/tests.log" 2>&1
-	echo "tests exit $?" | tee -a "$out/tests.log"
-	grep -E '^(--- |=== RUN|ok|FAIL|PASS)|parity|differs|no GPU' "$out/tests.log" | grep -v '=== RUN' | head -80
+	if [[ $parts == *" tests "* ]]; then
+		echo "== tests (GPU parity, emulator skipped)"
+		(cd "$here" && EFT_CUDA_SKIP_EMULATOR=1 timeout 200 "$bin/cuda.test" -test.v -test.timeout 190s) >"$out/tests.log" 2>&1
+		echo "tests exit $?" | tee -a "$out/tests.log"
+		grep -E '^(--- |=== RUN|ok|FAIL|PASS)|parity|differs|no GPU|panic' "$out/tests.log" | grep -v '=== RUN' | grep -v -- '--- PASS.*/' | head -60
+	fi
+	if [[ $parts == *" profile "* ]]; then
+		for w in "--shape llama-3.2-1b --lora-r 16 --batch 4 --seq 2048" "--shape llama-3.2-1b --full --batch 4 --seq 2048" \
+			"--shape llama-3-8b --lora-r 16 --batch 2 --seq 2048 --grad-checkpointing"; do
+			echo "== profile eft bench $w" | tee -a "$out/profile.log"
+			# shellcheck disable=SC2086
+			EFT_CUDA_PROFILE=1 timeout 90 "$bin/eft" bench --device cuda $w --steps 2 --warmup 1 2>&1 | head -60 | tee -a "$out/profile.log" | head -25
+		done
+	fi
+	[[ $parts == *" bench "* ]] || exit 0
 	: >"$out/bench.jsonl"
 	bench() { # seconds, then eft bench flags; one JSON object per run
 		local limit=$1

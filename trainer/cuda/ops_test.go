@@ -318,12 +318,15 @@ func TestRoPEAgainstCPU(t *testing.T) {
 	})
 }
 
+// attentionCase is one attention shape for the GPU-vs-CPU tests.
+type attentionCase struct {
+	name string
+	spec backend.AttentionSpec
+	pos  []int32 // per row; restarts mark packed samples
+}
+
 func TestAttentionAgainstCPU(t *testing.T) {
-	specs := []struct {
-		name string
-		spec backend.AttentionSpec
-		pos  []int32 // per row; restarts mark packed samples
-	}{
+	cases := []attentionCase{
 		{"causal GQA", backend.AttentionSpec{Batch: 2, QLen: 9, KVLen: 9, Heads: 4, KVHeads: 2, HeadDim: 8}, nil},
 		{"packed", backend.AttentionSpec{Batch: 2, QLen: 10, KVLen: 10, Heads: 2, KVHeads: 1, HeadDim: 8},
 			[]int32{0, 1, 2, 0, 1, 2, 3, 0, 0, 1}},
@@ -333,42 +336,47 @@ func TestAttentionAgainstCPU(t *testing.T) {
 	for _, p := range []Precision{PrecisionFP32, PrecisionBF16} {
 		t.Run(p.String(), func(t *testing.T) {
 			forEach(t, p, func(t *testing.T, u underTest, c *cpu.CPU, rng *rand.Rand) {
-				b := u.b
-				for _, sc := range specs {
-					s := sc.spec
-					s.Scale = float32(1 / math.Sqrt(float64(s.HeadDim)))
-					if sc.pos != nil {
-						s.SegStart = make([]int32, s.Batch*s.KVLen)
-						for r := 0; r < s.Batch; r++ {
-							start := int32(0)
-							for i := 0; i < s.KVLen; i++ {
-								if sc.pos[i] == 0 {
-									start = int32(i)
-								}
-								s.SegStart[r*s.KVLen+i] = start
-							}
-						}
-					}
-					qn, kn := s.Batch*s.QLen*s.Heads*s.HeadDim, s.Batch*s.KVLen*s.KVHeads*s.HeadDim
-					q, k, v := newPair(b, randomVals(rng, qn, 1), qn), newPair(b, randomVals(rng, kn, 1), kn), newPair(b, randomVals(rng, kn, 1), kn)
-					out, lse := newPair(b, make([]float32, qn), qn), newPair(b, make([]float32, s.Batch*s.Heads*s.QLen), s.Batch*s.Heads*s.QLen)
-					c.Attention(out.h, lse.h, q.h, k.h, v.h, s)
-					b.Attention(out.d, lse.d, q.d, k.d, v.d, s)
+				for _, ac := range cases {
 					// TF32 attention products (bf16 precision) keep ~3 decimal digits.
-					tol := u.tol
-					out.check(t, b, sc.name+": Attention", tol)
-					lse.check(t, b, sc.name+": log-sum-exp", tol)
-					dout := newPair(b, randomVals(rng, qn, 1), qn)
-					dq, dk, dv := newPair(b, make([]float32, qn), qn), newPair(b, randomVals(rng, kn, 1), kn), newPair(b, randomVals(rng, kn, 1), kn)
-					c.AttentionBackward(dq.h, dk.h, dv.h, dout.h, out.h, lse.h, q.h, k.h, v.h, s)
-					b.AttentionBackward(dq.d, dk.d, dv.d, dout.d, out.d, lse.d, q.d, k.d, v.d, s)
-					dq.check(t, b, sc.name+": dq", tol)
-					dk.check(t, b, sc.name+": dk", tol)
-					dv.check(t, b, sc.name+": dv", tol)
+					checkAttentionCase(t, u.b, c, rng, ac, u.tol)
 				}
 			})
 		})
 	}
+}
+
+// checkAttentionCase runs attention forward and backward on random inputs
+// on both backends and compares every output.
+func checkAttentionCase(t *testing.T, b *Backend, c *cpu.CPU, rng *rand.Rand, ac attentionCase, tol float64) {
+	t.Helper()
+	s := ac.spec
+	s.Scale = float32(1 / math.Sqrt(float64(s.HeadDim)))
+	if ac.pos != nil {
+		s.SegStart = make([]int32, s.Batch*s.KVLen)
+		for r := 0; r < s.Batch; r++ {
+			start := int32(0)
+			for i := 0; i < s.KVLen; i++ {
+				if ac.pos[i] == 0 {
+					start = int32(i)
+				}
+				s.SegStart[r*s.KVLen+i] = start
+			}
+		}
+	}
+	qn, kn := s.Batch*s.QLen*s.Heads*s.HeadDim, s.Batch*s.KVLen*s.KVHeads*s.HeadDim
+	q, k, v := newPair(b, randomVals(rng, qn, 1), qn), newPair(b, randomVals(rng, kn, 1), kn), newPair(b, randomVals(rng, kn, 1), kn)
+	out, lse := newPair(b, make([]float32, qn), qn), newPair(b, make([]float32, s.Batch*s.Heads*s.QLen), s.Batch*s.Heads*s.QLen)
+	c.Attention(out.h, lse.h, q.h, k.h, v.h, s)
+	b.Attention(out.d, lse.d, q.d, k.d, v.d, s)
+	out.check(t, b, ac.name+": Attention", tol)
+	lse.check(t, b, ac.name+": log-sum-exp", tol)
+	dout := newPair(b, randomVals(rng, qn, 1), qn)
+	dq, dk, dv := newPair(b, make([]float32, qn), qn), newPair(b, randomVals(rng, kn, 1), kn), newPair(b, randomVals(rng, kn, 1), kn)
+	c.AttentionBackward(dq.h, dk.h, dv.h, dout.h, out.h, lse.h, q.h, k.h, v.h, s)
+	b.AttentionBackward(dq.d, dk.d, dv.d, dout.d, out.d, lse.d, q.d, k.d, v.d, s)
+	dq.check(t, b, ac.name+": dq", tol)
+	dk.check(t, b, ac.name+": dk", tol)
+	dv.check(t, b, ac.name+": dv", tol)
 }
 
 func TestMLPDropoutCrossEntropy(t *testing.T) {

@@ -110,6 +110,32 @@ static inline T __shfl_xor_sync(unsigned int, T v, int mask) {
     return r;
 }
 
+// The tensor-core product of kernels/flash.cu (mma.sync m16n8k16, bf16
+// inputs, float32 accumulation): every lane posts its A and B fragment
+// registers, then computes its four C elements from the whole warp's.
+#define EFT_EMULATOR 1
+static unsigned emu_mma_regs[32][32][6];
+static inline float emu_bf16_half(unsigned reg, int hi) { unsigned h = hi ? reg >> 16 : reg & 0xffffu; float f; unsigned u = h << 16; memcpy(&f, &u, 4); return f; }
+static inline void mma16816(float* c, const unsigned* a, const unsigned* b) {
+    int w = emu_cur->warp, l = emu_cur->lane;
+    for (int i = 0; i < 4; i++) emu_mma_regs[w][l][i] = a[i];
+    emu_mma_regs[w][l][4] = b[0];
+    emu_mma_regs[w][l][5] = b[1];
+    emu_wait(EMU_WARP);  // every lane has posted
+    int g = l >> 2, t = l & 3;
+    for (int e = 0; e < 4; e++) {
+        int row = g + 8 * (e >> 1), col = 2 * t + (e & 1);
+        float acc = 0.0f;
+        for (int kx = 0; kx < 16; kx++) {
+            unsigned ar = emu_mma_regs[w][(row & 7) * 4 + ((kx & 7) >> 1)][(row >> 3) + 2 * (kx >> 3)];
+            unsigned br = emu_mma_regs[w][col * 4 + ((kx & 7) >> 1)][4 + (kx >> 3)];
+            acc += emu_bf16_half(ar, kx & 1) * emu_bf16_half(br, kx & 1);
+        }
+        c[e] += acc;
+    }
+    emu_wait(EMU_WARP);  // every lane has read
+}
+
 // Fibers run one at a time, so a plain add is atomic.
 static inline float atomicAdd(float* p, float v) {
     float o = *p;
