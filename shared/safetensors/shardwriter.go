@@ -5,7 +5,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
+
+	"github.com/eftml/eft/shared/pyjson"
 )
 
 // DefaultMaxShardSize is transformers' save_pretrained default shard size.
@@ -76,7 +77,10 @@ func WriteModel(dir, stem string, tensors []NamedTensor, metadata map[string]str
 		}
 		names = append(names, name)
 	}
-	index := encodeIndex(totalParams, totalSize, weightMap)
+	index, err := encodeIndex(totalParams, totalSize, weightMap)
+	if err != nil {
+		return nil, fmt.Errorf("safetensors: %s: %w", indexPath, err)
+	}
 	if err := WriteAtomic(indexPath, func(w io.Writer) error { _, err := w.Write(index); return err }); err != nil {
 		return nil, err
 	}
@@ -99,58 +103,11 @@ func removeStaleShards(dir, stem string, keep int) {
 
 // encodeIndex writes the index as Python's json.dumps(index, indent=2,
 // sort_keys=True) + "\n" does, which is what transformers writes.
-func encodeIndex(totalParams, totalSize int64, weightMap map[string]string) []byte {
-	b := []byte("{\n  \"metadata\": {\n    \"total_parameters\": ")
-	b = strconv.AppendInt(b, totalParams, 10)
-	b = append(b, ",\n    \"total_size\": "...)
-	b = strconv.AppendInt(b, totalSize, 10)
-	b = append(b, "\n  },\n  \"weight_map\": {"...)
-	for i, k := range sortedKeys(weightMap) {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, "\n    "...)
-		b = appendPythonJSONString(b, k)
-		b = append(b, ": "...)
-		b = appendPythonJSONString(b, weightMap[k])
+func encodeIndex(totalParams, totalSize int64, weightMap map[string]string) ([]byte, error) {
+	index := map[string]any{
+		"metadata":   map[string]any{"total_parameters": totalParams, "total_size": totalSize},
+		"weight_map": weightMap,
 	}
-	return append(b, "\n  }\n}\n"...)
-}
-
-// appendPythonJSONString escapes as Python's json module with ensure_ascii:
-// everything outside printable ASCII becomes \uXXXX (surrogate pairs above
-// the BMP).
-func appendPythonJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	u4 := func(b []byte, r rune) []byte {
-		return append(b, '\\', 'u', hex[r>>12&0xf], hex[r>>8&0xf], hex[r>>4&0xf], hex[r&0xf])
-	}
-	b = append(b, '"')
-	for _, r := range s {
-		switch {
-		case r == '"':
-			b = append(b, '\\', '"')
-		case r == '\\':
-			b = append(b, '\\', '\\')
-		case r == '\n':
-			b = append(b, '\\', 'n')
-		case r == '\r':
-			b = append(b, '\\', 'r')
-		case r == '\t':
-			b = append(b, '\\', 't')
-		case r == '\b':
-			b = append(b, '\\', 'b')
-		case r == '\f':
-			b = append(b, '\\', 'f')
-		case r >= 0x20 && r <= 0x7e:
-			b = append(b, byte(r))
-		case r > 0xffff:
-			r -= 0x10000
-			b = u4(b, 0xd800+(r>>10))
-			b = u4(b, 0xdc00+(r&0x3ff))
-		default:
-			b = u4(b, r)
-		}
-	}
-	return append(b, '"')
+	b, err := pyjson.Marshal(index, pyjson.Options{Indent: "  "})
+	return append(b, '\n'), err
 }
