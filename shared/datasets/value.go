@@ -1,10 +1,11 @@
 package datasets
 
 import (
-	"bytes"
 	"math"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/eftml/eft/shared/pyjson"
 )
 
 // A row value is one of: nil, bool, int64, float64, string, []any or Object.
@@ -102,24 +103,8 @@ func appendFloat(dst []byte, f float64) []byte {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return append(dst, "null"...)
 	}
-	// Python's float repr: the shortest digits that round-trip, in plain
-	// notation when the decimal exponent is in [-4, 16), else with a
-	// two-digit-minimum exponent; always a '.' or an exponent so the value
-	// reads back as a float.
-	exp := 0
-	if f != 0 {
-		e := strconv.AppendFloat(nil, f, 'e', -1, 64)
-		exp, _ = strconv.Atoi(string(e[bytes.IndexByte(e, 'e')+1:]))
-	}
-	if exp < -4 || exp >= 16 {
-		return strconv.AppendFloat(dst, f, 'e', -1, 64)
-	}
-	start := len(dst)
-	dst = strconv.AppendFloat(dst, f, 'f', -1, 64)
-	if bytes.IndexByte(dst[start:], '.') < 0 {
-		dst = append(dst, ".0"...)
-	}
-	return dst
+	// Python's float repr, so the value reads back as a float.
+	return pyjson.AppendFloatRepr(dst, f)
 }
 
 const hexDigits = "0123456789abcdef"
