@@ -1,12 +1,11 @@
 package jinja
 
 import (
-	"fmt"
-	"math"
 	"sort"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/eftml/eft/shared/pyjson"
 )
 
 // JSONOptions are the arguments of Python's json.dumps that templates
@@ -45,6 +44,7 @@ type jsonEncoder struct {
 	opts            JSONOptions
 	itemSep, keySep string
 	depth           int
+	scratch         []byte
 }
 
 func (e *jsonEncoder) newline(level int) {
@@ -73,9 +73,9 @@ func (e *jsonEncoder) encode(v any, level int) error {
 	case int64:
 		e.b.WriteString(strconv.FormatInt(x, 10))
 	case float64:
-		e.b.WriteString(jsonFloat(x))
+		e.writeFloat(x)
 	case string:
-		writeJSONString(&e.b, x, e.opts.EnsureASCII)
+		e.writeString(x)
 	case []any:
 		return e.encodeSeq(x, level)
 	case Tuple:
@@ -165,11 +165,11 @@ func (e *jsonEncoder) encodeDict(d *Dict, level int) error {
 		case int64:
 			key = strconv.FormatInt(k, 10)
 		case float64:
-			key = jsonFloat(k)
+			key = string(pyjson.AppendFloat(nil, k))
 		default:
 			return errorf(TypeError, "keys must be str, int, float, bool or None, not %s", pyTypeName(k))
 		}
-		writeJSONString(&e.b, key, e.opts.EnsureASCII)
+		e.writeString(key)
 		e.b.WriteString(e.keySep)
 		if err := e.encode(d.vals[i], level+1); err != nil {
 			return err
@@ -181,64 +181,14 @@ func (e *jsonEncoder) encodeDict(d *Dict, level int) error {
 	return nil
 }
 
-func jsonFloat(f float64) string {
-	switch {
-	case math.IsNaN(f):
-		return "NaN"
-	case math.IsInf(f, 1):
-		return "Infinity"
-	case math.IsInf(f, -1):
-		return "-Infinity"
-	}
-	return pyFloatRepr(f)
+// writeString and writeFloat spell through shared/pyjson, which every eft
+// writer of Python's JSON shares; scratch is reused between calls.
+func (e *jsonEncoder) writeString(s string) {
+	e.scratch = pyjson.AppendString(e.scratch[:0], s, e.opts.EnsureASCII)
+	e.b.Write(e.scratch)
 }
 
-// writeJSONString quotes s as Python's json module does: short escapes for
-// \" \\ \n \r \t \b \f, \u00XX for other control characters, and with
-// ensureASCII every non-ASCII character as \uXXXX (surrogate pairs above
-// U+FFFF).
-func writeJSONString(b *strings.Builder, s string, ensureASCII bool) {
-	b.WriteByte('"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			i++
-			switch c {
-			case '"':
-				b.WriteString(`\"`)
-			case '\\':
-				b.WriteString(`\\`)
-			case '\n':
-				b.WriteString(`\n`)
-			case '\r':
-				b.WriteString(`\r`)
-			case '\t':
-				b.WriteString(`\t`)
-			case '\b':
-				b.WriteString(`\b`)
-			case '\f':
-				b.WriteString(`\f`)
-			default:
-				if c < 0x20 || ensureASCII && c == 0x7f {
-					fmt.Fprintf(b, `\u%04x`, c)
-				} else {
-					b.WriteByte(c)
-				}
-			}
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		i += size
-		if !ensureASCII {
-			b.WriteRune(r)
-			continue
-		}
-		if r >= 0x10000 {
-			r -= 0x10000
-			fmt.Fprintf(b, `\u%04x\u%04x`, 0xd800+(r>>10), 0xdc00+(r&0x3ff))
-		} else {
-			fmt.Fprintf(b, `\u%04x`, r)
-		}
-	}
-	b.WriteByte('"')
+func (e *jsonEncoder) writeFloat(f float64) {
+	e.scratch = pyjson.AppendFloat(e.scratch[:0], f)
+	e.b.Write(e.scratch)
 }
