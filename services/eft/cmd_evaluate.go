@@ -13,7 +13,6 @@ import (
 	"github.com/eftml/eft/events"
 	"github.com/eftml/eft/services/evaluator"
 	"github.com/eftml/eft/services/runspec"
-	"github.com/eftml/eft/services/tokenizer"
 	"github.com/eftml/eft/shared/artifacts"
 	hftok "github.com/eftml/eft/shared/tokenizer"
 	"github.com/eftml/eft/trainer/cpu"
@@ -108,22 +107,9 @@ sample generations, as the evaluator service computes them during training.`,
 // prepareEvalSplit runs validate, ingest and tokenize for req (no train job)
 // and writes the validation batches to path.
 func prepareEvalSplit(ctx context.Context, g *globals, req events.RunRequested, out io.Writer, path string) error {
-	sys, err := startSystem(ctx, g, "eft-evaluate", []string{"tracker", "validate", "ingest"})
-	if err != nil {
-		return err
-	}
-	tokCtx, stopTok := context.WithCancel(context.WithoutCancel(ctx))
-	tokDone := make(chan error, 1)
-	go func() { tokDone <- tokenizer.NewWith(sys.bus, tokenizer.Options{NoTrainJob: true}).Run(tokCtx) }()
-	runErr := fetchEvalSplit(ctx, sys, req, out, path)
-	stopTok()
-	if err := <-tokDone; err != nil && runErr == nil && !errors.Is(err, context.Canceled) {
-		runErr = fmt.Errorf("tokenizer: %w", err)
-	}
-	if err := sys.Stop(); err != nil && runErr == nil {
-		runErr = err
-	}
-	return runErr
+	return onPrepareSystem(ctx, g, "eft-evaluate", func(sys *system) error {
+		return fetchEvalSplit(ctx, sys, req, out, path)
+	})
 }
 
 func fetchEvalSplit(ctx context.Context, sys *system, req events.RunRequested, out io.Writer, path string) error {

@@ -59,16 +59,25 @@ tokens in green and masked ones (label -100) in red on a terminal.
 }
 
 func preprocess(ctx context.Context, g *globals, req events.RunRequested, out io.Writer, debug bool, dump string) error {
-	sys, err := startSystem(ctx, g, "eft-preprocess", []string{"tracker", "validate", "ingest"})
+	return onPrepareSystem(ctx, g, "eft-preprocess", func(sys *system) error {
+		return preprocessOnSystem(ctx, sys, req, out, debug, dump)
+	})
+}
+
+// onPrepareSystem starts the stages that prepare data (tracker, validate,
+// ingest, and the tokenizer without a train job, since nothing is to train),
+// calls fn on them and stops them, returning fn's error first.
+func onPrepareSystem(ctx context.Context, g *globals, producer string, fn func(*system) error) error {
+	sys, err := startSystem(ctx, g, producer, []string{"tracker", "validate", "ingest"})
 	if err != nil {
 		return err
 	}
-	// The tokenizer runs here rather than from the service table: without a
-	// train job, since nothing is to train.
+	// The tokenizer runs here rather than from the service table, so that it
+	// can be told not to publish a train job.
 	tokCtx, stopTok := context.WithCancel(context.WithoutCancel(ctx))
 	tokDone := make(chan error, 1)
 	go func() { tokDone <- tokenizer.NewWith(sys.bus, tokenizer.Options{NoTrainJob: true}).Run(tokCtx) }()
-	runErr := preprocessOnSystem(ctx, sys, req, out, debug, dump)
+	runErr := fn(sys)
 	stopTok()
 	if err := <-tokDone; err != nil && runErr == nil && !errors.Is(err, context.Canceled) {
 		runErr = fmt.Errorf("tokenizer: %w", err)
