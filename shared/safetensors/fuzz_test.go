@@ -3,6 +3,7 @@ package safetensors
 import (
 	"bytes"
 	"os"
+	"slices"
 	"testing"
 
 	"github.com/eftml/eft/shared/testfixtures"
@@ -46,7 +47,7 @@ func FuzzParse(f *testing.F) {
 		for _, n := range file.Names() {
 			a, _ := file.Tensor(n)
 			b, err := again.Tensor(n)
-			if err != nil || !bytes.Equal(a.Data, b.Data) || !equalInts(a.Shape, b.Shape) || a.DType != b.DType {
+			if err != nil || !bytes.Equal(a.Data, b.Data) || !slices.Equal(a.Shape, b.Shape) || a.DType != b.DType {
 				t.Fatalf("tensor %q changed in the round trip", n)
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -46,7 +47,7 @@ func TestReadLlamaFixture(t *testing.T) {
 		if !ok {
 			t.Fatalf("no %s", name)
 		}
-		if info.DType != F32 || !equalInts(info.Shape, shape) {
+		if info.DType != F32 || !slices.Equal(info.Shape, shape) {
 			t.Errorf("%s: %s %v, want F32 %v", name, info.DType, info.Shape, shape)
 		}
 	}
@@ -103,7 +104,7 @@ func TestReadIntegerReference(t *testing.T) {
 		}
 	}
 	lens, _ := f.Int64s("packed.seq_lens")
-	if !equalInt64s(lens, []int64{5, 7, 4}) {
+	if !slices.Equal(lens, []int64{5, 7, 4}) {
 		t.Errorf("packed.seq_lens = %v, want [5 7 4]", lens)
 	}
 	if _, err := f.Float32s("labels"); err == nil || !strings.Contains(err.Error(), "labels") {
@@ -378,7 +379,7 @@ func TestWriteFileRoundTripAllDTypes(t *testing.T) {
 		}
 	}
 	gotIDs, _ := f.Int64s("ids")
-	if !equalInt64s(gotIDs, []int64{-100, 0, 1 << 40}) {
+	if !slices.Equal(gotIDs, []int64{-100, 0, 1 << 40}) {
 		t.Errorf("ids = %v", gotIDs)
 	}
 	entries, _ := os.ReadDir(filepath.Dir(path))
@@ -416,28 +417,4 @@ func TestWriterRejectsBadTensors(t *testing.T) {
 	if _, err := FromFloat32(I32, []int{1}, []float32{1}); err == nil {
 		t.Error("FromFloat32 accepted an integer dtype")
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func equalInt64s(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -62,7 +63,7 @@ func TestWriteModelShardsAndReadsBack(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(got.Data, nt.Data) || !equalInts(got.Shape, nt.Shape) {
+		if !bytes.Equal(got.Data, nt.Data) || !slices.Equal(got.Shape, nt.Shape) {
 			t.Errorf("%s differs after the sharded round trip", nt.Name)
 		}
 	}
