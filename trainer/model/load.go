@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/eftml/eft/shared/safetensors"
 	"github.com/eftml/eft/trainer/backend"
@@ -137,7 +138,7 @@ func SafetensorsWeights(src safetensors.Source, srcName, arch string) WeightFunc
 		if !ok {
 			return nil, fmt.Errorf("model: %s has no tensor %q (a %s checkpoint needs it, shape %v)", srcName, name, arch, shape)
 		}
-		if !sameDims(info.Shape, shape) {
+		if !slices.Equal(info.Shape, shape) {
 			return nil, fmt.Errorf("model: %s: tensor %q has shape %v, but config.json implies %v", srcName, name, info.Shape, shape)
 		}
 		vals, err := src.Float32s(name)
@@ -156,16 +157,4 @@ func deviceMemory(be backend.Backend) tensor.DeviceMemory {
 		return d
 	}
 	return nil
-}
-
-func sameDims(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
