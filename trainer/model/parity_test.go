@@ -2,13 +2,11 @@ package model_test
 
 import (
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/eftml/eft/shared/safetensors"
-	"github.com/eftml/eft/shared/testfixtures"
 	"github.com/eftml/eft/trainer/cpu"
+	"github.com/eftml/eft/trainer/internal/paritytest"
 	"github.com/eftml/eft/trainer/model"
 )
 
@@ -20,31 +18,6 @@ const (
 	tolLoss   = 1e-4
 	tolGrad   = 1e-4
 )
-
-// modelDirs lists the fixture directories holding a model (config.json and
-// no adapter_config.json).
-func modelDirs(t *testing.T) []string {
-	t.Helper()
-	root := testfixtures.ParityDir(t)
-	entries, err := os.ReadDir(root)
-	if err != nil {
-		t.Fatalf("parity fixtures: %v", err)
-	}
-	var dirs []string
-	for _, e := range entries {
-		dir := filepath.Join(root, e.Name())
-		if !e.IsDir() || fileExists(filepath.Join(dir, "adapter_config.json")) || !fileExists(filepath.Join(dir, "config.json")) {
-			continue
-		}
-		dirs = append(dirs, dir)
-	}
-	if len(dirs) == 0 {
-		t.Fatalf("no model directories under %s", root)
-	}
-	return dirs
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // loadOrSkip loads a fixture model, skipping architectures the engine does
 // not support yet (with the reason) and failing on anything else.
@@ -58,44 +31,6 @@ func loadOrSkip(t *testing.T, dir string) *model.Model {
 		t.Fatalf("load %s: %v", dir, err)
 	}
 	return m
-}
-
-type reference struct {
-	*safetensors.File
-	t *testing.T
-}
-
-func openReference(t *testing.T, dir string) reference {
-	t.Helper()
-	f, err := safetensors.Open(filepath.Join(dir, "reference.safetensors"))
-	if err != nil {
-		t.Fatalf("reference: %v", err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return reference{f, t}
-}
-
-func (r reference) f32(name string) []float32 {
-	r.t.Helper()
-	v, err := r.Float32s(name)
-	if err != nil {
-		r.t.Fatalf("reference: %v", err)
-	}
-	return v
-}
-
-func (r reference) ids(name string) ([]int32, []int) {
-	r.t.Helper()
-	v, err := r.Int64s(name)
-	if err != nil {
-		r.t.Fatalf("reference: %v", err)
-	}
-	info, _ := r.Info(name)
-	out := make([]int32, len(v))
-	for i, x := range v {
-		out[i] = int32(x)
-	}
-	return out, info.Shape
 }
 
 func maxAbsDiff(got, want []float32) (float64, int) {
@@ -118,22 +53,17 @@ func maxAbs(v []float32) float64 {
 }
 
 func TestHFModelParity(t *testing.T) {
-	for _, dir := range modelDirs(t) {
+	for _, dir := range paritytest.Dirs(t, false) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			m := loadOrSkip(t, dir)
-			ref := openReference(t, dir)
-			ids, shape := ref.ids("input_ids")
-			labels, _ := ref.ids("labels")
-			batch := &model.Batch{Rows: shape[0], Cols: shape[1], Tokens: ids, Targets: model.ShiftLabels(labels, nil, shape[0], shape[1])}
+			ref := paritytest.OpenReference(t, dir)
+			batch := ref.Batch()
 
 			logits, err := m.Logits(batch)
 			if err != nil {
 				t.Fatal(err)
 			}
-			d, at := maxAbsDiff(logits, ref.f32("logits"))
-			if d > tolLogits {
-				t.Errorf("logits differ by %.3g at %d (tolerance %g)", d, at, tolLogits)
-			}
+			d := paritytest.Compare(t, "logits", logits, ref.F32("logits"), tolLogits, false)
 			t.Logf("logits: max difference %.2g", d)
 
 			for _, p := range m.Params() {
@@ -152,35 +82,26 @@ func TestHFModelParity(t *testing.T) {
 			if n != counted {
 				t.Fatalf("counted %d targets, want %d", n, counted)
 			}
-			wantLoss := ref.f32("loss")[0]
+			wantLoss := ref.F32("loss")[0]
 			if loss := sum / float64(n); math.Abs(loss-float64(wantLoss)) > tolLoss {
 				t.Errorf("loss %.6f, want %.6f", loss, wantLoss)
 			}
 			var worstGrad float64
 			for _, p := range m.Params() {
-				want := ref.f32("grad." + p.Name)
 				got := make([]float32, p.G.Len())
 				m.Backend.Download(got, p.G)
-				scale := maxAbs(want)
-				d, at := maxAbsDiff(got, want)
-				worstGrad = max(worstGrad, d/scale)
-				if d > tolGrad*scale {
-					t.Errorf("grad %s: differs by %.3g at %d (got %g want %g), max |grad| %.3g, tolerance %g relative",
-						p.Name, d, at, got[at], want[at], scale, tolGrad)
-				}
+				worstGrad = max(worstGrad, paritytest.Compare(t, "grad "+p.Name, got, ref.F32("grad."+p.Name), tolGrad, true))
 			}
 			t.Logf("loss %.6f; gradients: max difference %.2g of the tensor's max magnitude", sum/float64(n), worstGrad)
 
-			pids, pshape := ref.ids("packed.input_ids")
-			ppos, _ := ref.ids("packed.position_ids")
+			pids, pshape := ref.IDs("packed.input_ids")
+			ppos, _ := ref.IDs("packed.position_ids")
 			packed := &model.Batch{Rows: pshape[0], Cols: pshape[1], Tokens: pids, Positions: ppos}
 			plogits, err := m.Logits(packed)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d, at := maxAbsDiff(plogits, ref.f32("packed.logits")); d > tolLogits {
-				t.Errorf("packed logits differ by %.3g at %d (tolerance %g): samples leak into each other?", d, at, tolLogits)
-			}
+			paritytest.Compare(t, "packed logits (samples leaking into each other?)", plogits, ref.F32("packed.logits"), tolLogits, false)
 		})
 	}
 }
