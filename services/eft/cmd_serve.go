@@ -7,6 +7,9 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/eftml/eft/services/trainer"
+	"github.com/eftml/eft/trainer/cuda"
 )
 
 func init() { addCommand(newServeCommand) }
@@ -21,10 +24,14 @@ With --nats URL they join that cluster (how compose and multi-machine
 deployments run eft); without it they start the embedded server under --home.
 The tracker serves its JSON API on --http. "eft serve nats" runs the NATS
 server itself. A trainer with --pool NAME takes only the runs whose config says
-trainer_pool: NAME. When a service stops with an error the process exits
+trainer_pool: NAME. A trainer trains on --device: auto (CUDA when a GPU is
+usable, else the CPU), cpu or cuda. When a service stops with an error the process exits
 (status 1), so that a supervisor (compose's restart policy) starts it again.`, strings.Join(serviceNames(), ", ")),
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkTrainerDevice(g); err != nil {
+				return err
+			}
 			names := args
 			if len(args) == 1 && args[0] == "all" {
 				names = serviceNames()
@@ -65,6 +72,29 @@ trainer_pool: NAME. When a service stops with an error the process exits
 	cmd.Flags().StringVar(&healthAddr, "health", "", "serve GET /healthz on this address (200 while connected and every service runs)")
 	cmd.Flags().StringVar(&g.TrainerPool, "pool", "", "trainer pool to take jobs from (runs with that trainer_pool); empty: runs without one")
 	cmd.Flags().StringVar(&g.DataRoot, "data-root", "", "confine the local datasets ingest reads to this folder")
+	addDeviceFlag(cmd, g)
 	cmd.AddCommand(newServeNATSCommand(g))
 	return cmd
+}
+
+// addDeviceFlag declares --device, where this process's trainer trains.
+func addDeviceFlag(cmd *cobra.Command, g *globals) {
+	cmd.Flags().StringVar(&g.TrainerDevice, "device", trainer.DeviceAuto,
+		"where the trainer trains: auto (cuda when a GPU is usable, else cpu), cpu or cuda")
+}
+
+// checkTrainerDevice refuses an unknown --device, and --device cuda where
+// no GPU is usable, before any service starts.
+func checkTrainerDevice(g *globals) error {
+	d, err := trainer.ParseDevice(g.TrainerDevice)
+	if err != nil {
+		return fmt.Errorf("--device: %w", err)
+	}
+	if d == trainer.DeviceCUDA {
+		if err := cuda.Available(); err != nil {
+			return fmt.Errorf("--device cuda: no usable GPU: %w", err)
+		}
+	}
+	g.TrainerDevice = d
+	return nil
 }

@@ -21,17 +21,22 @@ import (
 func init() { addCommand(newTrainCommand) }
 
 func newTrainCommand(g *globals) *cobra.Command {
-	return configCommand(g, &cobra.Command{
-		Use:   "train CONFIG [--key value ...]",
+	cmd := configCommand(g, &cobra.Command{
+		Use:   "train CONFIG [--device auto|cpu|cuda] [--key value ...]",
 		Short: "Run a fine-tune: every service in this process on an embedded NATS server",
 		Long: `Start NATS JetStream in-process (state under --home), start every service,
 publish RunRequested for CONFIG (with Axolotl-style --key value overrides),
 follow the run's events as they happen, and copy the outputs to output_dir.
 With --nats the services run in this process against that server instead.
+--device says where the trainer trains: auto (the default: CUDA when a GPU
+is usable, else the CPU), cpu or cuda.
 
 The exit status is 0 only when the run completed; a stage that fails, or
 is not available in this build, ends the run with its reason and status 1.`,
 	}, func(cmd *cobra.Command, path string, overrides []string) error {
+		if err := checkTrainerDevice(g); err != nil {
+			return err
+		}
 		req, err := newRunRequest(path, overrides)
 		if err != nil {
 			return err
@@ -52,6 +57,8 @@ is not available in this build, ends the run with its reason and status 1.`,
 		}
 		return runErr
 	})
+	addDeviceFlag(cmd, g)
+	return cmd
 }
 
 // trainOnSystem publishes the request and follows the run to its end.

@@ -32,6 +32,9 @@ type globals struct {
 	// DataRoot, when set, confines the local datasets ingest reads (eft
 	// serve --data-root).
 	DataRoot string
+	// TrainerDevice is where this process's trainer trains: auto, cpu or
+	// cuda (eft serve/train --device).
+	TrainerDevice string
 }
 
 // commandFactory builds one top-level command. Factories run once per root,

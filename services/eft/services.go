@@ -43,6 +43,8 @@ type deps struct {
 	TrainerPool string
 	// DataRoot confines the local datasets ingest reads ("": anywhere).
 	DataRoot string
+	// TrainerDevice is where the trainer trains (trainer.Device*).
+	TrainerDevice string
 }
 
 // serviceTable lists every service in pipeline order, with its constructor.
@@ -58,7 +60,7 @@ var serviceTable = []struct {
 	}},
 	{"tokenizer", func(d deps) (runner, error) { return tokenizer.New(d.Bus), nil }},
 	{"trainer", func(d deps) (runner, error) {
-		return trainer.New(d.Bus, trainer.Options{ScratchDir: filepath.Join(d.Home, "trainer"), Pool: d.TrainerPool}), nil
+		return trainer.New(d.Bus, trainer.Options{ScratchDir: filepath.Join(d.Home, "trainer"), Pool: d.TrainerPool, Device: d.TrainerDevice}), nil
 	}},
 	{"evaluator", func(d deps) (runner, error) {
 		return evaluator.New(d.Bus, evaluator.Options{ScratchDir: filepath.Join(d.Home, "evaluator")}), nil

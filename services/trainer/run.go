@@ -38,6 +38,7 @@ type run struct {
 	batchF   *os.File
 	batches  *batches.Reader
 	tokDir   string // tokenizer files (for outputs)
+	device   *device
 	built    *runspec.Built
 	opt      optim.Optimizer
 	hyper    map[string]float64
@@ -225,10 +226,10 @@ func (r *run) setupModel(ctx context.Context) error {
 			return fmt.Errorf("resume: %s holds %s weights; this run trains %s weights", resumeDir, loaded.State.Kind, want)
 		}
 	}
-	be, err := r.svc.opts.Backend()
-	if err != nil {
+	if r.device, err = r.svc.openDevice(cfg); err != nil {
 		return err
 	}
+	be := r.device.be
 	modelDir := baseDir
 	if loaded != nil && loaded.State.Kind == checkpoint.KindFull {
 		modelDir = resumeDir // a full checkpoint is a model directory
@@ -243,6 +244,9 @@ func (r *run) setupModel(ctx context.Context) error {
 		}
 	}
 	if r.opt, r.hyper, err = runspec.NewOptimizer(cfg); err != nil {
+		return err
+	}
+	if r.opt, err = r.device.prepare(r.built.Model, r.opt); err != nil {
 		return err
 	}
 	if r.sched, err = runspec.NewSchedule(cfg, r.steps); err != nil {
@@ -306,6 +310,7 @@ func (r *run) close() {
 	if r.batchF != nil {
 		r.batchF.Close()
 	}
+	r.device.close()
 	if r.scratch != "" {
 		os.RemoveAll(r.scratch)
 	}
@@ -339,7 +344,7 @@ func (r *run) train(ctx context.Context) error {
 	start := time.Now()
 	trainable, total := paramCounts(r.built.Model)
 	started := events.TrainingStarted{
-		Worker: r.svc.opts.Worker, Device: r.built.Model.Backend.Name(), Method: runspec.Method(r.cfg),
+		Worker: r.svc.opts.Worker, Device: r.device.name, Method: runspec.Method(r.cfg),
 		TotalSteps: int64(r.steps.TotalSteps), Epochs: int(r.cfg.NumEpochs + 0.999999),
 		MicroBatchSize: r.spec.MicroBatchSize, GradientAccumulationSteps: r.steps.GradAccum,
 		SequenceLen: r.spec.SequenceLen, WorldSize: 1, TrainableParams: trainable, TotalParams: total,
@@ -416,7 +421,7 @@ func (r *run) logMetrics(ctx context.Context, d int, res train.StepResult, elaps
 		"learning_rate":   events.Metric(r.sched.LR(d)), // the next update's, as the HF Trainer logs it
 		"grad_norm":       events.Metric(res.GradNorm),
 		"elapsed_seconds": events.Metric(elapsed),
-		"memory_bytes":    events.Metric(memoryInUse()),
+		"memory_bytes":    events.Metric(r.device.memoryBytes()),
 	}}
 	if secs > 0 && r.interval.tokens > 0 {
 		m.Values["tokens_per_second"] = events.Metric(float64(r.interval.tokens) / secs)

@@ -14,8 +14,6 @@ import (
 	"github.com/eftml/eft/services/stage"
 	"github.com/eftml/eft/shared/artifacts"
 	"github.com/eftml/eft/shared/bus"
-	"github.com/eftml/eft/trainer/backend"
-	"github.com/eftml/eft/trainer/cpu"
 )
 
 // Name is the service's name and durable consumer.
@@ -32,9 +30,10 @@ type Options struct {
 	// AckWait is how long a job may go without a heartbeat before another
 	// trainer gets it (0: bus default, 60s).
 	AckWait time.Duration
-	// Backend makes the compute backend for a job (default: the CPU with
-	// GOMAXPROCS workers).
-	Backend func() (backend.Backend, error)
+	// Device is where jobs train: DeviceAuto ("" too: CUDA when a GPU is
+	// usable, else the CPU), DeviceCPU or DeviceCUDA. Each job opens its
+	// backend and closes it when the job ends.
+	Device string
 	// Resolver finds base models (local directories or hub repo ids).
 	Resolver runspec.Resolver
 	// Bucket is the object store bucket outputs go to (default
@@ -65,9 +64,6 @@ func New(b *bus.Bus, opts Options) *Service {
 	}
 	if opts.ScratchDir == "" {
 		opts.ScratchDir = filepath.Join(os.TempDir(), "eft-trainer")
-	}
-	if opts.Backend == nil {
-		opts.Backend = func() (backend.Backend, error) { return cpu.New(0), nil }
 	}
 	if opts.Bucket == "" {
 		opts.Bucket = artifacts.DefaultBucket
