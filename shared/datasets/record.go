@@ -107,27 +107,6 @@ func (r Report) Summary() string {
 	return b.String()
 }
 
-// merge folds another report into r (used when a dataset spans files).
-func (r *Report) merge(o Report, maxProblems int) {
-	r.Rows += o.Rows
-	r.Rejected += o.Rejected
-	for c, n := range o.Reasons {
-		if r.Reasons == nil {
-			r.Reasons = map[string]int{}
-		}
-		r.Reasons[c] += n
-	}
-	for _, p := range o.Problems {
-		if len(r.Problems) < maxProblems {
-			r.Problems = append(r.Problems, p)
-		}
-	}
-	for _, c := range o.Columns {
-		r.addColumnKinds(c.Name, c.Kinds...)
-	}
-	r.Files = append(r.Files, o.Files...)
-}
-
 func (r *Report) addColumnKinds(name string, kinds ...string) {
 	i := slices.IndexFunc(r.Columns, func(c Column) bool { return c.Name == name })
 	if i < 0 {

@@ -81,11 +81,6 @@ func globRegexp(glob string) (*regexp.Regexp, error) {
 	return regexp.Compile(b.String())
 }
 
-func matchGlob(glob, name string) bool {
-	re, err := globRegexp(glob)
-	return err == nil && re.MatchString(name)
-}
-
 // defaultSplits assigns data files (slash-separated paths relative to the
 // dataset root) to splits by Hugging Face's default patterns.
 func defaultSplits(files []string) map[string][]string {
