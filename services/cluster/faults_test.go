@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eftml/eft/events"
+	"github.com/eftml/eft/services/runspec/runtest"
 	"github.com/eftml/eft/services/tracker"
 	"github.com/eftml/eft/shared/bus"
 )
@@ -19,41 +20,18 @@ import (
 // until, and returns when it arrived.
 func (c *cluster) waitForEvent(runID string, timeout time.Duration, until func(events.Envelope) bool) time.Time {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cons, err := c.bus.JetStream().OrderedConsumer(ctx, bus.EventsStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{events.RunSubjects(runID)},
-	})
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	iter, err := cons.Messages()
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer iter.Stop()
-	stop := context.AfterFunc(ctx, iter.Stop)
-	defer stop()
-	for {
-		msg, err := iter.Next()
-		if err != nil {
-			c.t.Fatalf("run %s: waiting for an event: %v", runID, err)
-		}
-		env, err := events.Decode(msg.Data())
-		if err != nil {
-			continue // poison: not this test's business
-		}
+	var at time.Time
+	c.eachEvent(runID, timeout, func(env events.Envelope) bool {
 		if until(env) {
-			return time.Now()
+			at = time.Now()
+			return true
 		}
-		if runtestEnds(env) {
+		if runtest.Ends(env) {
 			c.t.Fatalf("run %s ended (%s: %s) before the event the test waits for", runID, env.Type, env.Payload)
 		}
-	}
-}
-
-func runtestEnds(env events.Envelope) bool {
-	return env.Type == events.TypeTrainingCompleted || events.Terminal(env.Type)
+		return false
+	})
+	return at
 }
 
 // stepLogged is an until for waitForEvent: MetricsLogged at step >= n.
@@ -132,19 +110,8 @@ func TestTrackerSIGKILLCatchesUpWithoutDoubleCounting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var caughtUp time.Duration
-	for deadline := time.Now().Add(time.Minute); ; {
-		var h tracker.HealthResponse
-		trackerAPI(t, api, "/api/health", &h)
-		if h.Position >= behind {
-			caughtUp = time.Since(restarted)
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the tracker reached position %d of %d in a minute", h.Position, behind)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitForTracker(t, api, behind)
+	caughtUp := time.Since(restarted)
 
 	envs := c.follow(run, 3*time.Minute)
 	completed(t, run, envs)
@@ -152,17 +119,7 @@ func TestTrackerSIGKILLCatchesUpWithoutDoubleCounting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(time.Minute); ; {
-		var h tracker.HealthResponse
-		trackerAPI(t, api, "/api/health", &h)
-		if h.Position >= last {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the tracker is at %d, the stream at %d", h.Position, last)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitForTracker(t, api, last)
 	var d tracker.RunDetail
 	trackerAPI(t, api, "/api/runs/"+run, &d)
 	var metrics, points, others, checkpoints int

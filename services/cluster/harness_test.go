@@ -20,6 +20,7 @@ import (
 
 	"github.com/eftml/eft/events"
 	"github.com/eftml/eft/services/runspec/runtest"
+	"github.com/eftml/eft/services/tracker"
 	"github.com/eftml/eft/shared/bus"
 	"github.com/eftml/eft/shared/testfixtures"
 )
@@ -296,9 +297,17 @@ func (c *cluster) submitYAML(yaml string) string {
 	return runID
 }
 
-// follow reads runID's events until its training ends (or it fails),
-// skipping messages on its subjects that are not events (poison).
+// follow reads runID's events until its training ends (or it fails).
 func (c *cluster) follow(runID string, timeout time.Duration) []events.Envelope {
+	c.t.Helper()
+	return c.eachEvent(runID, timeout, runtest.Ends)
+}
+
+// eachEvent reads runID's events from the first until visit returns true,
+// skipping messages on its subjects that are not events (the fault tests
+// publish poison), and returns the events read; it fails the test after
+// timeout.
+func (c *cluster) eachEvent(runID string, timeout time.Duration, visit func(events.Envelope) bool) []events.Envelope {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -326,9 +335,26 @@ func (c *cluster) follow(runID string, timeout time.Duration) []events.Envelope 
 			continue
 		}
 		out = append(out, env)
-		if runtest.Ends(env) {
+		if visit(env) {
 			return out
 		}
+	}
+}
+
+// waitForTracker polls the tracker's API until it has read the events
+// stream up to position, failing the test after a minute.
+func waitForTracker(t *testing.T, api string, position uint64) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; {
+		var h tracker.HealthResponse
+		trackerAPI(t, api, "/api/health", &h)
+		if h.Position >= position {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the tracker is at %d of the stream's %d after a minute", h.Position, position)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

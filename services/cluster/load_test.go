@@ -93,17 +93,7 @@ func TestLoadTwentyRunsThroughThreeTrainers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(time.Minute); ; {
-		var h tracker.HealthResponse
-		trackerAPI(t, api, "/api/health", &h)
-		if h.Position >= last {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the tracker is at %d, the stream at %d", h.Position, last)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitForTracker(t, api, last)
 	for _, id := range runs {
 		envs := c.follow(id, time.Minute)
 		var d tracker.RunDetail
