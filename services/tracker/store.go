@@ -327,10 +327,10 @@ func (s *Store) Run(id string) (*Run, bool, error) {
 // Runs returns every run, newest first (run ids are ULIDs).
 func (s *Store) Runs() ([]Run, error) {
 	var out []Run
-	err := s.scan(prefixRun, func(_, v []byte) error {
+	err := s.scan(prefixRun, func(k, v []byte) error {
 		var r Run
 		if err := json.Unmarshal(v, &r); err != nil {
-			return err
+			return fmt.Errorf("tracker: stored run %s: %w", strings.TrimPrefix(string(k), prefixRun), err)
 		}
 		out = append(out, r)
 		return nil
@@ -344,10 +344,10 @@ func (s *Store) Runs() ([]Run, error) {
 // Timeline returns the run's events after stream sequence after, in order.
 func (s *Store) Timeline(runID string, after uint64) ([]Event, error) {
 	var out []Event
-	err := s.scanFrom(prefixEvent+runID+"/", eventKey(runID, after+1), func(_, v []byte) error {
+	err := s.scanFrom(prefixEvent+runID+"/", eventKey(runID, after+1), func(k, v []byte) error {
 		var e Event
 		if err := json.Unmarshal(v, &e); err != nil {
-			return err
+			return fmt.Errorf("tracker: run %s: stored event at sequence %d: %w", runID, binary.BigEndian.Uint64(k[len(k)-8:]), err)
 		}
 		out = append(out, e)
 		return nil
