@@ -2,7 +2,10 @@ package rendezvous
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -212,6 +215,143 @@ func TestAllReduceSumIsTheSameOnEveryRank(t *testing.T) {
 			if !slices.Equal(results[r][step-1], w) {
 				t.Fatalf("step %d: rank %d holds a different sum", step, r)
 			}
+		}
+	}
+}
+
+// AllReduceSum64 sums counts exactly on every rank, and Broadcast hands
+// every rank rank 0's bytes (NCCL's unique id).
+func TestAllReduceSum64AndBroadcast(t *testing.T) {
+	srv := bustest.Server(t)
+	members := joinAll(t, srv, events.NewRunID(), 3, func(int) Options { return Options{} })
+	got := make([][]float64, 3)
+	ids := make([][]byte, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for _, m := range members {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			v := []float64{float64(1<<40 + m.Rank), 0.1 * float64(m.Rank+1)}
+			if errs[m.Rank] = m.AllReduceSum64(ctx, 1, v); errs[m.Rank] != nil {
+				return
+			}
+			got[m.Rank] = v
+			var mine []byte
+			if m.Rank == 0 {
+				mine = []byte("unique-id-of-rank-0")
+			}
+			ids[m.Rank], errs[m.Rank] = m.Broadcast(ctx, 1, mine)
+		})
+	}
+	wg.Wait()
+	want := []float64{0, 0}
+	for r := range 3 { // in rank order, in float64 (not constant arithmetic)
+		want[0] += float64(1<<40 + r)
+		want[1] += 0.1 * float64(r+1)
+	}
+	for r := range 3 {
+		if errs[r] != nil {
+			t.Fatal(errs[r])
+		}
+		if !slices.Equal(got[r], want) {
+			t.Fatalf("rank %d: sum %v, want %v", r, got[r], want)
+		}
+		if string(ids[r]) != "unique-id-of-rank-0" {
+			t.Fatalf("rank %d: broadcast %q", r, ids[r])
+		}
+	}
+}
+
+// A collective never waits forever for a peer that is gone: one that
+// leaves ends its peers' wait at once, one that dies (no Leave) within a
+// third of the lease after its claim runs out; each with ErrPeerLost naming
+// the rank.
+func TestALostPeerEndsTheCollective(t *testing.T) {
+	srv := bustest.Server(t)
+	lease := 900 * time.Millisecond
+	for _, how := range []string{"leaves", "dies"} {
+		t.Run(how, func(t *testing.T) {
+			members := joinAll(t, srv, events.NewRunID(), 3, func(int) Options { return Options{Lease: lease} })
+			gone := members[2]
+			start := time.Now()
+			if how == "leaves" {
+				if err := gone.Leave(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				gone.stopBeat() // the process stops refreshing its claim...
+				gone.nc.Close() // ...and its connection is gone
+			}
+			errs := make([]error, 2)
+			var wg sync.WaitGroup
+			for i, m := range members[:2] {
+				wg.Go(func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+					defer cancel()
+					errs[i] = m.AllReduceSum(ctx, 1, []float32{1, 2, 3})
+				})
+			}
+			wg.Wait()
+			took := time.Since(start)
+			for _, err := range errs {
+				if !errors.Is(err, ErrPeerLost) || !strings.Contains(err.Error(), fmt.Sprintf("rank %d", gone.Rank)) {
+					t.Fatalf("the survivors' all-reduce: %v", err)
+				}
+			}
+			limit := 500 * time.Millisecond
+			if how == "dies" {
+				limit = lease + lease/3 + time.Second
+			}
+			if took > limit {
+				t.Fatalf("the survivors noticed after %s (limit %s)", took, limit)
+			}
+			t.Logf("a peer that %s: noticed after %s: %v", how, took.Round(time.Millisecond), errs[0])
+		})
+	}
+}
+
+// With FailIfFull a member finds a full world at once instead of waiting.
+func TestFailIfFull(t *testing.T) {
+	srv := bustest.Server(t)
+	runID := events.NewRunID()
+	joinAll(t, srv, runID, 2, func(int) Options { return Options{} })
+	start := time.Now()
+	_, err := Join(context.Background(), conn(t, srv), runID, 2, Options{FailIfFull: true})
+	if !errors.Is(err, ErrWorldFull) || time.Since(start) > 2*time.Second {
+		t.Fatalf("joining a full world: %v after %s", err, time.Since(start))
+	}
+}
+
+// A piece from an earlier meeting of the same run (another generation:
+// a member that has not noticed the world met again) is not summed.
+func TestAnEarlierMeetingsPiecesAreIgnored(t *testing.T) {
+	srv := bustest.Server(t)
+	members := joinAll(t, srv, events.NewRunID(), 2, func(int) Options { return Options{} })
+	a, b := members[0], members[1]
+	buf := make([]byte, 4)
+	binary.LittleEndian.PutUint32(buf, math.Float32bits(1000))
+	if err := a.nc.Publish(fmt.Sprintf("%s.earlier.f32.1.%d.0", subjectRoot(a.runID), a.Rank), buf); err != nil {
+		t.Fatal(err)
+	}
+	_ = a.nc.Flush()
+	time.Sleep(50 * time.Millisecond) // b has it in its inbox before the real piece
+	var wg sync.WaitGroup
+	results := make([][]float32, 2)
+	errs := make([]error, 2)
+	for i, m := range []*Member{a, b} {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			v := []float32{float32(i + 1)}
+			errs[i] = m.AllReduceSum(ctx, 1, v)
+			results[i] = v
+		})
+	}
+	wg.Wait()
+	for i := range 2 {
+		if errs[i] != nil || results[i][0] != 3 {
+			t.Fatalf("member %d: %v %v, want 3", i, results[i], errs[i])
 		}
 	}
 }
