@@ -190,7 +190,7 @@ func (o *AdamW) GradNorm(params []*model.Param) float64 {
 	}
 	sums := o.sums[:len(params)]
 	b := o.b
-	b.ex.do(func() {
+	b.do(func() {
 		out := b.scratchFor(scratchSums, 8*len(params))
 		b.must(b.g.memset32(out, 0, 2*len(params)))
 		tab, ch := b.int32s(words(o.table)), b.int32s(words(o.chunks))
@@ -213,7 +213,7 @@ func (o *AdamW) StepDevice(params []*model.Param, lr float64, gradScale float32)
 	}
 	b := o.b
 	w1, b2, w2, eps := float32(1-o.Beta1), float32(o.Beta2), float32(1-o.Beta2), float32(o.Eps)
-	b.ex.do(func() {
+	b.do(func() {
 		tab, ch := b.int32s(words(o.table)), b.int32s(words(o.chunks))
 		b.kernel("adamw_multi").p(tab).p(ch).f(w1).f(b2).f(w2).f(eps).f(gradScale)
 		b.launch(d1(len(o.chunks)), d1(threads))
@@ -234,7 +234,7 @@ func (b *Backend) StoreFrozenBF16(m *model.Model) int {
 		}
 		old := b.buf("StoreFrozenBF16", w)
 		n := w.Len()
-		b.ex.do(func() {
+		b.do(func() {
 			nb := b.allocBuffer(2 * n)
 			b.kernel("f32_to_bf16").p(nb.ptr).p(old.ptr).l(n)
 			b.launch(b.elementGrid(n), d1(threads))
@@ -246,7 +246,7 @@ func (b *Backend) StoreFrozenBF16(m *model.Model) int {
 	}
 	// The float32 blocks are weight-sized and would sit in the cache unused:
 	// give them back to the driver.
-	b.ex.do(func() {
+	b.do(func() {
 		b.must(b.g.sync())
 		b.mem.release()
 	})

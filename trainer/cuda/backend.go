@@ -59,6 +59,10 @@ type Backend struct {
 	scratch [numScratch]scratchBuf
 	gemmOp  gemmOp
 	closed  bool
+	// GEMM operands converted to bf16 (or float32), kept until they may
+	// have changed (see converted).
+	conversions [6]conversion
+	convTick    int
 }
 
 // buffer is a device allocation: the handle device tensors carry in
@@ -154,12 +158,13 @@ func (b *Backend) Close() {
 	if b.ex == nil {
 		return
 	}
-	b.ex.do(func() {
+	b.do(func() {
 		b.g.sync()
 		b.uploads.clear(b)
 		for i := range b.scratch {
 			b.scratch[i] = scratchBuf{}
 		}
+		b.conversions = [len(b.conversions)]conversion{}
 		b.mem.release()
 		b.closed = true
 	})
@@ -190,7 +195,7 @@ type MemoryStats struct {
 // Memory returns the allocator's current and peak figures.
 func (b *Backend) Memory() MemoryStats {
 	var s MemoryStats
-	b.ex.do(func() {
+	b.ex.do(func() { // read-only: b.do's forgetting is not needed
 		a := b.mem
 		s = MemoryStats{a.inUse, a.reserved, a.peakInUse, a.peakReserved, a.mallocs}
 	})
@@ -215,7 +220,7 @@ type Timer struct {
 // NewTimer returns a timer; Start and Stop mark the interval.
 func (b *Backend) NewTimer() *Timer {
 	t := &Timer{b: b}
-	b.ex.do(func() {
+	b.do(func() {
 		var err error
 		t.start, err = b.g.newEvent()
 		b.must(err)
@@ -226,12 +231,12 @@ func (b *Backend) NewTimer() *Timer {
 }
 
 // Start marks the beginning of the interval in the stream.
-func (t *Timer) Start() { t.b.ex.do(func() { t.b.must(t.b.g.record(t.start)) }) }
+func (t *Timer) Start() { t.b.do(func() { t.b.must(t.b.g.record(t.start)) }) }
 
 // Stop marks its end and returns the device milliseconds between the two.
 func (t *Timer) Stop() float32 {
 	var ms float32
-	t.b.ex.do(func() {
+	t.b.do(func() {
 		t.b.must(t.b.g.record(t.end))
 		var err error
 		ms, err = t.b.g.elapsed(t.start, t.end)
@@ -280,7 +285,7 @@ func (b *Backend) Alloc(shape ...int) *tensor.Tensor {
 		n *= d
 	}
 	var t *tensor.Tensor
-	b.ex.do(func() {
+	b.do(func() {
 		buf := b.allocBuffer(max(4*n, 4))
 		b.must(b.g.memset32(buf.ptr, 0, n))
 		t = tensor.OnDevice(tensor.F32, buf, shape...)
@@ -295,7 +300,7 @@ func (b *Backend) Free(t *tensor.Tensor) {
 	if t.DeviceOffset != 0 {
 		panic(fmt.Sprintf("cuda.Free: %v is a view, not an allocation", t))
 	}
-	b.ex.do(func() {
+	b.do(func() {
 		if buf.ptr != 0 {
 			b.mem.put(buf.ptr)
 			buf.ptr = 0
@@ -314,10 +319,10 @@ func (b *Backend) Upload(t *tensor.Tensor, src []float32) {
 	}
 	if t.DType == tensor.BF16 {
 		bits := toBF16(src)
-		b.ex.do(func() { b.must(b.g.htodPageable(dst, unsafe.Pointer(&bits[0]), 2*len(bits))) })
+		b.do(func() { b.must(b.g.htodPageable(dst, unsafe.Pointer(&bits[0]), 2*len(bits))) })
 		return
 	}
-	b.ex.do(func() { b.must(b.g.htodPageable(dst, unsafe.Pointer(&src[0]), 4*len(src))) })
+	b.do(func() { b.must(b.g.htodPageable(dst, unsafe.Pointer(&src[0]), 4*len(src))) })
 }
 
 // Download implements backend.Backend; it waits for the work before it.
@@ -331,11 +336,11 @@ func (b *Backend) Download(dst []float32, t *tensor.Tensor) {
 	}
 	if t.DType == tensor.BF16 {
 		bits := make([]uint16, len(dst))
-		b.ex.do(func() { b.must(b.g.dtoh(unsafe.Pointer(&bits[0]), src, 2*len(bits))) })
+		b.ex.do(func() { b.must(b.g.dtoh(unsafe.Pointer(&bits[0]), src, 2*len(bits))) }) // writes no tensor
 		fromBF16(dst, bits)
 		return
 	}
-	b.ex.do(func() { b.must(b.g.dtoh(unsafe.Pointer(&dst[0]), src, 4*len(dst))) })
+	b.ex.do(func() { b.must(b.g.dtoh(unsafe.Pointer(&dst[0]), src, 4*len(dst))) }) // writes no tensor
 }
 
 func checkF32(op string, ts ...*tensor.Tensor) {

@@ -2,9 +2,9 @@
 # gpucheck.sh: the CUDA backend's checks on a GPU machine, prepared without one.
 #
 #   trainer/cuda/gpucheck.sh build   # here, no GPU needed: builds into bin/gpucheck/ (git-ignored)
-#   trainer/cuda/gpucheck.sh run [tests] [bench] [profile]
+#   trainer/cuda/gpucheck.sh run [tests] [e2e] [bench] [profile]
 #                                    # on the GPU machine (no Go needed there): logs to $OUT;
-#                                    # no part named: tests and bench
+#                                    # no part named: tests, e2e and bench
 #
 # build makes, with CGO_ENABLED=0, the cuda package's test binary and the eft
 # binary. run executes, each under its own timeout so the whole run stays
@@ -14,7 +14,9 @@
 # figures land in $OUT (default ./gpucheck-out): nvidia-smi.txt, tests.log,
 # bench.log, bench.jsonl. profile runs the three workloads for two steps
 # with EFT_CUDA_PROFILE=1 and writes each kernel's device time per step to
-# profile.log.
+# profile.log. e2e trains the tiny example through eft train on the CPU and
+# on CUDA and compares the loss curves (services/eft's
+# TestTinyExampleTrainsOnCUDA), logging to e2e.log.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -28,9 +30,10 @@ build)
 	export CGO_ENABLED=0
 	go test -c -ldflags='-s -w' -o "$bin/cuda.test" ./trainer/cuda
 	go build -ldflags='-s -w' -o "$bin/eft" ./services/eft
+	go test -c -ldflags='-s -w' -o "$bin/eft.test" ./services/eft
 	# gzip: the working tree and what it carries must stay under the device
 	# machine's 64 MiB, and the eft binary alone is ~39 MB.
-	gzip -9f "$bin/cuda.test" "$bin/eft"
+	gzip -9f "$bin/cuda.test" "$bin/eft" "$bin/eft.test"
 	ls -l "$bin"
 	;;
 run)
@@ -39,17 +42,23 @@ run)
 	[ -f "$bin/cuda.test.gz" ] && [ -f "$bin/eft.gz" ] || { echo "gpucheck: run '$0 build' first (and carry bin/gpucheck)"; exit 2; }
 	run=/tmp/gpucheck-bin
 	mkdir -p "$run"
-	for f in cuda.test eft; do gunzip -c "$bin/$f.gz" >"$run/$f" && chmod +x "$run/$f"; done
+	for f in cuda.test eft eft.test; do gunzip -c "$bin/$f.gz" >"$run/$f" && chmod +x "$run/$f"; done
 	bin=$run
 	export EFT_CUDA_KERNEL_CACHE="${EFT_CUDA_KERNEL_CACHE:-/tmp/eft-cuda-kernels}"
 	shift
-	parts=" ${*:-tests bench} "
+	parts=" ${*:-tests e2e bench} "
 	{ nvidia-smi; nvidia-smi -q | head -40; } >"$out/nvidia-smi.txt" 2>&1
 	if [[ $parts == *" tests "* ]]; then
 		echo "== tests (GPU parity, emulator skipped)"
 		(cd "$here" && EFT_CUDA_SKIP_EMULATOR=1 timeout 200 "$bin/cuda.test" -test.v -test.timeout 190s) >"$out/tests.log" 2>&1
 		echo "tests exit $?" | tee -a "$out/tests.log"
 		grep -E '^(--- |=== RUN|ok|FAIL|PASS)|parity|differs|no GPU|panic' "$out/tests.log" | grep -v '=== RUN' | grep -v -- '--- PASS.*/' | head -60
+	fi
+	if [[ $parts == *" e2e "* ]]; then
+		echo "== e2e: the tiny example on cpu and cuda"
+		(cd "$root/services/eft" && timeout 240 "$bin/eft.test" -test.run 'TestTinyExampleTrainsOnCUDA' -test.v -test.timeout 230s) >"$out/e2e.log" 2>&1
+		echo "e2e exit $?" | tee -a "$out/e2e.log"
+		grep -E -A4 '^(--- |ok|FAIL|PASS)|losses|differs|step [0-9]' "$out/e2e.log" | head -30
 	fi
 	if [[ $parts == *" profile "* ]]; then
 		for w in "--shape llama-3.2-1b --lora-r 16 --batch 4 --seq 2048" "--shape llama-3.2-1b --full --batch 4 --seq 2048" \

@@ -90,13 +90,20 @@ func rowThreads(d int) int { return min(1024, max(32, (min(d, 256)+31)&^31)) }
 
 // scratch slots: buffers reused by every call of an op, grown when needed.
 const (
-	scratchA       = iota // first GEMM operand converted
-	scratchB              // second GEMM operand converted
-	scratchC              // a bf16 GEMM output widened for float32 operands
+	scratchC       = iota // a bf16 GEMM output widened for float32 operands
 	scratchScores         // attention scores / weights
 	scratchDScores        // attention score gradients
 	scratchDelta          // attention backward row sums
 	scratchSums           // float64 accumulators
+	// flash attention's bf16 copies of its operands (kernels/flash.cu)
+	scratchFlashQ   // Q rows
+	scratchFlashQT  // Q cols
+	scratchFlashK   // K rows
+	scratchFlashKT  // K cols
+	scratchFlashV   // V rows
+	scratchFlashVT  // V cols
+	scratchFlashDO  // dO rows
+	scratchFlashDOT // dO cols
 	numScratch
 )
 

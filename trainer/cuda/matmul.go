@@ -61,7 +61,12 @@ func (b *Backend) gemm(op string, c, a, bm *tensor.Tensor, transA, transB bool, 
 	if c.DType == tensor.BF16 {
 		ct = elemBF16
 	}
+	// Not b.do: a product keeps the conversions of other operands (only
+	// its output can change them), so the next product of the same
+	// activation, as the q, k, v and LoRA-A products of one input are,
+	// reads the bf16 copy already made.
 	b.ex.do(func() {
+		defer b.forgetOverlapping(pc, c.Len()*elemOf(c).size())
 		if k == 0 { // an empty sum: C = beta·C
 			if ct != elemF32 {
 				panic(fmt.Sprintf("cuda.%s: k = 0 into %v", op, c))
@@ -70,8 +75,8 @@ func (b *Backend) gemm(op string, c, a, bm *tensor.Tensor, transA, transB bool, 
 			b.launch(b.elementGrid(batch*m*n), d1(threads))
 			return
 		}
-		xa := b.asType(pa, a, in, scratchA)
-		xb := b.asType(pb, bm, in, scratchB)
+		xa := b.converted(pa, a, in)
+		xb := b.converted(pb, bm, in)
 		// cuBLASLt has no float32 × float32 → bf16 product (seen on an
 		// H100: CUBLAS_STATUS_NOT_SUPPORTED), which an fp32-precision merge
 		// into a bf16 weight asks for: widen C, multiply, narrow it back.
@@ -101,14 +106,115 @@ func (b *Backend) gemm(op string, c, a, bm *tensor.Tensor, transA, transB bool, 
 	})
 }
 
+func elemOf(t *tensor.Tensor) elemType {
+	if t.DType == tensor.BF16 {
+		return elemBF16
+	}
+	return elemF32
+}
+
+// conversion is a GEMM operand converted to the precision's input type,
+// kept for the next products that read the same operand.
+type conversion struct {
+	src      uintptr // 0: free
+	n        int
+	srcBytes int
+	want     elemType
+	buf      *buffer
+	used     int
+}
+
+// converted returns the address of t's data (at p) as elements of type
+// want: p itself, a conversion made since the operand last changed, or a
+// new one in the least recently used conversion buffer. Runs on the
+// executor.
+func (b *Backend) converted(p uintptr, t *tensor.Tensor, want elemType) uintptr {
+	if elemOf(t) == want {
+		return p
+	}
+	b.convTick++
+	n := t.Len()
+	bytes := n * want.size()
+	// Where the conversion goes, best first: a forgotten one's buffer that
+	// is large enough, an unused slot, a kept one's buffer that is large
+	// enough, the least recently used (grown). The same step makes the
+	// same choices, so buffers keep their sizes from step to step and a
+	// steady-state step allocates nothing.
+	var victim *conversion
+	rank := func(c *conversion) int {
+		fits := c.buf != nil && c.buf.bytes >= bytes
+		switch {
+		case fits && c.src == 0:
+			return 0
+		case c.buf == nil:
+			return 1
+		case fits && c.used < b.convTick-1:
+			return 2
+		}
+		return 3
+	}
+	for i := range b.conversions {
+		c := &b.conversions[i]
+		if c.src == p && c.n == n && c.want == want {
+			c.used = b.convTick
+			return c.buf.ptr
+		}
+		if victim == nil || rank(c) < rank(victim) || rank(c) == rank(victim) && c.used < victim.used {
+			victim = c
+		}
+	}
+	if victim.buf == nil || victim.buf.bytes < bytes {
+		if victim.buf != nil {
+			b.mem.put(victim.buf.ptr)
+		}
+		victim.buf = b.allocBuffer(bytes)
+	}
+	b.convert(victim.buf.ptr, p, n, want)
+	*victim = conversion{src: p, n: n, srcBytes: n * elemOf(t).size(), want: want, buf: victim.buf, used: b.convTick}
+	return victim.buf.ptr
+}
+
+// forgetConversions drops every kept conversion (their buffers stay for
+// reuse): any op but a product may have written their sources.
+func (b *Backend) forgetConversions() {
+	for i := range b.conversions {
+		b.conversions[i].src = 0
+	}
+}
+
+// forgetOverlapping drops the conversions whose source overlaps the bytes
+// a product just wrote.
+func (b *Backend) forgetOverlapping(p uintptr, bytes int) {
+	for i := range b.conversions {
+		c := &b.conversions[i]
+		if c.src != 0 && c.src < p+uintptr(bytes) && p < c.src+uintptr(c.srcBytes) {
+			c.src = 0
+		}
+	}
+}
+
+// do runs f on the executor, first forgetting the kept conversions.
+func (b *Backend) do(f func()) {
+	b.ex.do(func() {
+		b.forgetConversions()
+		f()
+	})
+}
+
+func (b *Backend) convert(dst, src uintptr, n int, want elemType) {
+	if want == elemBF16 {
+		b.kernel("f32_to_bf16").p(dst).p(src).l(n)
+	} else {
+		b.kernel("bf16_to_f32").p(dst).p(src).l(n)
+	}
+	b.launch(b.elementGrid(n), d1(threads))
+}
+
 // asType returns the address of t's data as elements of type want,
 // converting into scratch slot when t is stored otherwise. Runs on the
 // executor.
 func (b *Backend) asType(p uintptr, t *tensor.Tensor, want elemType, slot int) uintptr {
-	have := elemF32
-	if t.DType == tensor.BF16 {
-		have = elemBF16
-	}
+	have := elemOf(t)
 	if have == want {
 		return p
 	}

@@ -15,7 +15,7 @@ func (b *Backend) Zero(t *tensor.Tensor) {
 	if bytes%4 != 0 {
 		panic(fmt.Sprintf("cuda.Zero: %v is not a whole number of 4-byte words", t))
 	}
-	b.ex.do(func() { b.must(b.g.memset32(p, 0, bytes/4)) })
+	b.do(func() { b.must(b.g.memset32(p, 0, bytes/4)) })
 }
 
 // Copy implements backend.Backend (same dtype: a device copy; float32 from
@@ -23,7 +23,7 @@ func (b *Backend) Zero(t *tensor.Tensor) {
 func (b *Backend) Copy(dst, src *tensor.Tensor) {
 	checkLen("Copy", dst, src)
 	d, s, n := b.addr("Copy", dst), b.addr("Copy", src), dst.Len()
-	b.ex.do(func() {
+	b.do(func() {
 		switch {
 		case dst.DType == src.DType:
 			b.must(b.g.dtod(d, s, n*dst.DType.Size()))
@@ -44,7 +44,7 @@ func (b *Backend) Add(dst, src *tensor.Tensor, alpha float32) {
 	checkLen("Add", dst, src)
 	checkF32("Add", dst, src)
 	d, s, n := b.addr("Add", dst), b.addr("Add", src), dst.Len()
-	b.ex.do(func() {
+	b.do(func() {
 		b.kernel("ew_add").p(d).p(s).f(alpha).l(n)
 		b.launch(b.elementGrid(n), d1(threads))
 	})
@@ -54,7 +54,7 @@ func (b *Backend) Add(dst, src *tensor.Tensor, alpha float32) {
 func (b *Backend) Scale(t *tensor.Tensor, s float32) {
 	checkF32("Scale", t)
 	d, n := b.addr("Scale", t), t.Len()
-	b.ex.do(func() {
+	b.do(func() {
 		b.kernel("ew_scale").p(d).f(s).l(n)
 		b.launch(b.elementGrid(n), d1(threads))
 	})
@@ -70,7 +70,7 @@ func (b *Backend) Mul(dst, x, y *tensor.Tensor, accumulate bool) {
 	if accumulate {
 		acc = 1
 	}
-	b.ex.do(func() {
+	b.do(func() {
 		b.kernel("ew_mul").p(d).p(pa).p(pb).i(acc).l(n)
 		b.launch(b.elementGrid(n), d1(threads))
 	})
@@ -82,7 +82,7 @@ func (b *Backend) SumSquares(t *tensor.Tensor) float64 {
 	checkF32("SumSquares", t)
 	x, n := b.addr("SumSquares", t), t.Len()
 	var out float64
-	b.ex.do(func() {
+	b.do(func() {
 		acc := b.scratchFor(scratchSums, 8)
 		b.must(b.g.memset32(acc, 0, 2))
 		b.kernel("sum_squares").p(x).l(n).p(acc)
@@ -100,7 +100,7 @@ func (b *Backend) AddBias(y, bias *tensor.Tensor) {
 	}
 	checkF32("AddBias", y, bias)
 	py, pb, rows := b.addr("AddBias", y), b.addr("AddBias", bias), y.Rows()
-	b.ex.do(func() {
+	b.do(func() {
 		b.kernel("add_bias").p(py).p(pb).l(rows).i(n)
 		b.launch(b.elementGrid(rows*n), d1(threads))
 	})
@@ -117,7 +117,7 @@ func (b *Backend) BiasBackward(dbias, dy *tensor.Tensor) {
 	}
 	checkF32("BiasBackward", dbias, dy)
 	pd, pg, rows := b.addr("BiasBackward", dbias), b.addr("BiasBackward", dy), dy.Rows()
-	b.ex.do(func() {
+	b.do(func() {
 		b.kernel("bias_backward").p(pd).p(pg).i(rows).i(n).i(reduceRows)
 		b.launch(d2((n+threads-1)/threads, (rows+reduceRows-1)/reduceRows), d1(threads))
 	})
@@ -145,7 +145,7 @@ func (b *Backend) Embedding(out, table *tensor.Tensor, ids []int32) {
 	if table.DType == tensor.BF16 {
 		isBF16 = 1
 	}
-	b.ex.do(func() {
+	b.do(func() {
 		pid := b.int32s(ids)
 		b.kernel("embedding_fwd").p(po).p(pt).i(isBF16).p(pid).i(dim)
 		b.launch(d1(len(ids)), d1(rowThreads(dim)))
@@ -162,7 +162,7 @@ func (b *Backend) EmbeddingBackward(dtable, dout *tensor.Tensor, ids []int32) {
 	checkF32("EmbeddingBackward", dtable, dout)
 	checkIDs("EmbeddingBackward", "token id", ids, dtable.Rows())
 	pd, pg := b.addr("EmbeddingBackward", dtable), b.addr("EmbeddingBackward", dout)
-	b.ex.do(func() {
+	b.do(func() {
 		pid := b.int32s(ids)
 		b.kernel("embedding_bwd").p(pd).p(pg).p(pid).i(dim)
 		b.launch(d1(len(ids)), d1(rowThreads(dim)))
@@ -178,7 +178,7 @@ func (b *Backend) RMSNorm(out, rstd, x, w *tensor.Tensor, eps float32) {
 	}
 	checkF32("RMSNorm", out, rstd, x, w)
 	po, pr, px, pw := b.addr("RMSNorm", out), b.addr("RMSNorm", rstd), b.addr("RMSNorm", x), b.addr("RMSNorm", w)
-	b.ex.do(func() {
+	b.do(func() {
 		b.kernel("rmsnorm_fwd").p(po).p(pr).p(px).p(pw).i(d).f(eps)
 		b.launch(d1(rows), d1(rowThreads(d)))
 	})
@@ -198,7 +198,7 @@ func (b *Backend) RMSNormBackward(dx, dw, dout, x, w, rstd *tensor.Tensor) {
 	if dw != nil {
 		pdw = b.addr("RMSNormBackward", dw)
 	}
-	b.ex.do(func() {
+	b.do(func() {
 		b.kernel("rmsnorm_bwd_dx").p(pdx).p(pg).p(px).p(pw).p(pr).i(d)
 		b.launch(d1(rows), d1(rowThreads(d)))
 		if pdw != 0 {
@@ -230,7 +230,7 @@ func (b *Backend) rope(op string, x *tensor.Tensor, table *backend.RoPETable, po
 	checkIDs(op, "position", positions, table.Positions())
 	px, pc, ps := b.addr(op, x), b.addr(op, table.Cos), b.addr(op, table.Sin)
 	n := len(positions) * heads * half
-	b.ex.do(func() {
+	b.do(func() {
 		pp := b.int32s(positions)
 		b.kernel("rope").p(px).p(pc).p(ps).p(pp).i(len(positions)).i(heads).i(headDim).i(half).f(sign)
 		b.launch(b.elementGrid(n), d1(threads))
@@ -244,7 +244,7 @@ func (b *Backend) GatedAct(h, gate, up *tensor.Tensor, act backend.Activation) {
 	checkF32("GatedAct", h, gate, up)
 	a := activationCode("GatedAct", act)
 	ph, pg, pu, n := b.addr("GatedAct", h), b.addr("GatedAct", gate), b.addr("GatedAct", up), h.Len()
-	b.ex.do(func() {
+	b.do(func() {
 		b.kernel("gated_act_fwd").p(ph).p(pg).p(pu).i(a).l(n)
 		b.launch(b.elementGrid(n), d1(threads))
 	})
@@ -259,7 +259,7 @@ func (b *Backend) GatedActBackward(dgate, dup, dh, gate, up *tensor.Tensor, act 
 	a := activationCode("GatedActBackward", act)
 	pdg, pdu, pdh := b.addr("GatedActBackward", dgate), b.addr("GatedActBackward", dup), b.addr("GatedActBackward", dh)
 	pg, pu, n := b.addr("GatedActBackward", gate), b.addr("GatedActBackward", up), dh.Len()
-	b.ex.do(func() {
+	b.do(func() {
 		b.kernel("gated_act_bwd").p(pdg).p(pdu).p(pdh).p(pg).p(pu).i(a).l(n)
 		b.launch(b.elementGrid(n), d1(threads))
 	})
@@ -282,7 +282,7 @@ func (b *Backend) Dropout(out, mask, x *tensor.Tensor, p float32, seed uint64) {
 	checkLen("Dropout", mask, x)
 	checkF32("Dropout", out, mask, x)
 	po, pm, px, n := b.addr("Dropout", out), b.addr("Dropout", mask), b.addr("Dropout", x), x.Len()
-	b.ex.do(func() {
+	b.do(func() {
 		b.kernel("dropout_fwd").p(po).p(pm).p(px).f(p).u(seed).l(n)
 		b.launch(b.elementGrid(n), d1(threads))
 	})
@@ -311,7 +311,7 @@ func (b *Backend) CrossEntropy(logits *tensor.Tensor, targets []int32, grad bool
 		g = 1
 	}
 	var sum float64
-	b.ex.do(func() {
+	b.do(func() {
 		acc := b.scratchFor(scratchSums, 8)
 		b.must(b.g.memset32(acc, 0, 2))
 		pt := b.int32s(targets)

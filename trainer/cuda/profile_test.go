@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/eftml/eft/trainer/cpu"
 )
 
 // With EFT_CUDA_PROFILE set, every kernel launch and GEMM is counted under
@@ -44,5 +46,59 @@ func TestProfileOffByDefault(t *testing.T) {
 	b := newEmulated(t, PrecisionFP32)
 	if p := b.Profile(); p != nil {
 		t.Fatalf("profile without %s: %v", envProfile, p)
+	}
+}
+
+// A product reuses the bf16 copy of an operand an earlier product made,
+// until something may have changed the operand: any other op, or a
+// product writing over it. Counted through the profile's kernel counts;
+// the results are checked against the CPU backend each time.
+func TestConvertedOperandsAreReusedUntilWritten(t *testing.T) {
+	t.Setenv(envProfile, "1")
+	b := newEmulated(t, PrecisionBF16)
+	c := cpu.New(1)
+	rng := rand.New(rand.NewPCG(3, 4))
+	x, w1, w2 := randPair(b, rng, 8, 16), randPair(b, rng, 4, 16), randPair(b, rng, 4, 16)
+	y, v := randPair(b, rng, 8, 4), randPair(b, rng, 4, 16)
+	conversions := func() int {
+		n := 0
+		for _, e := range b.Profile() {
+			if e.Name == "f32_to_bf16" {
+				n += e.Calls
+			}
+		}
+		return n
+	}
+	product := func(w pair, what string) {
+		c.MatMul(y.h, x.h, w.h, false, true, 1, 0)
+		b.MatMul(y.d, x.d, w.d, false, true, 1, 0)
+		y.check(t, b, what, tolBF16)
+	}
+	b.Profile()
+	product(w1, "first product")
+	if n := conversions(); n != 2 {
+		t.Errorf("first product converted %d operands, want 2", n)
+	}
+	product(w2, "second product of x")
+	if n := conversions(); n != 1 {
+		t.Errorf("second product of x converted %d operands, want 1 (w2 only)", n)
+	}
+	product(w1, "x·w1 again")
+	if n := conversions(); n != 0 {
+		t.Errorf("repeating a product converted %d operands, want 0", n)
+	}
+	c.Add(x.h, x.h, 1)
+	b.Add(x.d, x.d, 1)
+	product(w1, "after x changed")
+	if n := conversions(); n != 2 {
+		t.Errorf("after an op, the product converted %d operands, want 2", n)
+	}
+	// A product into x (x = y·v) changes x: the next product reads it anew.
+	c.MatMul(x.h, y.h, v.h, false, false, 1, 0)
+	b.MatMul(x.d, y.d, v.d, false, false, 1, 0)
+	b.Profile()
+	product(w1, "after a product wrote x")
+	if n := conversions(); n != 1 {
+		t.Errorf("after a product wrote x, the next converted %d operands, want 1 (x)", n)
 	}
 }

@@ -6,15 +6,20 @@
 // once in a kernel per key tile (dK, dV; no atomics: a block owns its keys
 // for every query head of the kv group) and once in a kernel per query tile
 // (dQ). Tiles wholly masked (causal, packed segments, sliding window) are
-// skipped. Layouts are the backend's: q, out, dq [batch, qlen, heads, hd],
-// k, v, dk, dv [batch, kvlen, kv_heads, hd], lse and delta [batch, heads,
-// qlen], all float32; tiles go to shared memory as bf16 pairs.
+// skipped, and tiles wholly visible to a warp skip the mask.
+//
+// The backend's tensors are float32 [batch, len, heads, hd] (q, k, v, out,
+// dout, dq, dk, dv) and [batch, heads, qlen] (lse, delta). flash_prep first
+// copies each operand to bf16 head-major "rows" [batch, heads, lp, hd]
+// and/or transposed "cols" [batch, heads, hd, lp] (lp: len rounded up to
+// 64, zero-filled), so every tile is a 16-byte-vector copy into shared
+// memory and B fragments read consecutive pairs.
 //
 // Fragments follow PTX's mma.m16n8k16 layouts: lane = 4·group + tig; A
 // (16×16, row-major) holds rows group and group+8, columns 2·tig, 2·tig+1
 // and those +8; B (16×8) holds column group, rows 2·tig, 2·tig+1 and those
-// +8; C (16×8) holds rows group and group+8, columns 2·tig and 2·tig+1. A
-// C tile pair of scores therefore is the A fragment of the next product.
+// +8; C (16×8) holds rows group and group+8, columns 2·tig and 2·tig+1. Two
+// C tiles of scores side by side are the A fragment of the next product.
 
 #ifndef EFT_EMULATOR
 __device__ __forceinline__ void mma16816(float* c, const unsigned* a, const unsigned* b) {
@@ -31,9 +36,17 @@ __device__ __forceinline__ void mma16816(float* c, const unsigned* a, const unsi
 
 #define EFT_LOG2E 1.4426950408889634f
 #define EFT_LN2 0.6931471805599453f
+#define EFT_NO_KEY 0x7fffffff
 
+// Two floats as a bf16 pair (lo in the low half), rounded to nearest even.
 __device__ __forceinline__ unsigned pack_bf16(float lo, float hi) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    unsigned r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+#else
     return (unsigned)f2bf(lo) | ((unsigned)f2bf(hi) << 16);
+#endif
 }
 
 // The first key query position p may see (packing segment, window).
@@ -43,37 +56,55 @@ __device__ __forceinline__ int flash_first_key(const int* seg, int b, int kvlen,
     return lo;
 }
 
-// A-fragment pair (row, col..col+1) of a row-major float32 matrix, zero
-// outside rows.
-__device__ __forceinline__ unsigned flash_pair(const float* m, long long ld, int row, int rows, int col) {
-    if (row >= rows) return 0u;
-    const float* p = m + (long long)row * ld + col;
-    return pack_bf16(p[0], p[1]);
+__device__ __forceinline__ int warp_max_int(int v) {
+    for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
 }
 
-// flash_tile_rows stores rows [r0, r0+n) of a float32 matrix (row stride
-// ld, hd columns) into sm as [n][hd/2 + 4] bf16 pairs, zero past rows.
+// flash_prep copies src [batch, len, heads, HD] float32 to bf16 rows
+// [batch, heads, lp, HD] and/or cols [batch, heads, HD, lp] (either may be
+// null), zero past len. Grid (lp/64, heads, batch), 128 threads.
 template <int HD>
-__device__ __forceinline__ void flash_tile_rows(unsigned* sm, int n, const float* m, long long ld, int r0, int rows) {
-    const int P = HD / 2 + 4;
-    for (int idx = threadIdx.x; idx < n * (HD / 2); idx += blockDim.x) {
-        int r = idx / (HD / 2), c = idx % (HD / 2);
-        sm[r * P + c] = flash_pair(m, ld, r0 + r, rows, 2 * c);
+__device__ void flash_prep(bf16_t* rows, bf16_t* cols, const float* src, int len, int heads, int lp) {
+    __shared__ bf16_t tile[64 * (HD + 2)];
+    int t0 = blockIdx.x * 64, h = blockIdx.y, b = blockIdx.z;
+    long long ld = (long long)heads * HD;
+    const float* s = src + (long long)b * len * ld + h * HD;
+    long long head = (long long)b * heads + h;
+    for (int idx = threadIdx.x; idx < 64 * HD; idx += blockDim.x) {
+        int r = idx / HD, d = idx % HD, t = t0 + r;
+        bf16_t v = t < len ? f2bf(s[t * ld + d]) : (bf16_t)0;
+        if (rows) rows[(head * lp + t) * HD + d] = v;
+        tile[r * (HD + 2) + d] = v;
+    }
+    if (!cols) return;
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < 64 * HD; idx += blockDim.x) {
+        int d = idx / 64, r = idx % 64;
+        cols[(head * HD + d) * lp + t0 + r] = tile[r * (HD + 2) + d];
     }
 }
 
-// flash_tile_cols stores the same rows transposed: sm[d][r/2] holds rows r
-// and r+1 of column d, as [hd][n/2 + 4].
-template <int HD>
-__device__ __forceinline__ void flash_tile_cols(unsigned* sm, int n, const float* m, long long ld, int r0, int rows) {
-    const int P = n / 2 + 4;
-    for (int idx = threadIdx.x; idx < (n / 2) * HD; idx += blockDim.x) {
-        int rp = idx / HD, d = idx % HD;
-        int r = r0 + 2 * rp;
-        float a = r < rows ? m[(long long)r * ld + d] : 0.0f;
-        float c = r + 1 < rows ? m[(long long)(r + 1) * ld + d] : 0.0f;
-        sm[d * P + rp] = pack_bf16(a, c);
+// flash_load copies n rows of w bf16 (w a multiple of 8) from global (row
+// stride ld elements) to shared memory (row stride P 32-bit words).
+__device__ __forceinline__ void flash_load(unsigned* sm, int P, const bf16_t* g, long long ld, int n, int w) {
+    int per = w / 8;
+    for (int idx = threadIdx.x; idx < n * per; idx += blockDim.x) {
+        int r = idx / per, c = idx % per;
+        *(uint4*)(sm + r * P + c * 4) = *(const uint4*)(g + r * ld + c * 8);
     }
+}
+
+// A fragment of rows r0..r0+15 at k step k0 of a bf16 matrix (row stride
+// ld elements), from global or shared memory.
+__device__ __forceinline__ void flash_afrag(unsigned* a, const bf16_t* m, long long ld, int r0, int k0) {
+    int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const bf16_t* p0 = m + (long long)(r0 + g) * ld + k0 + 2 * t;
+    const bf16_t* p1 = p0 + 8 * ld;
+    a[0] = *(const unsigned*)p0;
+    a[1] = *(const unsigned*)p1;
+    a[2] = *(const unsigned*)(p0 + 8);
+    a[3] = *(const unsigned*)(p1 + 8);
 }
 
 // B fragment for column block n0 and k step k0 of a matrix stored as
@@ -92,39 +123,37 @@ __device__ __forceinline__ int flash_block_first_key(const int* seg, int b, int 
     if ((int)threadIdx.x < nq && q0 + (int)threadIdx.x < qlen)
         v = -(float)flash_first_key(seg, b, kvlen, qoff + q0 + threadIdx.x, window);
     v = block_max(v, sh);
-    return v == EFT_NEG_INF ? 0x7fffffff : (int)(-v);
+    return v == EFT_NEG_INF ? EFT_NO_KEY : (int)(-v);
 }
 
 // Forward: grid (ceil(qlen/64), heads, batch), 128 threads; warp w owns
-// queries 16w..16w+15 of the block's 64.
+// queries 16w..16w+15 of the block's 64. qr: Q rows, kr: K rows, vc: V
+// cols (flash_prep); qlp, klp their padded lengths.
 template <int HD>
-__device__ void flash_fwd(float* out, float* lse, const float* q, const float* k, const float* v, const int* seg, int heads,
-                          int kvheads, int qlen, int kvlen, int qoff, int window, float scale) {
+__device__ void flash_fwd(float* out, float* lse, const bf16_t* qr, const bf16_t* kr, const bf16_t* vc, const int* seg, int heads,
+                          int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff, int window, float scale) {
     const int BQ = 64, BK = 64, KP = HD / 2 + 4, VP = BK / 2 + 4;
-    __shared__ unsigned ks[BK * KP];
-    __shared__ unsigned vt[HD * VP];
+    __shared__ __align__(16) unsigned ks[BK * KP];
+    __shared__ __align__(16) unsigned vt[HD * VP];
     __shared__ float sh[32];
     int b = blockIdx.z, h = blockIdx.y, g = h / (heads / kvheads);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gr = lane >> 2, tg = lane & 3;
-    long long ldq = (long long)heads * HD, ldk = (long long)kvheads * HD;
-    const float* qb = q + (long long)b * qlen * ldq + h * HD;
-    const float* kb = k + (long long)b * kvlen * ldk + g * HD;
-    const float* vb = v + (long long)b * kvlen * ldk + g * HD;
+    const bf16_t* qb = qr + ((long long)b * heads + h) * qlp * HD;
+    const bf16_t* kb = kr + ((long long)b * kvheads + g) * klp * HD;
+    const bf16_t* vb = vc + ((long long)b * kvheads + g) * HD * klp;
     int bq0 = blockIdx.x * BQ, q0 = bq0 + warp * 16;
     unsigned qa[HD / 16][4];
-    for (int kk = 0; kk < HD / 16; kk++) {
-        int c = kk * 16 + 2 * tg;
-        qa[kk][0] = flash_pair(qb, ldq, q0 + gr, qlen, c);
-        qa[kk][1] = flash_pair(qb, ldq, q0 + gr + 8, qlen, c);
-        qa[kk][2] = flash_pair(qb, ldq, q0 + gr, qlen, c + 8);
-        qa[kk][3] = flash_pair(qb, ldq, q0 + gr + 8, qlen, c + 8);
-    }
+    for (int kk = 0; kk < HD / 16; kk++) flash_afrag(qa[kk], qb, HD, q0, kk * 16);
     int lo[2], pos[2];
     for (int r = 0; r < 2; r++) {
         int i = q0 + gr + 8 * r;
         pos[r] = qoff + i;
-        lo[r] = i < qlen ? flash_first_key(seg, b, kvlen, pos[r], window) : 0x7fffffff;
+        lo[r] = i < qlen ? flash_first_key(seg, b, kvlen, pos[r], window) : EFT_NO_KEY;
     }
+    // A tile no row of this warp masks: keys from the largest first key to
+    // the first row's own position, all rows real.
+    int loAll = warp_max_int(max(lo[0], lo[1]));
+    bool rowsReal = q0 + 15 < qlen;
     float o[HD / 8][4];
     for (int n = 0; n < HD / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
     float m[2] = {EFT_NEG_INF, EFT_NEG_INF}, l[2] = {0.0f, 0.0f};
@@ -133,8 +162,8 @@ __device__ void flash_fwd(float* out, float* lse, const float* q, const float* k
     int last = min(qoff + min(bq0 + BQ, qlen) - 1, kvlen - 1);
     for (int k0 = (first / BK) * BK; k0 <= last; k0 += BK) {
         __syncthreads();
-        flash_tile_rows<HD>(ks, BK, kb, ldk, k0, kvlen);
-        flash_tile_cols<HD>(vt, BK, vb, ldk, k0, kvlen);
+        flash_load(ks, KP, kb + (long long)k0 * HD, HD, BK, HD);
+        flash_load(vt, VP, vb + k0, klp, HD, BK);
         __syncthreads();
         float s[BK / 8][4];
         for (int n = 0; n < BK / 8; n++) {
@@ -145,25 +174,29 @@ __device__ void flash_fwd(float* out, float* lse, const float* q, const float* k
                 mma16816(s[n], qa[kk], bb);
             }
         }
+        bool whole = rowsReal && k0 >= loAll && k0 + BK - 1 <= qoff + q0 && k0 + BK <= kvlen;
         for (int r = 0; r < 2; r++) {
             float mx = EFT_NEG_INF;
-            for (int n = 0; n < BK / 8; n++)
-                for (int e = 0; e < 2; e++) {
-                    int key = k0 + n * 8 + 2 * tg + e;
-                    float x = (key >= lo[r] && key <= pos[r] && key < kvlen) ? s[n][2 * r + e] * sl2 : EFT_NEG_INF;
-                    s[n][2 * r + e] = x;
-                    mx = fmaxf(mx, x);
-                }
+            if (whole) {
+                for (int n = 0; n < BK / 8; n++) mx = fmaxf(mx, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
+            } else {
+                for (int n = 0; n < BK / 8; n++)
+                    for (int e = 0; e < 2; e++) {
+                        int key = k0 + n * 8 + 2 * tg + e;
+                        if (key < lo[r] || key > pos[r] || key >= kvlen) s[n][2 * r + e] = EFT_NEG_INF;
+                        mx = fmaxf(mx, s[n][2 * r + e]);
+                    }
+            }
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            float mn = fmaxf(m[r], mx);
+            float mn = fmaxf(m[r], mx * sl2);
             float mu = mn == EFT_NEG_INF ? 0.0f : mn;
             float alpha = exp2f(m[r] - mu);
             m[r] = mn;
             float sum = 0.0f;
             for (int n = 0; n < BK / 8; n++)
                 for (int e = 0; e < 2; e++) {
-                    float p = exp2f(s[n][2 * r + e] - mu);
+                    float p = exp2f(s[n][2 * r + e] * sl2 - mu);
                     s[n][2 * r + e] = p;
                     sum += p;
                 }
@@ -183,6 +216,7 @@ __device__ void flash_fwd(float* out, float* lse, const float* q, const float* k
             }
         }
     }
+    long long ldo = (long long)heads * HD;
     for (int r = 0; r < 2; r++) {
         float sum = l[r];
         sum += __shfl_xor_sync(0xffffffffu, sum, 1);
@@ -190,7 +224,7 @@ __device__ void flash_fwd(float* out, float* lse, const float* q, const float* k
         int i = q0 + gr + 8 * r;
         if (i >= qlen) continue;
         float inv = 1.0f / sum;
-        float* orow = out + ((long long)b * qlen + i) * ldq + h * HD;
+        float* orow = out + ((long long)b * qlen + i) * ldo + h * HD;
         for (int n = 0; n < HD / 8; n++) {
             orow[n * 8 + 2 * tg] = o[n][2 * r] * inv;
             orow[n * 8 + 2 * tg + 1] = o[n][2 * r + 1] * inv;
@@ -201,35 +235,26 @@ __device__ void flash_fwd(float* out, float* lse, const float* q, const float* k
 
 // dK and dV: grid (ceil(kvlen/64), kv_heads, batch), 128 threads; warp w
 // owns keys 16w..16w+15 of the block's 64, for every query head of its kv
-// group and every query tile that can see them.
+// group and every query tile that can see them. kr, vr: K and V rows;
+// qr, qc, dr, dc: Q and dO rows and cols.
 template <int HD>
-__device__ void flash_bwd_kv(float* dk, float* dv, const float* q, const float* k, const float* v, const float* dout,
-                             const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen,
-                             int qoff, int window, float scale) {
+__device__ void flash_bwd_kv(float* dk, float* dv, const bf16_t* qr, const bf16_t* qc, const bf16_t* kr, const bf16_t* vr,
+                             const bf16_t* dr, const bf16_t* dc, const float* lse, const float* delta, const int* seg, int heads,
+                             int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff, int window, float scale) {
     const int BK = 64, BQ = HD <= 64 ? 64 : 32, QP = HD / 2 + 4, TP = BQ / 2 + 4;
-    __shared__ unsigned qs[BQ * QP], qt[HD * TP], ds[BQ * QP], dt[HD * TP];
+    __shared__ __align__(16) unsigned qs[BQ * QP];
+    __shared__ __align__(16) unsigned qt[HD * TP];
+    __shared__ __align__(16) unsigned ds[BQ * QP];
+    __shared__ __align__(16) unsigned dt[HD * TP];
     __shared__ float lses[BQ], dels[BQ];
     __shared__ int los[BQ];
     __shared__ float sh[32];
     int b = blockIdx.z, g = blockIdx.y, group = heads / kvheads;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gr = lane >> 2, tg = lane & 3;
-    long long ldq = (long long)heads * HD, ldk = (long long)kvheads * HD;
-    const float* kb = k + (long long)b * kvlen * ldk + g * HD;
-    const float* vb = v + (long long)b * kvlen * ldk + g * HD;
+    const bf16_t* kb = kr + ((long long)b * kvheads + g) * klp * HD;
+    const bf16_t* vb = vr + ((long long)b * kvheads + g) * klp * HD;
     int bk0 = blockIdx.x * BK, key0 = bk0 + warp * 16;
     int lastKey = min(bk0 + BK, kvlen) - 1;
-    unsigned ka[HD / 16][4], va[HD / 16][4];
-    for (int kk = 0; kk < HD / 16; kk++) {
-        int c = kk * 16 + 2 * tg;
-        ka[kk][0] = flash_pair(kb, ldk, key0 + gr, kvlen, c);
-        ka[kk][1] = flash_pair(kb, ldk, key0 + gr + 8, kvlen, c);
-        ka[kk][2] = flash_pair(kb, ldk, key0 + gr, kvlen, c + 8);
-        ka[kk][3] = flash_pair(kb, ldk, key0 + gr + 8, kvlen, c + 8);
-        va[kk][0] = flash_pair(vb, ldk, key0 + gr, kvlen, c);
-        va[kk][1] = flash_pair(vb, ldk, key0 + gr + 8, kvlen, c);
-        va[kk][2] = flash_pair(vb, ldk, key0 + gr, kvlen, c + 8);
-        va[kk][3] = flash_pair(vb, ldk, key0 + gr + 8, kvlen, c + 8);
-    }
     float dka[HD / 8][4], dva[HD / 8][4];
     for (int n = 0; n < HD / 8; n++)
         for (int e = 0; e < 4; e++) dka[n][e] = dva[n][e] = 0.0f;
@@ -238,35 +263,38 @@ __device__ void flash_bwd_kv(float* dk, float* dv, const float* q, const float* 
     int qstart = max(0, bk0 - qoff) / BQ * BQ;
     for (int j = 0; j < group; j++) {
         int h = g * group + j;
-        const float* qb = q + (long long)b * qlen * ldq + h * HD;
-        const float* db = dout + (long long)b * qlen * ldq + h * HD;
+        long long head = (long long)b * heads + h;
         for (int i0 = qstart; i0 < qlen; i0 += BQ) {
             __syncthreads();
             if ((int)threadIdx.x < BQ) {
                 int i = i0 + threadIdx.x;
                 bool in = i < qlen;
-                los[threadIdx.x] = in ? flash_first_key(seg, b, kvlen, qoff + i, window) : 0x7fffffff;
-                lses[threadIdx.x] = in ? lse[((long long)b * heads + h) * qlen + i] * EFT_LOG2E : 0.0f;
-                dels[threadIdx.x] = in ? delta[((long long)b * heads + h) * qlen + i] : 0.0f;
+                los[threadIdx.x] = in ? flash_first_key(seg, b, kvlen, qoff + i, window) : EFT_NO_KEY;
+                lses[threadIdx.x] = in ? lse[head * qlen + i] * EFT_LOG2E : 0.0f;
+                dels[threadIdx.x] = in ? delta[head * qlen + i] : 0.0f;
             }
             if (flash_block_first_key(seg, b, kvlen, qoff, window, i0, BQ, qlen, sh) > lastKey) continue;
-            flash_tile_rows<HD>(qs, BQ, qb, ldq, i0, qlen);
-            flash_tile_cols<HD>(qt, BQ, qb, ldq, i0, qlen);
-            flash_tile_rows<HD>(ds, BQ, db, ldq, i0, qlen);
-            flash_tile_cols<HD>(dt, BQ, db, ldq, i0, qlen);
+            flash_load(qs, QP, qr + (head * qlp + i0) * HD, HD, BQ, HD);
+            flash_load(qt, TP, qc + head * HD * qlp + i0, qlp, HD, BQ);
+            flash_load(ds, QP, dr + (head * qlp + i0) * HD, HD, BQ, HD);
+            flash_load(dt, TP, dc + head * HD * qlp + i0, qlp, HD, BQ);
             __syncthreads();
             float pt[BQ / 8][4], dpt[BQ / 8][4];
-            for (int n = 0; n < BQ / 8; n++) {
+            for (int n = 0; n < BQ / 8; n++)
                 for (int e = 0; e < 4; e++) pt[n][e] = dpt[n][e] = 0.0f;
-                for (int kk = 0; kk < HD / 16; kk++) {
+            for (int kk = 0; kk < HD / 16; kk++) {
+                unsigned ka[4], va[4];
+                flash_afrag(ka, kb, HD, key0, kk * 16);
+                flash_afrag(va, vb, HD, key0, kk * 16);
+                for (int n = 0; n < BQ / 8; n++) {
                     unsigned bb[2];
                     flash_bfrag(bb, qs, QP, n * 8, kk * 16);
-                    mma16816(pt[n], ka[kk], bb);
+                    mma16816(pt[n], ka, bb);
                     flash_bfrag(bb, ds, QP, n * 8, kk * 16);
-                    mma16816(dpt[n], va[kk], bb);
+                    mma16816(dpt[n], va, bb);
                 }
             }
-            // Pᵀ and dSᵀ = Pᵀ ⊙ (dPᵀ − delta) for rows key, columns query.
+            // Pᵀ and dSᵀ = Pᵀ ⊙ (dPᵀ − delta): rows keys, columns queries.
             for (int n = 0; n < BQ / 8; n++)
                 for (int e = 0; e < 4; e++) {
                     int key = key0 + gr + 8 * (e >> 1), qi = n * 8 + 2 * tg + (e & 1), i = i0 + qi;
@@ -291,6 +319,7 @@ __device__ void flash_bwd_kv(float* dk, float* dv, const float* q, const float* 
             }
         }
     }
+    long long ldk = (long long)kvheads * HD;
     for (int r = 0; r < 2; r++) {
         int key = key0 + gr + 8 * r;
         if (key >= kvlen) continue;
@@ -305,33 +334,30 @@ __device__ void flash_bwd_kv(float* dk, float* dv, const float* q, const float* 
 }
 
 // dQ: grid (ceil(qlen/64), heads, batch), 128 threads; warp w owns
-// queries 16w..16w+15 of the block's 64.
+// queries 16w..16w+15 of the block's 64. qr, dr: Q and dO rows; kr, vr:
+// K and V rows; kc: K cols.
 template <int HD>
-__device__ void flash_bwd_q(float* dq, const float* q, const float* k, const float* v, const float* dout, const float* lse,
-                            const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qoff, int window,
-                            float scale) {
+__device__ void flash_bwd_q(float* dq, const bf16_t* qr, const bf16_t* kr, const bf16_t* kc, const bf16_t* vr, const bf16_t* dr,
+                            const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen,
+                            int qlp, int klp, int qoff, int window, float scale) {
     const int BQ = 64, BK = HD <= 64 ? 64 : 32, KP = HD / 2 + 4, TP = BK / 2 + 4;
-    __shared__ unsigned ks[BK * KP], vs[BK * KP], kt[HD * TP];
+    __shared__ __align__(16) unsigned ks[BK * KP];
+    __shared__ __align__(16) unsigned vs[BK * KP];
+    __shared__ __align__(16) unsigned kt[HD * TP];
     __shared__ float sh[32];
     int b = blockIdx.z, h = blockIdx.y, g = h / (heads / kvheads);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gr = lane >> 2, tg = lane & 3;
-    long long ldq = (long long)heads * HD, ldk = (long long)kvheads * HD;
-    const float* qb = q + (long long)b * qlen * ldq + h * HD;
-    const float* db = dout + (long long)b * qlen * ldq + h * HD;
-    const float* kb = k + (long long)b * kvlen * ldk + g * HD;
-    const float* vb = v + (long long)b * kvlen * ldk + g * HD;
+    long long head = (long long)b * heads + h, kvhead = (long long)b * kvheads + g;
+    const bf16_t* qb = qr + head * qlp * HD;
+    const bf16_t* db = dr + head * qlp * HD;
+    const bf16_t* kb = kr + kvhead * klp * HD;
+    const bf16_t* vb = vr + kvhead * klp * HD;
+    const bf16_t* kcb = kc + kvhead * HD * klp;
     int bq0 = blockIdx.x * BQ, q0 = bq0 + warp * 16;
     unsigned qa[HD / 16][4], da[HD / 16][4];
     for (int kk = 0; kk < HD / 16; kk++) {
-        int c = kk * 16 + 2 * tg;
-        qa[kk][0] = flash_pair(qb, ldq, q0 + gr, qlen, c);
-        qa[kk][1] = flash_pair(qb, ldq, q0 + gr + 8, qlen, c);
-        qa[kk][2] = flash_pair(qb, ldq, q0 + gr, qlen, c + 8);
-        qa[kk][3] = flash_pair(qb, ldq, q0 + gr + 8, qlen, c + 8);
-        da[kk][0] = flash_pair(db, ldq, q0 + gr, qlen, c);
-        da[kk][1] = flash_pair(db, ldq, q0 + gr + 8, qlen, c);
-        da[kk][2] = flash_pair(db, ldq, q0 + gr, qlen, c + 8);
-        da[kk][3] = flash_pair(db, ldq, q0 + gr + 8, qlen, c + 8);
+        flash_afrag(qa[kk], qb, HD, q0, kk * 16);
+        flash_afrag(da[kk], db, HD, q0, kk * 16);
     }
     int lo[2], pos[2];
     float ls[2], de[2];
@@ -339,10 +365,12 @@ __device__ void flash_bwd_q(float* dq, const float* q, const float* k, const flo
         int i = q0 + gr + 8 * r;
         bool in = i < qlen;
         pos[r] = qoff + i;
-        lo[r] = in ? flash_first_key(seg, b, kvlen, pos[r], window) : 0x7fffffff;
-        ls[r] = in ? lse[((long long)b * heads + h) * qlen + i] * EFT_LOG2E : 0.0f;
-        de[r] = in ? delta[((long long)b * heads + h) * qlen + i] : 0.0f;
+        lo[r] = in ? flash_first_key(seg, b, kvlen, pos[r], window) : EFT_NO_KEY;
+        ls[r] = in ? lse[head * qlen + i] * EFT_LOG2E : 0.0f;
+        de[r] = in ? delta[head * qlen + i] : 0.0f;
     }
+    int loAll = warp_max_int(max(lo[0], lo[1]));
+    bool rowsReal = q0 + 15 < qlen;
     float dqa[HD / 8][4];
     for (int n = 0; n < HD / 8; n++) dqa[n][0] = dqa[n][1] = dqa[n][2] = dqa[n][3] = 0.0f;
     float sl2 = scale * EFT_LOG2E;
@@ -350,9 +378,9 @@ __device__ void flash_bwd_q(float* dq, const float* q, const float* k, const flo
     int last = min(qoff + min(bq0 + BQ, qlen) - 1, kvlen - 1);
     for (int k0 = (first / BK) * BK; k0 <= last; k0 += BK) {
         __syncthreads();
-        flash_tile_rows<HD>(ks, BK, kb, ldk, k0, kvlen);
-        flash_tile_rows<HD>(vs, BK, vb, ldk, k0, kvlen);
-        flash_tile_cols<HD>(kt, BK, kb, ldk, k0, kvlen);
+        flash_load(ks, KP, kb + (long long)k0 * HD, HD, BK, HD);
+        flash_load(vs, KP, vb + (long long)k0 * HD, HD, BK, HD);
+        flash_load(kt, TP, kcb + k0, klp, HD, BK);
         __syncthreads();
         float s[BK / 8][4], dp[BK / 8][4];
         for (int n = 0; n < BK / 8; n++) {
@@ -365,10 +393,11 @@ __device__ void flash_bwd_q(float* dq, const float* q, const float* k, const flo
                 mma16816(dp[n], da[kk], bb);
             }
         }
+        bool whole = rowsReal && k0 >= loAll && k0 + BK - 1 <= qoff + q0 && k0 + BK <= kvlen;
         for (int n = 0; n < BK / 8; n++)
             for (int e = 0; e < 4; e++) {
                 int r = e >> 1, key = k0 + n * 8 + 2 * tg + (e & 1);
-                bool vis = key >= lo[r] && key <= pos[r] && key < kvlen;
+                bool vis = whole || (key >= lo[r] && key <= pos[r] && key < kvlen);
                 float p = vis ? exp2f(s[n][e] * sl2 - ls[r]) : 0.0f;
                 s[n][e] = p * (dp[n][e] - de[r]);
             }
@@ -382,6 +411,7 @@ __device__ void flash_bwd_q(float* dq, const float* q, const float* k, const flo
             }
         }
     }
+    long long ldq = (long long)heads * HD;
     for (int r = 0; r < 2; r++) {
         int i = q0 + gr + 8 * r;
         if (i >= qlen) continue;
@@ -393,52 +423,72 @@ __device__ void flash_bwd_q(float* dq, const float* q, const float* k, const flo
     }
 }
 
-// Entry points per head size (the host picks by name).
-extern "C" __global__ void flash_fwd_16(float* out, float* lse, const float* q, const float* k, const float* v, const int* seg,
-        int heads, int kvheads, int qlen, int kvlen, int qoff, int window, float scale) {
-    flash_fwd<16>(out, lse, q, k, v, seg, heads, kvheads, qlen, kvlen, qoff, window, scale);
+// Entry points per head size (the host picks them by name).
+extern "C" __global__ void flash_prep_16(bf16_t* rows, bf16_t* cols, const float* src, int len, int heads, int lp) {
+    flash_prep<16>(rows, cols, src, len, heads, lp);
 }
-extern "C" __global__ void flash_bwd_kv_16(float* dk, float* dv, const float* q, const float* k, const float* v, const float* dout,
-        const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qoff, int window, float scale) {
-    flash_bwd_kv<16>(dk, dv, q, k, v, dout, lse, delta, seg, heads, kvheads, qlen, kvlen, qoff, window, scale);
+extern "C" __global__ void flash_fwd_16(float* out, float* lse, const bf16_t* qr, const bf16_t* kr, const bf16_t* vc, const int* seg,
+        int heads, int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff, int window, float scale) {
+    flash_fwd<16>(out, lse, qr, kr, vc, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
 }
-extern "C" __global__ void flash_bwd_q_16(float* dq, const float* q, const float* k, const float* v, const float* dout,
-        const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qoff, int window, float scale) {
-    flash_bwd_q<16>(dq, q, k, v, dout, lse, delta, seg, heads, kvheads, qlen, kvlen, qoff, window, scale);
+extern "C" __global__ void flash_bwd_kv_16(float* dk, float* dv, const bf16_t* qr, const bf16_t* qc, const bf16_t* kr, const bf16_t* vr,
+        const bf16_t* dr, const bf16_t* dc, const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen,
+        int kvlen, int qlp, int klp, int qoff, int window, float scale) {
+    flash_bwd_kv<16>(dk, dv, qr, qc, kr, vr, dr, dc, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
 }
-extern "C" __global__ void flash_fwd_32(float* out, float* lse, const float* q, const float* k, const float* v, const int* seg,
-        int heads, int kvheads, int qlen, int kvlen, int qoff, int window, float scale) {
-    flash_fwd<32>(out, lse, q, k, v, seg, heads, kvheads, qlen, kvlen, qoff, window, scale);
+extern "C" __global__ void flash_bwd_q_16(float* dq, const bf16_t* qr, const bf16_t* kr, const bf16_t* kc, const bf16_t* vr,
+        const bf16_t* dr, const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qlp,
+        int klp, int qoff, int window, float scale) {
+    flash_bwd_q<16>(dq, qr, kr, kc, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
 }
-extern "C" __global__ void flash_bwd_kv_32(float* dk, float* dv, const float* q, const float* k, const float* v, const float* dout,
-        const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qoff, int window, float scale) {
-    flash_bwd_kv<32>(dk, dv, q, k, v, dout, lse, delta, seg, heads, kvheads, qlen, kvlen, qoff, window, scale);
+extern "C" __global__ void flash_prep_32(bf16_t* rows, bf16_t* cols, const float* src, int len, int heads, int lp) {
+    flash_prep<32>(rows, cols, src, len, heads, lp);
 }
-extern "C" __global__ void flash_bwd_q_32(float* dq, const float* q, const float* k, const float* v, const float* dout,
-        const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qoff, int window, float scale) {
-    flash_bwd_q<32>(dq, q, k, v, dout, lse, delta, seg, heads, kvheads, qlen, kvlen, qoff, window, scale);
+extern "C" __global__ void flash_fwd_32(float* out, float* lse, const bf16_t* qr, const bf16_t* kr, const bf16_t* vc, const int* seg,
+        int heads, int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff, int window, float scale) {
+    flash_fwd<32>(out, lse, qr, kr, vc, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
 }
-extern "C" __global__ void flash_fwd_64(float* out, float* lse, const float* q, const float* k, const float* v, const int* seg,
-        int heads, int kvheads, int qlen, int kvlen, int qoff, int window, float scale) {
-    flash_fwd<64>(out, lse, q, k, v, seg, heads, kvheads, qlen, kvlen, qoff, window, scale);
+extern "C" __global__ void flash_bwd_kv_32(float* dk, float* dv, const bf16_t* qr, const bf16_t* qc, const bf16_t* kr, const bf16_t* vr,
+        const bf16_t* dr, const bf16_t* dc, const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen,
+        int kvlen, int qlp, int klp, int qoff, int window, float scale) {
+    flash_bwd_kv<32>(dk, dv, qr, qc, kr, vr, dr, dc, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
 }
-extern "C" __global__ void flash_bwd_kv_64(float* dk, float* dv, const float* q, const float* k, const float* v, const float* dout,
-        const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qoff, int window, float scale) {
-    flash_bwd_kv<64>(dk, dv, q, k, v, dout, lse, delta, seg, heads, kvheads, qlen, kvlen, qoff, window, scale);
+extern "C" __global__ void flash_bwd_q_32(float* dq, const bf16_t* qr, const bf16_t* kr, const bf16_t* kc, const bf16_t* vr,
+        const bf16_t* dr, const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qlp,
+        int klp, int qoff, int window, float scale) {
+    flash_bwd_q<32>(dq, qr, kr, kc, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
 }
-extern "C" __global__ void flash_bwd_q_64(float* dq, const float* q, const float* k, const float* v, const float* dout,
-        const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qoff, int window, float scale) {
-    flash_bwd_q<64>(dq, q, k, v, dout, lse, delta, seg, heads, kvheads, qlen, kvlen, qoff, window, scale);
+extern "C" __global__ void flash_prep_64(bf16_t* rows, bf16_t* cols, const float* src, int len, int heads, int lp) {
+    flash_prep<64>(rows, cols, src, len, heads, lp);
 }
-extern "C" __global__ void flash_fwd_128(float* out, float* lse, const float* q, const float* k, const float* v, const int* seg,
-        int heads, int kvheads, int qlen, int kvlen, int qoff, int window, float scale) {
-    flash_fwd<128>(out, lse, q, k, v, seg, heads, kvheads, qlen, kvlen, qoff, window, scale);
+extern "C" __global__ void flash_fwd_64(float* out, float* lse, const bf16_t* qr, const bf16_t* kr, const bf16_t* vc, const int* seg,
+        int heads, int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff, int window, float scale) {
+    flash_fwd<64>(out, lse, qr, kr, vc, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
 }
-extern "C" __global__ void flash_bwd_kv_128(float* dk, float* dv, const float* q, const float* k, const float* v, const float* dout,
-        const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qoff, int window, float scale) {
-    flash_bwd_kv<128>(dk, dv, q, k, v, dout, lse, delta, seg, heads, kvheads, qlen, kvlen, qoff, window, scale);
+extern "C" __global__ void flash_bwd_kv_64(float* dk, float* dv, const bf16_t* qr, const bf16_t* qc, const bf16_t* kr, const bf16_t* vr,
+        const bf16_t* dr, const bf16_t* dc, const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen,
+        int kvlen, int qlp, int klp, int qoff, int window, float scale) {
+    flash_bwd_kv<64>(dk, dv, qr, qc, kr, vr, dr, dc, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
 }
-extern "C" __global__ void flash_bwd_q_128(float* dq, const float* q, const float* k, const float* v, const float* dout,
-        const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qoff, int window, float scale) {
-    flash_bwd_q<128>(dq, q, k, v, dout, lse, delta, seg, heads, kvheads, qlen, kvlen, qoff, window, scale);
+extern "C" __global__ void flash_bwd_q_64(float* dq, const bf16_t* qr, const bf16_t* kr, const bf16_t* kc, const bf16_t* vr,
+        const bf16_t* dr, const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qlp,
+        int klp, int qoff, int window, float scale) {
+    flash_bwd_q<64>(dq, qr, kr, kc, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
+}
+extern "C" __global__ void flash_prep_128(bf16_t* rows, bf16_t* cols, const float* src, int len, int heads, int lp) {
+    flash_prep<128>(rows, cols, src, len, heads, lp);
+}
+extern "C" __global__ void flash_fwd_128(float* out, float* lse, const bf16_t* qr, const bf16_t* kr, const bf16_t* vc, const int* seg,
+        int heads, int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff, int window, float scale) {
+    flash_fwd<128>(out, lse, qr, kr, vc, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
+}
+extern "C" __global__ void flash_bwd_kv_128(float* dk, float* dv, const bf16_t* qr, const bf16_t* qc, const bf16_t* kr, const bf16_t* vr,
+        const bf16_t* dr, const bf16_t* dc, const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen,
+        int kvlen, int qlp, int klp, int qoff, int window, float scale) {
+    flash_bwd_kv<128>(dk, dv, qr, qc, kr, vr, dr, dc, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
+}
+extern "C" __global__ void flash_bwd_q_128(float* dq, const bf16_t* qr, const bf16_t* kr, const bf16_t* kc, const bf16_t* vr,
+        const bf16_t* dr, const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qlp,
+        int klp, int qoff, int window, float scale) {
+    flash_bwd_q<128>(dq, qr, kr, kc, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
 }

@@ -83,6 +83,10 @@ static char emu_error[512];
 #define __forceinline__ inline
 #define __shared__ static
 #define __restrict__
+#define __align__(n) __attribute__((aligned(n)))
+struct alignas(16) uint4 {
+    unsigned int x, y, z, w;
+};
 
 static inline void emu_wait(int state) {
     emu_cur->state = state;
