@@ -453,6 +453,11 @@ type TrainJob struct {
 	// Pool is the config's trainer_pool: only trainers serving that pool take
 	// the job (it is queued on PoolJobSubject). Empty: any default trainer.
 	Pool string `json:"pool,omitempty"`
+	// Seat tells a data-parallel run's (world_size N) jobs apart: 0 is the
+	// job the tokenizer queued; the trainer that takes it queues seats
+	// 1..N-1, so that N trainers join the run. Ranks are claimed at the
+	// rendezvous (shared/rendezvous), not given by the seat.
+	Seat int `json:"seat,omitempty"`
 }
 
 func (TrainJob) EventType() string { return TypeTrainJob }
@@ -469,6 +474,9 @@ func (p TrainJob) Validate() error {
 	}
 	if p.MicroBatches <= 0 || p.SequenceLen <= 0 || p.MicroBatchSize <= 0 {
 		return fmt.Errorf("micro_batches, sequence_len and micro_batch_size must be positive")
+	}
+	if p.Seat < 0 {
+		return fmt.Errorf("seat %d is negative", p.Seat)
 	}
 	if err := validateOptionalRef("eval", p.Eval); err != nil {
 		return err
