@@ -397,6 +397,7 @@ func TestWriterRejectsBadTensors(t *testing.T) {
 	}{
 		{"duplicate", []NamedTensor{{"a", ok}, {"a", ok}}, `"a" given twice`},
 		{"empty name", []NamedTensor{{"", ok}}, "empty name"},
+		{"not UTF-8", []NamedTensor{{"a\xff", ok}}, "not UTF-8"},
 		{"reserved", []NamedTensor{{"__metadata__", ok}}, "reserved"},
 		{"shape", []NamedTensor{{"a", Tensor{DType: F32, Shape: []int{3}, Data: ok.Data}}}, "does not match 8 bytes"},
 		{"dtype", []NamedTensor{{"a", Tensor{DType: "F7", Shape: []int{2}, Data: ok.Data}}}, "unknown dtype"},
@@ -410,6 +411,9 @@ func TestWriterRejectsBadTensors(t *testing.T) {
 		if _, statErr := os.Stat(path); statErr == nil {
 			t.Errorf("%s: a file was written despite the error", c.name)
 		}
+	}
+	if err := WriteFile(filepath.Join(t.TempDir(), "x.safetensors"), []NamedTensor{{"a", ok}}, map[string]string{"format": "p\xfft"}); err == nil || !strings.Contains(err.Error(), "not UTF-8") {
+		t.Errorf("metadata that is not UTF-8: %v", err)
 	}
 	if _, err := FromFloat32(F32, []int{3}, []float32{1}); err == nil {
 		t.Error("FromFloat32 accepted 1 value for shape [3]")

@@ -9,7 +9,10 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"unicode/utf8"
 	"unsafe"
+
+	"github.com/eftml/eft/shared/pyjson"
 )
 
 // NamedTensor is a tensor with the name it is stored under.
@@ -59,6 +62,8 @@ func plan(tensors []NamedTensor, metadata map[string]string) (*layout, error) {
 		switch {
 		case t.Name == "":
 			return nil, fmt.Errorf("a tensor has an empty name")
+		case !utf8.ValidString(t.Name):
+			return nil, fmt.Errorf("tensor %q: the name is not UTF-8, which a safetensors header must be", t.Name)
 		case t.Name == metadataKey:
 			return nil, fmt.Errorf("%q is reserved for metadata", metadataKey)
 		case seen[t.Name]:
@@ -78,17 +83,25 @@ func plan(tensors []NamedTensor, metadata map[string]string) (*layout, error) {
 		}
 		return ordered[i].Name < ordered[j].Name
 	})
+	for k, v := range metadata {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return nil, fmt.Errorf("metadata %q: %q: not UTF-8, which a safetensors header must be", k, v)
+		}
+	}
+	// The header is written as serde_json writes it (Python's json.dumps
+	// with ensure_ascii=False: only '"', '\\' and control characters are
+	// escaped).
 	h := []byte{'{'}
 	if metadata != nil {
-		h = appendJSONString(h, metadataKey)
+		h = pyjson.AppendString(h, metadataKey, false)
 		h = append(h, ':', '{')
 		for i, k := range sortedKeys(metadata) {
 			if i > 0 {
 				h = append(h, ',')
 			}
-			h = appendJSONString(h, k)
+			h = pyjson.AppendString(h, k, false)
 			h = append(h, ':')
-			h = appendJSONString(h, metadata[k])
+			h = pyjson.AppendString(h, metadata[k], false)
 		}
 		h = append(h, '}')
 	}
@@ -97,9 +110,9 @@ func plan(tensors []NamedTensor, metadata map[string]string) (*layout, error) {
 		if i > 0 || metadata != nil {
 			h = append(h, ',')
 		}
-		h = appendJSONString(h, t.Name)
+		h = pyjson.AppendString(h, t.Name, false)
 		h = append(h, `:{"dtype":`...)
-		h = appendJSONString(h, string(t.DType))
+		h = pyjson.AppendString(h, string(t.DType), false)
 		h = append(h, `,"shape":[`...)
 		for j, d := range t.Shape {
 			if j > 0 {
@@ -119,38 +132,6 @@ func plan(tensors []NamedTensor, metadata map[string]string) (*layout, error) {
 		h = append(h, ' ')
 	}
 	return &layout{header: h, ordered: ordered, size: offset}, nil
-}
-
-// appendJSONString writes s the way serde_json does: only '"', '\\' and
-// control characters are escaped, everything else (including non-ASCII and
-// '<', '>', '&') is written as is.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"':
-			b = append(b, '\\', '"')
-		case c == '\\':
-			b = append(b, '\\', '\\')
-		case c == '\b':
-			b = append(b, '\\', 'b')
-		case c == '\f':
-			b = append(b, '\\', 'f')
-		case c == '\n':
-			b = append(b, '\\', 'n')
-		case c == '\r':
-			b = append(b, '\\', 'r')
-		case c == '\t':
-			b = append(b, '\\', 't')
-		case c < 0x20:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		default:
-			b = append(b, c)
-		}
-	}
-	return append(b, '"')
 }
 
 // Encode writes a safetensors file to w: tensors ordered by dtype alignment
