@@ -1,6 +1,9 @@
 // Package train is the engine's optimizer step: gradient accumulation over
 // micro-batches with the loss normalised by the counted tokens of the whole
-// step, global-norm clipping and the optimizer update. The loop around it
+// step, global-norm clipping and the optimizer update. With a Collective
+// the step is one rank's part of a data-parallel step: the token count and
+// the gradients are summed over the ranks, so every rank updates with the
+// gradient one process would compute on the union of their micro-batches. The loop around it
 // (schedules, checkpoints, events) belongs to the trainer service; this
 // package knows nothing about where batches come from.
 package train
@@ -22,6 +25,10 @@ type Trainer struct {
 	// clipping off.
 	MaxGradNorm float64
 
+	// Collective, when set, makes each Step one rank's share of a
+	// data-parallel step (world_size > 1).
+	Collective Collective
+
 	params []*optim.Param
 	// device is set when the parameters live off the host (a GPU backend):
 	// the optimizer then measures and updates them where they are.
@@ -42,6 +49,17 @@ type DeviceOptimizer interface {
 	// coefficient; 1 when not clipping) and updates the parameters at
 	// learning rate lr.
 	StepDevice(params []*model.Param, lr float64, gradScale float32) error
+}
+
+// Collective joins the ranks of a data-parallel run. Every rank calls its
+// methods in the same order with the same shapes; every rank must get the
+// same bits back (sums in rank order), or their weights drift apart.
+type Collective interface {
+	// SumCounts replaces each count by its sum over the ranks.
+	SumCounts(counts []int64) error
+	// SumGradients replaces the gradient of every parameter by its sum over
+	// the ranks, and returns the sum of the ranks' loss sums.
+	SumGradients(params []*model.Param, lossSum float64) (float64, error)
 }
 
 // New prepares a trainer for m's trainable parameters (choose them first:
@@ -79,13 +97,15 @@ type StepResult struct {
 
 // Step runs one optimizer step over micro-batches at learning rate lr:
 //
-//  1. count the target tokens of every micro-batch together;
+//  1. count the target tokens of every micro-batch together (with a
+//     Collective: of every rank's micro-batches);
 //  2. zero the gradients;
 //  3. forward and backward each micro-batch, scaling its gradient by
 //     1/(all counted tokens), so the sum is the gradient of the step's mean
 //     token loss — not a mean of per-batch means;
-//  4. clip the global gradient norm;
-//  5. update the weights.
+//  4. with a Collective, sum the gradients over the ranks;
+//  5. clip the global gradient norm;
+//  6. update the weights.
 func (t *Trainer) Step(micro []*model.Batch, lr float64) (StepResult, error) {
 	total := 0
 	for i, b := range micro {
@@ -97,6 +117,13 @@ func (t *Trainer) Step(micro []*model.Batch, lr float64) (StepResult, error) {
 				total++
 			}
 		}
+	}
+	if t.Collective != nil {
+		counts := []int64{int64(total)}
+		if err := t.Collective.SumCounts(counts); err != nil {
+			return StepResult{}, fmt.Errorf("train: summing the step's token count over the ranks: %w", err)
+		}
+		total = int(counts[0])
 	}
 	if total == 0 {
 		return StepResult{}, fmt.Errorf("train: the %d micro-batches of this step have no target tokens to learn from", len(micro))
@@ -110,6 +137,12 @@ func (t *Trainer) Step(micro []*model.Batch, lr float64) (StepResult, error) {
 			return StepResult{}, fmt.Errorf("train: micro-batch %d: %w", i, err)
 		}
 		lossSum += s
+	}
+	if t.Collective != nil {
+		var err error
+		if lossSum, err = t.Collective.SumGradients(t.mparams, lossSum); err != nil {
+			return StepResult{}, fmt.Errorf("train: summing gradients over the ranks: %w", err)
+		}
 	}
 
 	if t.device != nil {
