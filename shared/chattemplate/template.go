@@ -3,6 +3,7 @@ package chattemplate
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/eftml/eft/shared/chattemplate/jinja"
@@ -106,7 +107,7 @@ func (t *Template) RenderTracked(req Request) (Rendered, error) {
 		vars["documents"] = req.Documents
 	}
 	vars["add_generation_prompt"] = req.AddGenerationPrompt
-	res, err := t.tpl.Render(vars, transformersEnv(req.Now))
+	res, err := t.tpl.Render(vars, envFor(req.Now))
 	if err != nil {
 		var je *jinja.Error
 		if errors.As(err, &je) {
@@ -130,6 +131,23 @@ func messagesValue(msgs []any) any {
 
 // renderLimits bound every render (see jinja.Env); the fuzz test lowers them.
 var renderLimits = struct{ maxOutput, maxSteps int }{64 << 20, 10_000_000}
+
+// clockEnv is transformersEnv(nil), kept: building it (maps, closures) cost
+// as much as rendering a short conversation. It is rebuilt when the limits
+// change (the fuzz test lowers them).
+var clockEnv atomic.Pointer[jinja.Env]
+
+func envFor(now func() time.Time) *jinja.Env {
+	if now != nil {
+		return transformersEnv(now)
+	}
+	env := clockEnv.Load()
+	if env == nil || env.MaxOutput != renderLimits.maxOutput || env.MaxSteps != renderLimits.maxSteps {
+		env = transformersEnv(nil)
+		clockEnv.Store(env)
+	}
+	return env
+}
 
 // transformersEnv is the environment transformers' _compile_jinja_template
 // sets up on top of Jinja2's: its own tojson, raise_exception and

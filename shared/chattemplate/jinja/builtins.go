@@ -1049,7 +1049,11 @@ func filterSum(_ *renderer, v any, args []any, kwargs []KeywordArg) (any, error)
 
 func filterTrim(_ *renderer, v any, args []any, kwargs []KeywordArg) (any, error) {
 	chars := argument(args, kwargs, 0, "chars", nil)
-	return pyStrip(pyStr(v), chars, true, true)
+	out, err := pyStrip(pyStr(v), chars, true, true)
+	if s, isStr := v.(string); isStr && err == nil && len(out.(string)) == len(s) {
+		return v, nil // nothing stripped: the boxed string as it came
+	}
+	return out, err
 }
 
 func filterTruncate(_ *renderer, v any, args []any, kwargs []KeywordArg) (any, error) {

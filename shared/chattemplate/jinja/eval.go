@@ -3,14 +3,22 @@ package jinja
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync/atomic"
 )
 
-// Template is a compiled template. It is immutable and safe for concurrent
-// renders.
+// Template is a compiled template. It is safe for concurrent renders (only
+// its output size hint changes).
 type Template struct {
 	body []node
+	// sizeHint is about how long recent renders were, so that the next
+	// one sizes its output buffer once instead of doubling it a dozen times.
+	sizeHint atomic.Int64
 }
+
+// maxSizeHint bounds the buffer a render reserves ahead.
+const maxSizeHint = 1 << 20
 
 // Compile parses a template with the settings transformers uses:
 // trim_blocks, lstrip_blocks, loop controls, and the {% generation %} tag.
@@ -70,6 +78,8 @@ func (t *Template) Render(vars map[string]any, env *Env) (Result, error) {
 		r.maxSteps = 10_000_000
 	}
 	r.out = &r.top
+	hint := t.sizeHint.Load()
+	r.top.Grow(int(hint))
 	err := r.execBody(t.body, top)
 	if err != nil {
 		if errors.Is(err, errBreak) || errors.Is(err, errContinue) {
@@ -77,24 +87,65 @@ func (t *Template) Render(vars map[string]any, env *Env) (Result, error) {
 		}
 		return Result{}, err
 	}
+	if n := int64(r.top.Len()); n > hint || n < hint/2 {
+		t.sizeHint.Store(min(n+n/8, maxSizeHint))
+	}
 	return Result{Text: r.top.String(), Generation: r.gen}, nil
 }
 
+// frame is one scope. Its first few names live inline: a loop iteration or
+// a macro call gets a fresh scope, and most bind two or three names, so a
+// map per scope would be most of a render's allocations.
 type frame struct {
-	vars   map[string]any
+	names  [frameInline]string
+	vals   [frameInline]any
+	n      int
+	vars   map[string]any // the names past the inline ones
 	parent *frame
 }
 
+const frameInline = 4
+
 func (f *frame) lookup(name string) (any, bool) {
 	for ; f != nil; f = f.parent {
-		if v, ok := f.vars[name]; ok {
+		if v, ok := f.get(name); ok {
 			return v, true
 		}
 	}
 	return nil, false
 }
 
-func (f *frame) child() *frame { return &frame{vars: map[string]any{}, parent: f} }
+// get looks name up in this scope only.
+func (f *frame) get(name string) (any, bool) {
+	for i := range f.n {
+		if f.names[i] == name {
+			return f.vals[i], true
+		}
+	}
+	v, ok := f.vars[name]
+	return v, ok
+}
+
+// set binds name in this scope.
+func (f *frame) set(name string, v any) {
+	for i := range f.n {
+		if f.names[i] == name {
+			f.vals[i] = v
+			return
+		}
+	}
+	if _, ok := f.vars[name]; ok || f.n == frameInline {
+		if f.vars == nil {
+			f.vars = map[string]any{}
+		}
+		f.vars[name] = v
+		return
+	}
+	f.names[f.n], f.vals[f.n] = name, v
+	f.n++
+}
+
+func (f *frame) child() *frame { return &frame{parent: f} }
 
 var (
 	errBreak    = errors.New("break")
@@ -194,7 +245,7 @@ func (r *renderer) exec(n node, f *frame) error {
 		}
 		return r.assign(n.target, v, f)
 	case *macroNode:
-		f.vars[n.m.name] = &Macro{name: n.m.name, def: n.m, closure: f, r: r}
+		f.set(n.m.name, &Macro{name: n.m.name, def: n.m, closure: f, r: r})
 		return nil
 	case *callBlockNode:
 		caller := &Macro{name: "caller", def: n.caller, closure: f, r: r}
@@ -271,7 +322,7 @@ func (r *renderer) assign(t target, v any, f *frame) error {
 		}
 		return nil
 	}
-	f.vars[t.name] = v
+	f.set(t.name, v)
 	return nil
 }
 
@@ -369,7 +420,7 @@ func (r *renderer) runLoop(n *forNode, iv any, f *frame, depth0 int) error {
 		}
 		loop.index = i
 		scope := f.child()
-		scope.vars["loop"] = loop
+		scope.set("loop", loop)
 		if err := r.assign(n.target, it, scope); err != nil {
 			return err
 		}
@@ -465,7 +516,7 @@ func (r *renderer) callMacro(m *Macro, args []any, kwargs []KeywordArg) (any, er
 	extra := NewDict()
 	bound := make([]bool, len(d.params))
 	for i, a := range args {
-		scope.vars[d.params[i]] = a
+		scope.set(d.params[i], a)
 		bound[i] = true
 	}
 	var caller any
@@ -476,7 +527,7 @@ func (r *renderer) callMacro(m *Macro, args []any, kwargs []KeywordArg) (any, er
 				if bound[i] {
 					return nil, errorf(TypeError, "macro '%s' got multiple values for argument '%s'", d.name, p)
 				}
-				scope.vars[p] = kw.Value
+				scope.set(p, kw.Value)
 				bound[i] = true
 				found = true
 				break
@@ -503,21 +554,21 @@ func (r *renderer) callMacro(m *Macro, args []any, kwargs []KeywordArg) (any, er
 			if err != nil {
 				return nil, err
 			}
-			scope.vars[p] = v
+			scope.set(p, v)
 		} else {
-			scope.vars[p] = Undefined{Name: p, Hint: fmt.Sprintf("parameter '%s' was not provided", p)}
+			scope.set(p, Undefined{Name: p, Hint: fmt.Sprintf("parameter '%s' was not provided", p)})
 		}
 	}
 	if d.usesVarargs {
-		scope.vars["varargs"] = Tuple(append([]any{}, varargs...))
+		scope.set("varargs", Tuple(append([]any{}, varargs...)))
 	}
 	if d.usesKwargs {
-		scope.vars["kwargs"] = extra
+		scope.set("kwargs", extra)
 	}
 	if caller != nil {
-		scope.vars["caller"] = caller
+		scope.set("caller", caller)
 	} else if d.usesCaller {
-		scope.vars["caller"] = Undefined{Name: "caller", Hint: "No caller defined"}
+		scope.set("caller", Undefined{Name: "caller", Hint: "No caller defined"})
 	}
 	r.depth++
 	out, err := r.capture(func() error { return r.execBody(d.body, scope) })
@@ -599,6 +650,9 @@ func (r *renderer) eval(x expr, f *frame) (any, error) {
 		}
 		return positive(v)
 	case *binExpr:
+		if n.op == "+" {
+			return r.evalSum(n, f)
+		}
 		l, err := r.eval(n.l, f)
 		if err != nil {
 			return nil, err
@@ -711,6 +765,78 @@ func (r *renderer) eval(x expr, f *frame) (any, error) {
 		return d, nil
 	}
 	return nil, errorf(RuntimeError, "cannot evaluate %T", x)
+}
+
+// evalSum evaluates a chain a + b + c + ... (left-nested "+" nodes) the
+// way Python does, left to right, but joins a run of strings once, at its
+// end, instead of building every intermediate string: chat templates
+// assemble each turn from half a dozen pieces.
+func (r *renderer) evalSum(n *binExpr, f *frame) (any, error) {
+	var spine [8]expr
+	operands := spine[:0]
+	var x expr = n
+	for {
+		b, ok := x.(*binExpr)
+		if !ok || b.op != "+" {
+			break
+		}
+		operands = append(operands, b.r)
+		x = b.l
+	}
+	operands = append(operands, x)
+	slices.Reverse(operands)
+	acc, err := r.eval(operands[0], f)
+	if err != nil {
+		return nil, err
+	}
+	// run holds the strings not joined yet, acc's first when acc is a string.
+	var runSpace [8]string
+	run := runSpace[:0]
+	runLen := 0
+	for _, operand := range operands[1:] {
+		v, err := r.eval(operand, f)
+		if err != nil {
+			return nil, err
+		}
+		if s, ok := v.(string); ok {
+			if len(run) == 0 {
+				if a, isStr := acc.(string); isStr {
+					run, runLen = append(run, a), len(a)
+				}
+			}
+			if len(run) > 0 {
+				run, runLen = append(run, s), runLen+len(s)
+				if runLen > r.maxOut {
+					return nil, errorf(RuntimeError, "string exceeds %d bytes", r.maxOut)
+				}
+				continue
+			}
+		}
+		if len(run) > 0 {
+			acc, run = joinStrings(run, runLen), run[:0]
+		}
+		sum, err := binaryOp("+", acc, v)
+		if err != nil {
+			return sum, err
+		}
+		if s, ok := sum.(string); ok && len(s) > r.maxOut {
+			return nil, errorf(RuntimeError, "string exceeds %d bytes", r.maxOut)
+		}
+		acc = sum
+	}
+	if len(run) > 0 {
+		return joinStrings(run, runLen), nil
+	}
+	return acc, nil
+}
+
+func joinStrings(parts []string, n int) string {
+	var b strings.Builder
+	b.Grow(n)
+	for _, p := range parts {
+		b.WriteString(p)
+	}
+	return b.String()
 }
 
 func checkHashable(k any) error {

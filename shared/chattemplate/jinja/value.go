@@ -2,8 +2,10 @@ package jinja
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -86,11 +88,22 @@ type Callable struct {
 type Dict struct {
 	keys  []any
 	vals  []any
-	index map[any]int
+	hkeys []any       // hashKey of each key
+	index map[any]int // hashKey → position, once the dict outgrows a scan
 }
 
+// dictScan is the size up to which a dict finds keys by scanning hkeys:
+// messages have a handful of keys, and a map each would dominate a render.
+const dictScan = 8
+
 // NewDict returns an empty dict.
-func NewDict() *Dict { return &Dict{index: map[any]int{}} }
+func NewDict() *Dict { return &Dict{} }
+
+// newDictCap returns an empty dict with room for n entries in one allocation.
+func newDictCap(n int) *Dict {
+	room := make([]any, 3*n)
+	return &Dict{keys: room[:0:n], vals: room[n : n : 2*n], hkeys: room[2*n : 2*n : 3*n]}
+}
 
 // Len is the number of entries.
 func (d *Dict) Len() int { return len(d.keys) }
@@ -98,16 +111,37 @@ func (d *Dict) Len() int { return len(d.keys) }
 // Keys returns the keys in order.
 func (d *Dict) Keys() []any { return d.keys }
 
+func (d *Dict) find(h any) (int, bool) {
+	if d.index != nil {
+		i, ok := d.index[h]
+		return i, ok
+	}
+	for i, k := range d.hkeys {
+		if k == h {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
 // Set inserts or replaces key; a new key goes last.
 func (d *Dict) Set(key, val any) {
 	h := hashKey(key)
-	if i, ok := d.index[h]; ok {
+	if i, ok := d.find(h); ok {
 		d.vals[i] = val
 		return
 	}
-	d.index[h] = len(d.keys)
 	d.keys = append(d.keys, key)
 	d.vals = append(d.vals, val)
+	d.hkeys = append(d.hkeys, h)
+	if d.index != nil {
+		d.index[h] = len(d.keys) - 1
+	} else if len(d.keys) > dictScan {
+		d.index = make(map[any]int, 2*len(d.keys))
+		for i, k := range d.hkeys {
+			d.index[k] = i
+		}
+	}
 }
 
 // Get returns the value of key.
@@ -115,7 +149,7 @@ func (d *Dict) Get(key any) (any, bool) {
 	if d == nil {
 		return nil, false
 	}
-	i, ok := d.index[hashKey(key)]
+	i, ok := d.find(hashKey(key))
 	if !ok {
 		return nil, false
 	}
@@ -126,9 +160,9 @@ func (d *Dict) Get(key any) (any, bool) {
 func (d *Dict) At(i int) (any, any) { return d.keys[i], d.vals[i] }
 
 func (d *Dict) copy() *Dict {
-	c := &Dict{keys: append([]any(nil), d.keys...), vals: append([]any(nil), d.vals...), index: make(map[any]int, len(d.index))}
-	for k, v := range d.index {
-		c.index[k] = v
+	c := &Dict{keys: slices.Clone(d.keys), vals: slices.Clone(d.vals), hkeys: slices.Clone(d.hkeys)}
+	if d.index != nil {
+		c.index = maps.Clone(d.index)
 	}
 	return c
 }
@@ -199,8 +233,9 @@ func FromGo(v any) any {
 		}
 		return out
 	case ObjectLike:
-		d := NewDict()
-		for _, k := range x.Keys() {
+		keys := x.Keys()
+		d := newDictCap(len(keys))
+		for _, k := range keys {
 			e, _ := x.Get(k)
 			d.Set(k, FromGo(e))
 		}
