@@ -12,7 +12,8 @@ import (
 // built for, across the cases their tiling must get right: query and key
 // tiles that do not fill 64 rows, several tiles per row, GQA groups,
 // packed segments that start inside a tile, a sliding window that leaves
-// whole tiles masked, and queries offset into a longer key range (decode).
+// whole tiles masked, tiles no query masks (the kernels' unmasked path),
+// and queries offset into a longer key range (decode).
 // Inputs and probabilities are rounded to bf16 inside the kernels, hence
 // the bf16 tolerance.
 func TestFlashAttentionAgainstCPU(t *testing.T) {
@@ -32,6 +33,7 @@ func TestFlashAttentionAgainstCPU(t *testing.T) {
 		{"packed hd16", backend.AttentionSpec{Batch: 2, QLen: 150, KVLen: 150, Heads: 2, KVHeads: 1, HeadDim: 16}, packed},
 		{"sliding window hd32", backend.AttentionSpec{Batch: 1, QLen: 140, KVLen: 140, Heads: 3, KVHeads: 1, HeadDim: 32, Window: 20}, nil},
 		{"decode offset hd128", backend.AttentionSpec{Batch: 1, QLen: 9, KVLen: 75, QOffset: 66, Heads: 2, KVHeads: 1, HeadDim: 128}, nil},
+		{"unmasked tiles hd32", backend.AttentionSpec{Batch: 1, QLen: 192, KVLen: 192, Heads: 2, KVHeads: 1, HeadDim: 32}, nil},
 		{"two tiles hd128", backend.AttentionSpec{Batch: 1, QLen: 80, KVLen: 80, Heads: 2, KVHeads: 2, HeadDim: 128}, nil},
 	}
 	forEach(t, PrecisionBF16, func(t *testing.T, u underTest, c *cpu.CPU, rng *rand.Rand) {

@@ -248,7 +248,6 @@ __device__ void flash_bwd_kv(float* dk, float* dv, const bf16_t* qr, const bf16_
     __shared__ __align__(16) unsigned dt[HD * TP];
     __shared__ float lses[BQ], dels[BQ];
     __shared__ int los[BQ];
-    __shared__ float sh[32];
     int b = blockIdx.z, g = blockIdx.y, group = heads / kvheads;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gr = lane >> 2, tg = lane & 3;
     const bf16_t* kb = kr + ((long long)b * kvheads + g) * klp * HD;
@@ -273,7 +272,19 @@ __device__ void flash_bwd_kv(float* dk, float* dv, const bf16_t* qr, const bf16_
                 lses[threadIdx.x] = in ? lse[head * qlen + i] * EFT_LOG2E : 0.0f;
                 dels[threadIdx.x] = in ? delta[head * qlen + i] : 0.0f;
             }
-            if (flash_block_first_key(seg, b, kvlen, qoff, window, i0, BQ, qlen, sh) > lastKey) continue;
+            __syncthreads();
+            // The tile's smallest and largest first key, from shared memory
+            // by every warp alike (so the skip is uniform over the block).
+            int loMin = EFT_NO_KEY, loMax = 0;
+            for (int x = lane; x < BQ; x += 32) {
+                loMin = min(loMin, los[x]);
+                loMax = max(loMax, los[x]);
+            }
+            loMin = -warp_max_int(-loMin);
+            loMax = warp_max_int(loMax);
+            if (loMin > lastKey) continue;
+            // No key of this warp is masked for any query of the tile.
+            bool whole = loMax <= key0 && key0 + 15 <= qoff + i0 && i0 + BQ <= qlen && key0 + 16 <= kvlen;
             flash_load(qs, QP, qr + (head * qlp + i0) * HD, HD, BQ, HD);
             flash_load(qt, TP, qc + head * HD * qlp + i0, qlp, HD, BQ);
             flash_load(ds, QP, dr + (head * qlp + i0) * HD, HD, BQ, HD);
@@ -298,7 +309,7 @@ __device__ void flash_bwd_kv(float* dk, float* dv, const bf16_t* qr, const bf16_
             for (int n = 0; n < BQ / 8; n++)
                 for (int e = 0; e < 4; e++) {
                     int key = key0 + gr + 8 * (e >> 1), qi = n * 8 + 2 * tg + (e & 1), i = i0 + qi;
-                    bool vis = i < qlen && key < kvlen && key >= los[qi] && key <= qoff + i;
+                    bool vis = whole || (i < qlen && key < kvlen && key >= los[qi] && key <= qoff + i);
                     float p = vis ? exp2f(pt[n][e] * sl2 - lses[qi]) : 0.0f;
                     pt[n][e] = p;
                     dpt[n][e] = p * (dpt[n][e] - dels[qi]);
