@@ -8,8 +8,10 @@
 // pinned host staging for uploads, the CUDA C kernels embedded in the binary
 // and compiled by NVRTC for the device's architecture on first use, cached on
 // disk (kernels/, nvrtc.go), GEMMs through cuBLASLt (bf16 in, fp32
-// accumulate; gemm.go), the ops themselves (ops*.go, attention.go), and the
-// device AdamW with its multi-tensor gradient norm (adamw.go).
+// accumulate; gemm.go, with converted operands kept in matmul.go), the ops
+// themselves (ops*.go, attention.go; flash attention in kernels/flash.cu),
+// the device AdamW with its multi-tensor gradient norm (adamw.go), and
+// per-kernel timing under EFT_CUDA_PROFILE (profile.go).
 //
 // It does not own what the ops mean (trainer/backend and its CPU twin
 // trainer/cpu define that), the model (trainer/model), nor choosing a
