@@ -115,15 +115,6 @@ func (r Resolver) TokenizerDir(ctx context.Context, cfg *config.Config, workDir,
 	return r.ModelDir(ctx, cfg.TokenizerConfig, "", workDir)
 }
 
-// CheckTrainable refuses what the config asks for that this build's engine
-// cannot train, before anything is downloaded.
-func CheckTrainable(cfg *config.Config) error {
-	if cfg.WorldSize > 1 {
-		return fmt.Errorf("world_size %d: data-parallel training is not in this build yet; use world_size 1", cfg.WorldSize)
-	}
-	return nil
-}
-
 // Built is a run's model, ready to train or evaluate.
 type Built struct {
 	Model *model.Model
@@ -160,9 +151,6 @@ func LoadOptions(cfg *config.Config) model.Options {
 // fine-tune. For QLoRA the decoder's linear weights are loaded in NF4
 // (Quantization).
 func (r Resolver) Build(cfg *config.Config, baseDir, workDir string, be backend.Backend) (*Built, error) {
-	if err := CheckTrainable(cfg); err != nil {
-		return nil, err
-	}
 	m, err := model.LoadWith(baseDir, be, LoadOptions(cfg))
 	if err != nil {
 		return nil, err

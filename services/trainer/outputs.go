@@ -31,7 +31,7 @@ func (r *run) saveCheckpoint(ctx context.Context, d int, elapsed float64) error 
 			Step: int64(d), Epoch: r.steps.Epoch(d), Schedule: r.sched,
 			Optimizer: checkpoint.OptimizerInfo{Hyper: r.hyper},
 			Data: checkpoint.DataPosition{
-				Epoch: epoch, NextBatch: int64(next), Seed: uint64(r.cfg.Seed),
+				Epoch: epoch, NextBatch: int64(next * r.worldSize()), Seed: uint64(r.cfg.Seed),
 				TokensSeen: r.tokensSeen, BatchesTotal: int64(r.batches.Len()), DatasetHash: r.spec.Train.SHA256,
 			},
 			Extra: map[string]json.RawMessage{},

@@ -23,7 +23,12 @@ import (
 const (
 	envChildNATS    = "EFT_TRAINER_TEST_CHILD_NATS"
 	envChildScratch = "EFT_TRAINER_TEST_CHILD_SCRATCH"
-	childAckWait    = 2 * time.Second
+	// envChildPace is the pause after each step (default 100ms).
+	envChildPace = "EFT_TRAINER_TEST_CHILD_PACE"
+	childAckWait = 2 * time.Second
+	// childRankLease is a child's data-parallel claim lease: a killed
+	// child's peers notice within about this.
+	childRankLease = time.Second
 )
 
 func TestMain(m *testing.M) {
@@ -34,8 +39,17 @@ func TestMain(m *testing.M) {
 }
 
 // runChild is a trainer process that takes 100 ms per step more than it
-// needs, so that the test can kill it in the middle of a run.
+// needs (or $EFT_TRAINER_TEST_CHILD_PACE), so that the test can kill it in
+// the middle of a run.
 func runChild(url, scratch string) int {
+	pace := 100 * time.Millisecond
+	if p := os.Getenv(envChildPace); p != "" {
+		var err error
+		if pace, err = time.ParseDuration(p); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+	}
 	ctx := context.Background()
 	b, err := bus.Connect(ctx, url, bus.Options{Name: "trainer-child"})
 	if err != nil {
@@ -43,7 +57,8 @@ func runChild(url, scratch string) int {
 		return 2
 	}
 	fmt.Println("ready")
-	svc := New(b, Options{ScratchDir: scratch, AckWait: childAckWait, AfterStep: func(int) { time.Sleep(100 * time.Millisecond) }})
+	svc := New(b, Options{ScratchDir: scratch, AckWait: childAckWait, RankLease: childRankLease, RendezvousTimeout: time.Minute,
+		AfterStep: func(int) { time.Sleep(pace) }})
 	if err := svc.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -51,10 +66,10 @@ func runChild(url, scratch string) int {
 	return 0
 }
 
-func startChild(t *testing.T, url string) *exec.Cmd {
+func startChild(t *testing.T, url string, env ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envChildNATS+"="+url, envChildScratch+"="+t.TempDir())
+	cmd.Env = append(append(os.Environ(), envChildNATS+"="+url, envChildScratch+"="+t.TempDir()), env...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/eftml/eft/shared/batches"
 	"github.com/eftml/eft/shared/bus"
 	"github.com/eftml/eft/shared/config"
+	"github.com/eftml/eft/shared/rendezvous"
 	"github.com/eftml/eft/trainer/checkpoint"
 	"github.com/eftml/eft/trainer/lora"
 	"github.com/eftml/eft/trainer/model"
@@ -39,6 +41,7 @@ type run struct {
 	batches  *batches.Reader
 	tokDir   string // tokenizer files (for outputs)
 	device   *device
+	world    *world // nil unless world_size > 1
 	built    *runspec.Built
 	opt      optim.Optimizer
 	hyper    map[string]float64
@@ -82,8 +85,10 @@ func (s *Service) prepare(ctx context.Context, job *bus.Job, p events.TrainJob) 
 	if r.cfg, err = runspec.ParseConfig(p.Config); err != nil {
 		return nil, err
 	}
-	if err := runspec.CheckTrainable(r.cfg); err != nil {
-		return nil, err
+	if r.cfg.WorldSize > 1 && p.Seat == 0 {
+		if err := r.queueSeats(ctx); err != nil {
+			return nil, err
+		}
 	}
 	r.scratch = filepath.Join(s.opts.ScratchDir, job.Envelope.RunID)
 	if err := os.MkdirAll(r.scratch, 0o755); err != nil {
@@ -96,13 +101,28 @@ func (s *Service) prepare(ctx context.Context, job *bus.Job, p events.TrainJob) 
 		r.close()
 		return nil, err
 	}
-	if r.steps, err = runspec.NewSteps(r.cfg, r.batches.Len()); err != nil {
+	perRank := batches.Plan{N: r.batches.Len(), World: r.worldSize()}.StepsPerEpoch()
+	if perRank == 0 {
+		r.close()
+		return nil, fmt.Errorf("world_size %d: the run has %d training micro-batches, fewer than its ranks", r.worldSize(), r.batches.Len())
+	}
+	if r.steps, err = runspec.NewSteps(r.cfg, perRank); err != nil {
 		r.close()
 		return nil, err
 	}
 	if err := r.setupModel(ctx); err != nil {
 		r.close()
 		return nil, err
+	}
+	if r.watch, err = watchRun(ctx, r.svc.bus, job.Envelope.RunID, r.history); err != nil {
+		r.close()
+		return nil, err
+	}
+	if r.worldSize() > 1 {
+		if err := r.joinWorld(ctx); err != nil {
+			r.close()
+			return nil, err
+		}
 	}
 	return r, nil
 }
@@ -304,6 +324,7 @@ func (r *run) restore(l *checkpoint.Loaded, saved *events.CheckpointSaved) error
 }
 
 func (r *run) close() {
+	r.leaveWorld(context.Background())
 	if r.watch != nil {
 		r.watch.stop()
 	}
@@ -332,9 +353,6 @@ func dropoutSeed(seed uint64, epoch, k int) uint64 {
 func (r *run) train(ctx context.Context) error {
 	b, env := r.svc.bus, r.job.Envelope
 	var err error
-	if r.watch, err = watchRun(ctx, b, env.RunID, r.history); err != nil {
-		return err
-	}
 	if m, ok, err := runspec.LastPayload[events.MetricsLogged](ctx, b, env.RunID); err != nil {
 		return err
 	} else if ok {
@@ -343,18 +361,25 @@ func (r *run) train(ctx context.Context) error {
 	}
 	start := time.Now()
 	trainable, total := paramCounts(r.built.Model)
+	worker := r.svc.opts.Worker
+	if r.world != nil {
+		worker = strings.Join(r.world.workers, ",")
+	}
 	started := events.TrainingStarted{
-		Worker: r.svc.opts.Worker, Device: r.device.name, Method: runspec.Method(r.cfg),
+		Worker: worker, Device: r.device.name, Method: runspec.Method(r.cfg),
 		TotalSteps: int64(r.steps.TotalSteps), Epochs: int(r.cfg.NumEpochs + 0.999999),
 		MicroBatchSize: r.spec.MicroBatchSize, GradientAccumulationSteps: r.steps.GradAccum,
-		SequenceLen: r.spec.SequenceLen, WorldSize: 1, TrainableParams: trainable, TotalParams: total,
+		SequenceLen: r.spec.SequenceLen, WorldSize: r.worldSize(), TrainableParams: trainable, TotalParams: total,
 		ResumedFromStep: int64(r.resumed), Attempt: r.attempt,
 	}
-	if err := r.publish(ctx, started, fmt.Sprintf("attempt-%d", r.attempt)); err != nil {
-		return err
+	if r.leader() {
+		if err := r.publish(ctx, started, fmt.Sprintf("attempt-%d", r.attempt)); err != nil {
+			return err
+		}
 	}
 	seed := uint64(r.cfg.Seed)
-	plan := batches.Plan{N: r.batches.Len(), Seed: seed}
+	rank, size := r.rank(), r.worldSize()
+	plan := batches.Plan{N: r.batches.Len(), Seed: seed, Rank: rank, World: size}
 	order, orderEpoch := []int(nil), -1
 	r.interval.since = time.Now()
 	for done := r.resumed; done < r.steps.TotalSteps; done++ {
@@ -379,11 +404,25 @@ func (r *run) train(ctx context.Context) error {
 			for _, n := range mb.RowLengths {
 				tokens += int(n)
 			}
-			micro = append(micro, train.FromPacked(&mb, dropoutSeed(seed, epoch, k)))
+			// k*size+rank is the micro-batch's place in the epoch's order
+			// of all ranks: its masks are the ones one trainer would draw.
+			micro = append(micro, train.FromPacked(&mb, dropoutSeed(seed, epoch, k*size+rank)))
+		}
+		if r.world != nil {
+			r.world.coll.inputTokens = int64(tokens)
 		}
 		res, err := r.trainer.Step(micro, r.sched.LR(done))
 		if err != nil {
+			if r.world != nil && errors.Is(err, rendezvous.ErrPeerLost) {
+				if r.watch.stoppedWithin(2 * time.Second) {
+					return errStopped // a peer stopped for a cancel this rank had not seen yet
+				}
+				return fmt.Errorf("step %d: %w: %w", done+1, errRankLost, err)
+			}
 			return fmt.Errorf("step %d: %w", done+1, err)
+		}
+		if r.world != nil {
+			tokens = int(r.world.coll.worldTokens)
 		}
 		d := done + 1
 		r.tokensSeen += int64(tokens)
@@ -391,12 +430,12 @@ func (r *run) train(ctx context.Context) error {
 		r.interval.steps++
 		r.interval.tokens += tokens
 		elapsed := r.elapsed0 + time.Since(start).Seconds()
-		if r.steps.LogAt(d) {
+		if r.steps.LogAt(d) && r.leader() {
 			if err := r.logMetrics(ctx, d, res, elapsed); err != nil {
 				return err
 			}
 		}
-		if r.steps.CheckpointAt(d) {
+		if r.steps.CheckpointAt(d) && r.leader() {
 			if r.watch.stopped() {
 				return errStopped // cancelled during the step: nothing more is published
 			}
@@ -410,6 +449,9 @@ func (r *run) train(ctx context.Context) error {
 	}
 	if r.watch.stopped() {
 		return errStopped
+	}
+	if !r.leader() {
+		return nil // rank 0 publishes the outputs
 	}
 	return r.complete(ctx, r.elapsed0+time.Since(start).Seconds())
 }

@@ -48,6 +48,12 @@ type Options struct {
 	// Pool is the trainer pool this trainer serves: it takes the jobs of
 	// runs whose trainer_pool names it, and no others. Empty: runs without one.
 	Pool string
+	// RendezvousTimeout is how long a trainer of a data-parallel run waits
+	// for the other ranks before failing the run (0: 10 minutes).
+	RendezvousTimeout time.Duration
+	// RankLease is how long a data-parallel rank's claim outlives its last
+	// refresh: a dead trainer's peers notice within about this (0: 15s).
+	RankLease time.Duration
 }
 
 // Service is the trainer service.
@@ -68,6 +74,9 @@ func New(b *bus.Bus, opts Options) *Service {
 	if opts.Bucket == "" {
 		opts.Bucket = artifacts.DefaultBucket
 	}
+	if opts.RendezvousTimeout == 0 {
+		opts.RendezvousTimeout = 10 * time.Minute
+	}
 	return &Service{bus: b, opts: opts}
 }
 
@@ -75,7 +84,7 @@ func New(b *bus.Bus, opts Options) *Service {
 // the queue (after AckWait) and is resumed from its last checkpoint.
 func (s *Service) Run(ctx context.Context) error {
 	return s.bus.ServeJobs(ctx, bus.JobConsumer{Name: ConsumerName(s.opts.Pool), Subjects: []string{events.PoolTrainJobs(s.opts.Pool)},
-		Handler: s.handleJob, AckWait: s.opts.AckWait})
+		Handler: s.handleJob, AckWait: s.opts.AckWait, MaxDeliver: maxDeliveries})
 }
 
 // ConsumerName is the durable work-queue consumer the trainers of pool
@@ -115,19 +124,25 @@ func (s *Service) handleJob(ctx context.Context, job *bus.Job) (err error) {
 		return nil
 	}
 	r, err := s.prepare(ctx, job, p)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return s.fail(ctx, env, err, false)
+	if err == nil {
+		defer r.close()
+		err = r.train(ctx)
 	}
-	defer r.close()
-	err = r.train(ctx)
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case errors.Is(err, errStopped):
 		return nil
+	case errors.Is(err, errSurplusSeat):
+		s.bus.Logger().Info("trainer: surplus seat of a data-parallel run", "run", env.RunID, "seat", p.Seat)
+		return nil
+	case errors.Is(err, errRankLost) && job.Attempt < maxDeliveries:
+		// Give the job back: the world meets again and resumes from the
+		// last checkpoint once every seat has a trainer.
+		s.bus.Logger().Warn("trainer: data-parallel rank lost; giving the job back", "run", env.RunID, "attempt", job.Attempt, "error", err)
+		return err
+	case errors.Is(err, errRankLost):
+		return s.fail(ctx, env, fmt.Errorf("data parallel: a rank was lost on each of %d attempts: %w", job.Attempt, err), false)
 	case err != nil:
 		return s.fail(ctx, env, err, false)
 	}

@@ -158,11 +158,12 @@ func TestLoRARunPublishesItsLifecycle(t *testing.T) {
 	}
 }
 
-// What the engine cannot train fails the run at once with the reason, and
-// the job is done (not retried).
+// What cannot be trained fails the run with the reason, and the job (with
+// a data-parallel run's seats) is done, not retried: a missing base model
+// at once, a world_size 2 run with one trainer when the rendezvous times out.
 func TestUntrainableConfigFailsTheRun(t *testing.T) {
 	b, _ := bustest.New(t)
-	startTrainer(t, b, Options{})
+	startTrainer(t, b, Options{RendezvousTimeout: time.Second})
 	base := loraConfig(t, "")
 	for name, yaml := range map[string]string{
 		"data parallel": base + "world_size: 2\n",
@@ -172,7 +173,7 @@ func TestUntrainableConfigFailsTheRun(t *testing.T) {
 		run := runtest.Submit(t, b, yaml, runtest.MakeData(t, b, cfg, 8, 0))
 		envs := runtest.Follow(t, b, run.ID, time.Minute, runtest.Ends)
 		failed := runtest.Of[events.RunFailed](t, envs)
-		want := map[string]string{"data parallel": "world_size 2", "no base": "/nonexistent/model"}[name]
+		want := map[string]string{"data parallel": "world_size 2 needs 2 trainers of the default pool free at once; they did not all arrive within 1s: rendezvous: 1 of 2 ranks", "no base": "/nonexistent/model"}[name]
 		if len(failed) != 1 || failed[0].Stage != events.StageTrain || !strings.Contains(failed[0].Error, want) {
 			t.Fatalf("%s: %s, want RunFailed at stage train naming %q", name, runtest.Types(envs), want)
 		}

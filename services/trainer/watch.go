@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -58,5 +59,16 @@ func watchRun(ctx context.Context, b *bus.Bus, runID string, h *runspec.History)
 
 // stopped reports whether the run was cancelled or failed.
 func (w *watcher) stopped() bool { return w.halt.Load() }
+
+// stoppedWithin waits up to d for the run to be cancelled or failed: a
+// peer that stopped for it may be a moment ahead of this trainer's view.
+func (w *watcher) stoppedWithin(d time.Duration) bool {
+	for deadline := time.Now().Add(d); !w.stopped(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}
 
 func (w *watcher) stop() { w.cc.Stop() }
