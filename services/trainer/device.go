@@ -16,7 +16,8 @@ import (
 // The devices a trainer trains on (Options.Device, --device).
 const (
 	// DeviceAuto trains on CUDA when cuda.Available() says a GPU is usable,
-	// else on the CPU (QLoRA always on the CPU: CUDA has no 4-bit product yet).
+	// else on the CPU (QLoRA on the CPU while the CUDA backend has no 4-bit
+	// product).
 	DeviceAuto = "auto"
 	DeviceCPU  = "cpu"
 	DeviceCUDA = "cuda"
@@ -36,6 +37,14 @@ func ParseDevice(s string) (string, error) {
 // cudaUsable asks the driver once per process whether a GPU is usable.
 var cudaUsable = sync.OnceValue(cuda.Available)
 
+// cudaHas4bit says whether the CUDA backend multiplies by 4-bit weights
+// (what a QLoRA base needs).
+func cudaHas4bit() bool {
+	var be backend.Backend = (*cuda.Backend)(nil)
+	_, ok := be.(backend.QuantMatMul)
+	return ok
+}
+
 // device is the compute backend one run trains on.
 type device struct {
 	be  backend.Backend
@@ -51,7 +60,7 @@ func (s *Service) openDevice(cfg *config.Config) (*device, error) {
 	if err != nil {
 		return nil, err
 	}
-	qlora := runspec.Quantization(cfg) != nil
+	qlora := runspec.Quantization(cfg) != nil && !cudaHas4bit()
 	if choice == DeviceAuto {
 		choice = DeviceCUDA
 		if qlora {

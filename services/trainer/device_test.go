@@ -10,8 +10,9 @@ import (
 )
 
 // Each device choice opens the backend it names, or says why it cannot:
-// auto is the CPU without a usable GPU and for QLoRA (no 4-bit product on
-// CUDA yet); cuda without a GPU, or for QLoRA, is refused with the reason.
+// auto is the CPU without a usable GPU, and for QLoRA while the CUDA
+// backend has no 4-bit product; cuda without a GPU, or for QLoRA then, is
+// refused with the reason.
 func TestDeviceChoice(t *testing.T) {
 	b, _ := bustest.New(t)
 	_, lora := runtest.Resolve(t, loraConfig(t, ""))
@@ -29,6 +30,12 @@ func TestDeviceChoice(t *testing.T) {
 		defer d.close()
 		return d.name, nil
 	}
+	onCUDA := map[bool]string{false: "--device cuda: cuda: cannot load the CUDA driver", true: "cuda:0 bf16 "}[gpu]
+	auto := map[bool]string{false: "cpu", true: "cuda:0 bf16 "}[gpu]
+	qloraAuto, qloraCUDA := "cpu", "adapter: qlora cannot train on CUDA yet"
+	if cudaHas4bit() { // QLoRA goes where LoRA goes
+		qloraAuto, qloraCUDA = auto, onCUDA
+	}
 	for _, c := range []struct {
 		device string
 		qlora  bool
@@ -36,12 +43,12 @@ func TestDeviceChoice(t *testing.T) {
 	}{
 		{"cpu", false, "cpu"},
 		{"cpu", true, "cpu"},
-		{"", true, "cpu"},
-		{"auto", true, "cpu"},
-		{"cuda", true, "adapter: qlora cannot train on CUDA yet"},
+		{"", true, qloraAuto},
+		{"auto", true, qloraAuto},
+		{"cuda", true, qloraCUDA},
 		{"tpu", false, `device "tpu": use auto, cpu or cuda`},
-		{"auto", false, map[bool]string{false: "cpu", true: "cuda:0 bf16 "}[gpu]},
-		{"cuda", false, map[bool]string{false: "--device cuda: cuda: cannot load the CUDA driver", true: "cuda:0 bf16 "}[gpu]},
+		{"auto", false, auto},
+		{"cuda", false, onCUDA},
 	} {
 		name, err := open(c.device, c.qlora)
 		got := name
