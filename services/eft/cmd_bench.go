@@ -21,6 +21,7 @@ import (
 	"github.com/eftml/eft/trainer/model"
 	"github.com/eftml/eft/trainer/optim"
 	"github.com/eftml/eft/trainer/peft"
+	"github.com/eftml/eft/trainer/quant"
 	"github.com/eftml/eft/trainer/train"
 )
 
@@ -50,7 +51,7 @@ func shapeNames() string {
 type benchOptions struct {
 	Shape             string
 	LoRARank          int
-	Full              bool
+	Full, QLoRA       bool
 	Batch, Seq        int
 	GradCheckpointing bool
 	Device            string
@@ -115,6 +116,7 @@ counted). Nothing is downloaded.`,
 	f.StringVar(&o.Shape, "shape", "llama-3.2-1b", "model shape: "+shapeNames())
 	f.IntVar(&o.LoRARank, "lora-r", 16, "LoRA rank on every linear layer")
 	f.BoolVar(&o.Full, "full", false, "train every weight instead of LoRA adapters")
+	f.BoolVar(&o.QLoRA, "qlora", false, "hold the base linear layers in NF4 with double quantization (QLoRA), LoRA on top")
 	f.IntVar(&o.Batch, "batch", 4, "rows per micro-batch")
 	f.IntVar(&o.Seq, "seq", 2048, "tokens per row")
 	f.BoolVar(&o.GradCheckpointing, "grad-checkpointing", false, "keep only each layer's input and recompute the layer in the backward pass")
@@ -136,6 +138,8 @@ func (o *benchOptions) validate() error {
 		return fmt.Errorf("bench: --batch %d and --seq %d must be positive (seq at least 2)", o.Batch, o.Seq)
 	case !o.Full && o.LoRARank <= 0:
 		return fmt.Errorf("bench: --lora-r %d must be positive (or use --full)", o.LoRARank)
+	case o.QLoRA && o.Full:
+		return fmt.Errorf("bench: --qlora trains LoRA adapters on a frozen 4-bit base; it cannot go with --full")
 	case o.Steps <= 0 || o.Warmup < 0:
 		return fmt.Errorf("bench: --steps %d must be positive and --warmup %d not negative", o.Steps, o.Warmup)
 	case o.Device != "cpu" && o.Device != "cuda" && o.Device != "auto":
@@ -183,7 +187,12 @@ func runBench(o benchOptions, log io.Writer) (*benchResult, error) {
 		defer gpu.Close()
 	}
 	cfg := benchShapes[o.Shape]
-	m, err := model.New(cfg, be, fastRandomWeights(1, 0.02))
+	var mo model.Options
+	if o.QLoRA {
+		q := quant.QLoRA()
+		mo.Quantize4bit = &q
+	}
+	m, err := model.NewWith(cfg, be, fastRandomWeights(1, 0.02), mo)
 	if err != nil {
 		return nil, err
 	}
@@ -195,6 +204,9 @@ func runBench(o benchOptions, log io.Writer) (*benchResult, error) {
 		}
 	} else {
 		res.Mode = fmt.Sprintf("lora r=%d", o.LoRARank)
+		if o.QLoRA {
+			res.Mode = fmt.Sprintf("qlora r=%d (nf4 base)", o.LoRARank)
+		}
 		targets := []string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
 		if err := lora.Attach(m, peft.NewConfig(o.LoRARank, float64(2*o.LoRARank), 0, targets), 1); err != nil {
 			return nil, err

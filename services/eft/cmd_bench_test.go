@@ -60,6 +60,18 @@ func TestBenchOnCPU(t *testing.T) {
 	}
 }
 
+// TestBenchQLoRA: --qlora trains the adapters over an NF4 base, which
+// changes the product but not the loss's start.
+func TestBenchQLoRA(t *testing.T) {
+	r := runBenchJSON(t, "--shape", "tiny", "--device", "cpu", "--batch", "2", "--seq", "32", "--steps", "2", "--warmup", "1", "--lora-r", "4", "--qlora")
+	if !strings.HasPrefix(r.Mode, "qlora r=4") {
+		t.Errorf("mode %q, want qlora r=4", r.Mode)
+	}
+	if math.Abs(r.FinalLoss-math.Log(512)) > 0.5 || r.StepSeconds <= 0 {
+		t.Errorf("loss %v (want about ln 512), step %v s", r.FinalLoss, r.StepSeconds)
+	}
+}
+
 // TestModelFLOPsCountsTheProducts: the formula's matrix part equals 2 FLOPs
 // per multiply-add of each product a step runs (forward, input gradients,
 // weight gradients of trained weights), counted here from the shapes.
@@ -93,6 +105,7 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 		{[]string{"--device", "tpu"}, `--device "tpu"`},
 		{[]string{"--batch", "0"}, "--batch 0"},
 		{[]string{"--lora-r", "0"}, "--lora-r 0"},
+		{[]string{"--qlora", "--full"}, "cannot go with --full"},
 	} {
 		var out, errOut bytes.Buffer
 		if code := run(append([]string{"bench", "--shape", "tiny"}, c.args...), strings.NewReader(""), &out, &errOut); code == 0 || !strings.Contains(errOut.String(), c.want) {

@@ -229,7 +229,7 @@ func (b *Backend) StoreFrozenBF16(m *model.Model) int {
 	saved := 0
 	for _, p := range m.Params() {
 		w := p.W
-		if p.Trainable() || w.DType != tensor.F32 || w.Rank() != 2 || w.DeviceOffset != 0 {
+		if p.Trainable() || p.Quantized() || w.DType != tensor.F32 || w.Rank() != 2 || w.DeviceOffset != 0 {
 			continue
 		}
 		old := b.buf("StoreFrozenBF16", w)

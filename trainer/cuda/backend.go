@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/eftml/eft/trainer/backend"
+	"github.com/eftml/eft/trainer/quant"
 	"github.com/eftml/eft/trainer/tensor"
 )
 
@@ -63,6 +64,9 @@ type Backend struct {
 	// have changed (see converted).
 	conversions [6]conversion
 	convTick    int
+	// 4-bit weights' device copies (quant.go), kept until Close.
+	quants map[*quant.Matrix]*quantOnDevice
+	dcode  *buffer
 }
 
 // buffer is a device allocation: the handle device tensors carry in
@@ -165,6 +169,7 @@ func (b *Backend) Close() {
 			b.scratch[i] = scratchBuf{}
 		}
 		b.conversions = [len(b.conversions)]conversion{}
+		b.quants, b.dcode = nil, nil
 		b.mem.release()
 		b.closed = true
 	})

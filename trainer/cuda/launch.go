@@ -95,6 +95,7 @@ const (
 	scratchDScores        // attention score gradients
 	scratchDelta          // attention backward row sums
 	scratchSums           // float64 accumulators
+	scratchQuantW         // a 4-bit weight dequantized for one product
 	// flash attention's bf16 copies of its operands (kernels/flash.cu)
 	scratchFlashQ   // Q rows
 	scratchFlashQT  // Q cols

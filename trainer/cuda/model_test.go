@@ -15,6 +15,7 @@ import (
 	"github.com/eftml/eft/trainer/lora"
 	"github.com/eftml/eft/trainer/model"
 	"github.com/eftml/eft/trainer/optim"
+	"github.com/eftml/eft/trainer/quant"
 	"github.com/eftml/eft/trainer/peft"
 	"github.com/eftml/eft/trainer/train"
 )
@@ -425,7 +426,16 @@ func TestStepLoopCallsNoCuMemAlloc(t *testing.T) {
 // agree (1e-4 in fp32, 2e-2 relative in bf16 with bf16 frozen weights).
 // The emulator runs the fp32 curve only (bf16 there adds nothing the
 // parity tests do not check and costs seconds).
-func TestLossCurveMatchesCPU(t *testing.T) {
+func TestLossCurveMatchesCPU(t *testing.T) { lossCurveMatchesCPU(t, model.Options{}) }
+
+// QLoRA: the base linears held in NF4 (double quantization, as Axolotl's
+// qlora), products through MatMulQuant on both backends.
+func TestQLoRALossCurveMatchesCPU(t *testing.T) {
+	o := quant.QLoRA()
+	lossCurveMatchesCPU(t, model.Options{Quantize4bit: &o})
+}
+
+func lossCurveMatchesCPU(t *testing.T, opts model.Options) {
 	root := testfixtures.ParityDir(t)
 	ref := openReference(t, filepath.Join(root, "llama"))
 	ids, shape := ref.ids("input_ids")
@@ -464,7 +474,7 @@ func TestLossCurveMatchesCPU(t *testing.T) {
 		return losses
 	}
 	host := func() optim.Optimizer { o, _ := optim.NewAdamW(0.9, 0.999, 1e-8, 0.01); return o }
-	mc, err := model.Load(filepath.Join(root, "llama"), cpu.New(0))
+	mc, err := model.LoadWith(filepath.Join(root, "llama"), cpu.New(0), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -476,7 +486,7 @@ func TestLossCurveMatchesCPU(t *testing.T) {
 					continue
 				}
 				t.Run(u.name, func(t *testing.T) {
-					m, err := model.Load(filepath.Join(root, "llama"), u.b)
+					m, err := model.LoadWith(filepath.Join(root, "llama"), u.b, opts)
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -205,6 +205,13 @@ func (m *Matrix) BlockAbsmax(b int) float32 {
 	return float32(dynamicCode[m.QAbsmax[b]]*m.Absmax2[b/DoubleQuantBlockSize]) + m.Offset
 }
 
+// CodeTable is the 16 values the matrix's 4-bit codes stand for.
+func (m *Matrix) CodeTable() [16]float32 { return *m.Type.code() }
+
+// AbsmaxCode is the 8-bit dynamic code that QAbsmax indexes (double
+// quantization), for backends that dequantize on a device.
+func AbsmaxCode() [256]float32 { return dynamicCode }
+
 // Bytes is the memory the quantized matrix holds: codes and scales.
 func (m *Matrix) Bytes() int {
 	return len(m.Packed) + 4*len(m.Absmax) + len(m.QAbsmax) + 4*len(m.Absmax2) + 4

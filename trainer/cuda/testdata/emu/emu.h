@@ -168,6 +168,8 @@ static inline float __int_as_float(int i) {
     return f;
 }
 static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+static inline float __fmul_rn(float a, float b) { return a * b; }
+static inline float __fadd_rn(float a, float b) { return a + b; }
 
 // emu_call unpacks a kernel's argument block (pointers to each value, as
 // cuLaunchKernel takes it) into a call.
