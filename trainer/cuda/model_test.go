@@ -15,8 +15,8 @@ import (
 	"github.com/eftml/eft/trainer/lora"
 	"github.com/eftml/eft/trainer/model"
 	"github.com/eftml/eft/trainer/optim"
-	"github.com/eftml/eft/trainer/quant"
 	"github.com/eftml/eft/trainer/peft"
+	"github.com/eftml/eft/trainer/quant"
 	"github.com/eftml/eft/trainer/train"
 )
 
