@@ -2,7 +2,7 @@
 # gpucheck.sh: the CUDA backend's checks on a GPU machine, prepared without one.
 #
 #   trainer/cuda/gpucheck.sh build   # here, no GPU needed: builds into bin/gpucheck/ (git-ignored)
-#   trainer/cuda/gpucheck.sh run [tests] [e2e] [bench] [profile]
+#   trainer/cuda/gpucheck.sh run [tests] [e2e] [bench] [qlora] [profile]
 #                                    # on the GPU machine (no Go needed there): logs to $OUT;
 #                                    # no part named: tests, e2e and bench
 #
@@ -16,7 +16,8 @@
 # with EFT_CUDA_PROFILE=1 and writes each kernel's device time per step to
 # profile.log. e2e trains the tiny example through eft train on the CPU and
 # on CUDA and compares the loss curves (services/eft's
-# TestTinyExampleTrainsOnCUDA), logging to e2e.log.
+# TestTinyExampleTrainsOnCUDA), logging to e2e.log. qlora adds the 8B
+# workload with an NF4 base to bench.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -84,6 +85,7 @@ run)
 	bench 90 --shape llama-3.2-1b --lora-r 16 --batch 4 --seq 2048
 	bench 90 --shape llama-3.2-1b --full --batch 4 --seq 2048
 	bench 120 --shape llama-3-8b --lora-r 16 --batch 2 --seq 2048 --grad-checkpointing
+	[[ $parts == *" qlora "* ]] && bench 150 --shape llama-3-8b --qlora --lora-r 16 --batch 2 --seq 2048 --grad-checkpointing
 	;;
 *)
 	sed -n '2,16p' "$0"
