@@ -29,7 +29,10 @@ publish RunRequested for CONFIG (with Axolotl-style --key value overrides),
 follow the run's events as they happen, and copy the outputs to output_dir.
 With --nats the services run in this process against that server instead.
 --device says where the trainer trains: auto (the default: CUDA when a GPU
-is usable, else the CPU), cpu or cuda.
+is usable, else the CPU), cpu or cuda. A run with world_size N trains on N
+trainers in this process (data parallel over the embedded server: a way to
+check a data-parallel config; real speed comes from trainers on several
+machines or GPUs, see docs/deploy.md).
 
 The exit status is 0 only when the run completed; a stage that fails, or
 is not available in this build, ends the run with its reason and status 1.`,
@@ -46,6 +49,7 @@ is not available in this build, ends the run with its reason and status 1.`,
 		// config fails at validate, as before).
 		if cfg, _, err := config.Parse(path, []byte(req.Config.YAML), overrides); err == nil {
 			g.TrainerPool = cfg.TrainerPool
+			g.Trainers = cfg.WorldSize // a data-parallel run's ranks train here, side by side
 		}
 		sys, err := startSystem(ctx, g, "eft-train", serviceNames())
 		if err != nil {

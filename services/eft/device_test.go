@@ -48,6 +48,14 @@ func tinyLosses(t *testing.T, device string, steps int) (losses []float64, evalL
 	if code != 0 {
 		t.Fatalf("eft train --device %s: exit %d\n%s\n%s", device, code, out, stderr)
 	}
+	losses = readLosses(t, outDir, steps)
+	evalLoss = readEvalLoss(t, outDir)
+	return losses, evalLoss, out
+}
+
+// logHistory is trainer_state.json's log_history in outDir.
+func logHistory(t *testing.T, outDir string) []map[string]any {
+	t.Helper()
 	data, err := os.ReadFile(filepath.Join(outDir, "trainer_state.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -58,18 +66,38 @@ func tinyLosses(t *testing.T, device string, steps int) (losses []float64, evalL
 	if err := json.Unmarshal(data, &state); err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range state.LogHistory {
+	return state.LogHistory
+}
+
+// readLosses is every logged training loss in outDir's trainer_state.json;
+// it fails the test unless there are steps of them.
+func readLosses(t *testing.T, outDir string, steps int) []float64 {
+	t.Helper()
+	var losses []float64
+	for _, e := range logHistory(t, outDir) {
 		if v, ok := e["loss"].(float64); ok {
 			losses = append(losses, v)
 		}
+	}
+	if len(losses) != steps {
+		t.Fatalf("trainer_state.json holds %d losses, want %d", len(losses), steps)
+	}
+	return losses
+}
+
+// readEvalLoss is the last eval_loss in outDir's trainer_state.json.
+func readEvalLoss(t *testing.T, outDir string) float64 {
+	t.Helper()
+	var last float64
+	for _, e := range logHistory(t, outDir) {
 		if v, ok := e["eval_loss"].(float64); ok {
-			evalLoss = v
+			last = v
 		}
 	}
-	if len(losses) != steps || evalLoss == 0 {
-		t.Fatalf("--device %s: trainer_state.json holds %d losses (want %d) and eval_loss %v\n%s", device, len(losses), steps, evalLoss, data)
+	if last == 0 {
+		t.Fatal("trainer_state.json holds no eval_loss")
 	}
-	return losses, evalLoss, out
+	return last
 }
 
 // TestTinyExampleTrainsOnCUDA trains examples/tiny for 8 steps through eft

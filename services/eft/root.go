@@ -35,6 +35,9 @@ type globals struct {
 	// TrainerDevice is where this process's trainer trains: auto, cpu or
 	// cuda (eft serve/train --device).
 	TrainerDevice string
+	// Trainers is how many trainers this process runs (eft train: the
+	// run's world_size; otherwise 1).
+	Trainers int
 }
 
 // commandFactory builds one top-level command. Factories run once per root,

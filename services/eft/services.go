@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,6 +46,8 @@ type deps struct {
 	DataRoot string
 	// TrainerDevice is where the trainer trains (trainer.Device*).
 	TrainerDevice string
+	// Trainers is how many trainers to run (0 or 1: one).
+	Trainers int
 }
 
 // serviceTable lists every service in pipeline order, with its constructor.
@@ -59,9 +62,7 @@ var serviceTable = []struct {
 		return ingest.NewWith(d.Bus, ingest.Options{Load: datasets.Options{Root: d.DataRoot}}), nil
 	}},
 	{"tokenizer", func(d deps) (runner, error) { return tokenizer.New(d.Bus), nil }},
-	{"trainer", func(d deps) (runner, error) {
-		return trainer.New(d.Bus, trainer.Options{ScratchDir: filepath.Join(d.Home, "trainer"), Pool: d.TrainerPool, Device: d.TrainerDevice}), nil
-	}},
+	{"trainer", newTrainerRunner},
 	{"evaluator", func(d deps) (runner, error) {
 		return evaluator.New(d.Bus, evaluator.Options{ScratchDir: filepath.Join(d.Home, "evaluator")}), nil
 	}},
@@ -85,6 +86,42 @@ func buildService(name string, d deps) (runner, error) {
 		}
 	}
 	return nil, fmt.Errorf("no service %q (services: %s)", name, strings.Join(serviceNames(), ", "))
+}
+
+// newTrainerRunner runs d.Trainers trainers (the ranks of an all-in-one
+// data-parallel run), each with its own scratch folder and worker name.
+func newTrainerRunner(d deps) (runner, error) {
+	n := max(d.Trainers, 1)
+	if n == 1 {
+		return trainer.New(d.Bus, trainer.Options{ScratchDir: filepath.Join(d.Home, "trainer"), Pool: d.TrainerPool, Device: d.TrainerDevice}), nil
+	}
+	host, _ := os.Hostname()
+	var rs runners
+	for i := range n {
+		rs = append(rs, trainer.New(d.Bus, trainer.Options{
+			ScratchDir: filepath.Join(d.Home, "trainer", strconv.Itoa(i)), Pool: d.TrainerPool, Device: d.TrainerDevice,
+			Worker: fmt.Sprintf("%s:%d/%d", host, os.Getpid(), i),
+		}))
+	}
+	return rs, nil
+}
+
+// runners run together until the first ends; its error is theirs.
+type runners []runner
+
+func (rs runners) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(rs))
+	for _, r := range rs {
+		go func() { errs <- r.Run(ctx) }()
+	}
+	err := <-errs
+	cancel()
+	for range len(rs) - 1 {
+		<-errs
+	}
+	return err
 }
 
 // trackerRunner runs the tracker with its HTTP API, and writes the API's URL

@@ -52,7 +52,7 @@ func startSystemWith(ctx context.Context, g *globals, producer string, names []s
 	if err := os.MkdirAll(g.Home, 0o755); err != nil {
 		return nil, fmt.Errorf("home %s: %w", g.Home, err)
 	}
-	d := deps{Home: g.Home, TrackerHTTP: trackerHTTP, TrainerPool: g.TrainerPool, DataRoot: g.DataRoot, TrainerDevice: g.TrainerDevice}
+	d := deps{Home: g.Home, TrackerHTTP: trackerHTTP, TrainerPool: g.TrainerPool, DataRoot: g.DataRoot, TrainerDevice: g.TrainerDevice, Trainers: g.Trainers}
 	runners := make([]runner, len(names))
 	if slices.Contains(names, "tracker") {
 		if d.TrackerStore, err = tracker.OpenStore(filepath.Join(trackerDir(g.Home), "store")); err != nil {

@@ -30,6 +30,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -58,6 +59,10 @@ type rankInfo struct {
 	ResumeStep int `json:"resume_step"`
 	// NCCL: this rank trains on a GPU and NCCL loads.
 	NCCL bool `json:"nccl,omitempty"`
+	// GPU names the rank's device as host:pid:cuda:N. NCCL refuses two
+	// ranks on one device: ranks that share one (eft train's in-process
+	// ranks) sum over NATS.
+	GPU string `json:"gpu,omitempty"`
 }
 
 // world is this trainer's place in a data-parallel run.
@@ -107,6 +112,8 @@ func (r *run) joinWorld(ctx context.Context) error {
 		if _, err := cuda.NCCLAvailable(); err == nil {
 			info.NCCL = true
 		}
+		host, _ := os.Hostname()
+		info.GPU = fmt.Sprintf("%s:%d:%s", host, os.Getpid(), r.device.gpu.Name())
 	}
 	data, _ := json.Marshal(info)
 	jctx, cancel := context.WithTimeout(ctx, r.svc.opts.RendezvousTimeout)
@@ -138,6 +145,7 @@ func (r *run) joinWorld(ctx context.Context) error {
 	w := &world{member: m}
 	r.world = w
 	allNCCL := true
+	gpus := map[string]bool{}
 	for _, p := range m.Peers() {
 		var pi rankInfo
 		if err := json.Unmarshal(p.Info, &pi); err != nil {
@@ -147,7 +155,8 @@ func (r *run) joinWorld(ctx context.Context) error {
 			// A checkpoint was saved while the ranks prepared: meet again.
 			return fmt.Errorf("rank %d (%s) continues from step %d, this rank from step %d: %w", p.Rank, p.Worker, pi.ResumeStep, r.resumed, errRankLost)
 		}
-		allNCCL = allNCCL && pi.NCCL
+		allNCCL = allNCCL && pi.NCCL && !gpus[pi.GPU]
+		gpus[pi.GPU] = true
 		w.workers = append(w.workers, p.Worker)
 	}
 	w.coll = &rankCollective{ctx: ctx, member: m, be: r.built.Model.Backend}
