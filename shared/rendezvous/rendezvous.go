@@ -120,7 +120,7 @@ func Join(ctx context.Context, nc *nats.Conn, runID string, world int, opts Opti
 		return nil, fmt.Errorf("rendezvous: bucket %s: %w", Bucket, err)
 	}
 	m := &Member{World: world, runID: runID, nc: nc, kv: kv, lease: opts.Lease,
-		inbox: make(chan *nats.Msg, 4096), pending: map[string][]byte{}, left: map[int]bool{}}
+		inbox: make(chan *nats.Msg, inboxSize), pending: map[string][]byte{}, left: map[int]bool{}}
 	// Subscribe before claiming: a peer publishes only after every rank is
 	// claimed, so no piece meant for this member is sent before it listens.
 	if m.sub, err = nc.ChanSubscribe(subjectRoot(runID)+".>", m.inbox); err != nil {
@@ -288,6 +288,10 @@ func (m *Member) subject(kind string, step uint64, rank, chunk int) string {
 	return fmt.Sprintf("%s.%s.%s.%d.%d.%d", subjectRoot(m.runID), m.gen, kind, step, rank, chunk)
 }
 
+// inboxSize is how many messages a member buffers between its collectives
+// (2 GiB of gradient pieces at most).
+var inboxSize = 4096
+
 // chunkBytes bounds one message (NATS's payload limit is 8 MiB on eft's
 // servers, 1 MiB by default elsewhere).
 const chunkBytes = 512 << 10
@@ -359,6 +363,11 @@ func (m *Member) exchange(ctx context.Context, kind string, step uint64, mine []
 		case <-check.C:
 			if err := m.checkPeers(ctx); err != nil {
 				return nil, fmt.Errorf("rendezvous: %s step %d of run %s: %w", kind, step, m.runID, err)
+			}
+			if n, err := m.sub.Dropped(); err == nil && n > 0 {
+				// A piece that was dropped will never come: say so rather than wait.
+				return nil, fmt.Errorf("rendezvous: %s step %d of run %s: %d messages were dropped (more pieces in flight than the %d this member buffers)",
+					kind, step, m.runID, n, cap(m.inbox))
 			}
 		}
 	}

@@ -355,3 +355,29 @@ func TestAnEarlierMeetingsPiecesAreIgnored(t *testing.T) {
 		}
 	}
 }
+
+// Pieces the member could not buffer (NATS drops what a full subscription
+// channel cannot take) end its collective with an error saying so, instead
+// of a wait for pieces that will never come.
+func TestDroppedPiecesEndTheCollective(t *testing.T) {
+	defer func(n int) { inboxSize = n }(inboxSize)
+	inboxSize = 4
+	srv := bustest.Server(t)
+	members := joinAll(t, srv, events.NewRunID(), 2, func(int) Options { return Options{Lease: 300 * time.Millisecond} })
+	byRank := map[int]*Member{}
+	for _, m := range members {
+		byRank[m.Rank] = m
+	}
+	data := func() []float32 { return make([]float32, 10*chunkFloats) } // 10 pieces
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- byRank[1].AllReduceSum(ctx, 1, data()) }() // its 10 pieces fill rank 0's inbox of 4
+	time.Sleep(300 * time.Millisecond)
+	err := byRank[0].AllReduceSum(ctx, 1, data())
+	if err == nil || !strings.Contains(err.Error(), "were dropped") {
+		t.Fatalf("rank 0: %v", err)
+	}
+	_ = byRank[0].Leave(context.Background())
+	<-done // rank 1 ends too (it may have had all of rank 0's pieces, or seen it leave)
+}
