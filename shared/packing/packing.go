@@ -54,19 +54,44 @@ type Stats struct {
 
 // Build orders, bins and lays out the samples into micro-batches.
 func Build(samples []Sample, o Options) ([]MicroBatch, Stats, error) {
+	p, err := NewPlan(samples, o)
+	if err != nil {
+		return nil, Stats{}, err
+	}
+	batches := make([]MicroBatch, p.Len())
+	for i := range batches {
+		p.LayoutInto(&batches[i], i)
+	}
+	return batches, p.Stats, nil
+}
+
+// Plan is a packing decided but not laid out: which samples go in which row
+// of which micro-batch. A caller that streams micro-batches lays each out
+// in turn (LayoutInto, reusing its arrays, from several goroutines if it
+// likes) instead of holding them all, as Build does.
+type Plan struct {
+	Stats   Stats
+	samples []Sample
+	groups  [][][]int // micro-batch → row → sample indices
+	widths  []int
+	pad     int32
+}
+
+// NewPlan orders and bins the samples into micro-batches.
+func NewPlan(samples []Sample, o Options) (*Plan, error) {
 	if o.SequenceLen <= 0 || o.MicroBatchSize <= 0 {
-		return nil, Stats{}, fmt.Errorf("packing: sequence_len %d and micro_batch_size %d must be positive", o.SequenceLen, o.MicroBatchSize)
+		return nil, fmt.Errorf("packing: sequence_len %d and micro_batch_size %d must be positive", o.SequenceLen, o.MicroBatchSize)
 	}
 	lengths := make([]int, len(samples))
 	for i, s := range samples {
 		if len(s.InputIDs) != len(s.Labels) {
-			return nil, Stats{}, fmt.Errorf("packing: sample %d has %d input ids but %d labels", i, len(s.InputIDs), len(s.Labels))
+			return nil, fmt.Errorf("packing: sample %d has %d input ids but %d labels", i, len(s.InputIDs), len(s.Labels))
 		}
 		if len(s.InputIDs) == 0 {
-			return nil, Stats{}, fmt.Errorf("packing: sample %d is empty", i)
+			return nil, fmt.Errorf("packing: sample %d is empty", i)
 		}
 		if len(s.InputIDs) > o.SequenceLen {
-			return nil, Stats{}, fmt.Errorf("packing: sample %d has %d tokens, more than sequence_len %d (drop or truncate it first)", i, len(s.InputIDs), o.SequenceLen)
+			return nil, fmt.Errorf("packing: sample %d has %d tokens, more than sequence_len %d (drop or truncate it first)", i, len(s.InputIDs), o.SequenceLen)
 		}
 		lengths[i] = len(s.InputIDs)
 	}
@@ -80,8 +105,7 @@ func Build(samples []Sample, o Options) ([]MicroBatch, Stats, error) {
 			rows[i] = []int{s}
 		}
 	}
-	var batches []MicroBatch
-	st := Stats{Samples: len(samples), Rows: len(rows)}
+	p := &Plan{samples: samples, pad: o.PadTokenID, Stats: Stats{Samples: len(samples), Rows: len(rows)}}
 	slots := 0
 	for start := 0; start < len(rows); start += o.MicroBatchSize {
 		group := rows[start:min(start+o.MicroBatchSize, len(rows))]
@@ -92,50 +116,74 @@ func Build(samples []Sample, o Options) ([]MicroBatch, Stats, error) {
 				width = max(width, lengths[r[0]])
 			}
 		}
-		mb := layout(samples, group, width, o.PadTokenID)
-		for _, n := range mb.RowLengths {
-			st.Tokens += int(n)
+		for _, r := range group {
+			for _, id := range r {
+				p.Stats.Tokens += lengths[id]
+			}
 		}
-		slots += mb.Rows * mb.Width
-		batches = append(batches, mb)
+		slots += len(group) * width
+		p.groups = append(p.groups, group)
+		p.widths = append(p.widths, width)
 	}
-	st.MicroBatches = len(batches)
+	p.Stats.MicroBatches = len(p.groups)
 	if slots > 0 {
-		st.Efficiency = float64(st.Tokens) / float64(slots)
+		p.Stats.Efficiency = float64(p.Stats.Tokens) / float64(slots)
 	}
-	return batches, st, nil
+	return p, nil
 }
 
-func layout(samples []Sample, group [][]int, width int, pad int32) MicroBatch {
+// Len is the number of micro-batches.
+func (p *Plan) Len() int { return len(p.groups) }
+
+// LayoutInto lays out micro-batch i into mb, reusing mb's arrays where they
+// have room (a zero MicroBatch gets new ones).
+func (p *Plan) LayoutInto(mb *MicroBatch, i int) {
+	group, width := p.groups[i], p.widths[i]
 	n := len(group) * width
-	mb := MicroBatch{
+	*mb = MicroBatch{
 		Rows: len(group), Width: width,
-		InputIDs: make([]int32, n), Labels: make([]int32, n), PositionIDs: make([]int32, n),
-		RowLengths: make([]int32, len(group)), Boundaries: make([][]int32, len(group)), SampleIDs: make([][]int32, len(group)),
+		InputIDs: resize(mb.InputIDs, n), Labels: resize(mb.Labels, n), PositionIDs: resize(mb.PositionIDs, n),
+		RowLengths: resize(mb.RowLengths, len(group)), Boundaries: resizeRows(mb.Boundaries, len(group)), SampleIDs: resizeRows(mb.SampleIDs, len(group)),
 	}
 	for r, ids := range group {
 		row := r * width
 		at := 0
-		bounds := []int32{0}
+		bounds := append(mb.Boundaries[r][:0], 0)
+		sampleIDs := mb.SampleIDs[r][:0]
 		for _, id := range ids {
-			s := samples[id]
+			s := p.samples[id]
 			copy(mb.InputIDs[row+at:], s.InputIDs)
 			copy(mb.Labels[row+at:], s.Labels)
-			for p := range s.InputIDs {
-				mb.PositionIDs[row+at+p] = int32(p)
+			for k := range s.InputIDs {
+				mb.PositionIDs[row+at+k] = int32(k)
 			}
 			at += len(s.InputIDs)
 			bounds = append(bounds, int32(at))
-			mb.SampleIDs[r] = append(mb.SampleIDs[r], int32(id))
+			sampleIDs = append(sampleIDs, int32(id))
 		}
-		for p := at; p < width; p++ {
-			mb.InputIDs[row+p] = pad
-			mb.Labels[row+p] = IgnoreIndex
+		for k := at; k < width; k++ {
+			mb.InputIDs[row+k] = p.pad
+			mb.Labels[row+k] = IgnoreIndex
+			mb.PositionIDs[row+k] = 0
 		}
 		mb.RowLengths[r] = int32(at)
 		mb.Boundaries[r] = bounds
+		mb.SampleIDs[r] = sampleIDs
 	}
-	return mb
+}
+
+func resize(a []int32, n int) []int32 {
+	if cap(a) < n {
+		return make([]int32, n)
+	}
+	return a[:n]
+}
+
+func resizeRows(a [][]int32, n int) [][]int32 {
+	if cap(a) < n {
+		return append(a[:cap(a)], make([][]int32, n-cap(a))...)
+	}
+	return a[:n]
 }
 
 // shuffled is a seeded permutation of 0..n-1.
