@@ -167,9 +167,10 @@ type Packed struct {
 }
 
 // Pack lays the samples out into micro-batches and writes them to a new
-// batch file in dir ("" for the system's temporary folder).
-func Pack(samples []packing.Sample, o packing.Options, dir string) (*Packed, error) {
-	mbs, st, err := packing.Build(samples, o)
+// batch file in dir ("" for the system's temporary folder), on workers
+// goroutines (0: GOMAXPROCS).
+func Pack(samples []packing.Sample, o packing.Options, dir string, workers int) (*Packed, error) {
+	plan, err := packing.NewPlan(samples, o)
 	if err != nil {
 		return nil, err
 	}
@@ -180,11 +181,7 @@ func Pack(samples []packing.Sample, o packing.Options, dir string) (*Packed, err
 	bw := bufio.NewWriterSize(f, 1<<20)
 	w, err := batches.NewWriter(bw, o.PadTokenID)
 	if err == nil {
-		for _, mb := range mbs {
-			if err = w.Write(mb); err != nil {
-				break
-			}
-		}
+		err = w.WritePlan(plan, workers)
 	}
 	if err == nil {
 		err = w.Close()
@@ -199,7 +196,7 @@ func Pack(samples []packing.Sample, o packing.Options, dir string) (*Packed, err
 		os.Remove(f.Name())
 		return nil, fmt.Errorf("writing batches: %w", err)
 	}
-	return &Packed{Path: f.Name(), Stats: st}, nil
+	return &Packed{Path: f.Name(), Stats: plan.Stats}, nil
 }
 
 // RowsSource fetches the rows of each split; a split the dataset lacks gives nil.
@@ -263,7 +260,7 @@ func Build(ctx context.Context, cfg *config.Config, tok *hftok.Tokenizer, env pr
 	b.Event.Samples, b.Event.Tokens, b.Event.TrainedTokens = int64(len(t.Samples)), t.Tokens, t.Trained
 	b.Event.Dropped, b.Event.Truncated = t.Dropped, t.Truncated
 	b.Train, err = Pack(t.Samples, packing.Options{SequenceLen: cfg.SequenceLen, MicroBatchSize: cfg.MicroBatchSize, Pack: cfg.SamplePacking,
-		PadToSequenceLen: cfg.PadToSequenceLen, PadTokenID: pad, Seed: uint64(cfg.Seed)}, set.ScratchDir)
+		PadToSequenceLen: cfg.PadToSequenceLen, PadTokenID: pad, Seed: uint64(cfg.Seed)}, set.ScratchDir, set.Workers)
 	if err != nil {
 		return nil, err
 	}
@@ -298,7 +295,7 @@ func Build(ctx context.Context, cfg *config.Config, tok *hftok.Tokenizer, env pr
 		return b, nil
 	}
 	b.Eval, err = Pack(e.Samples, packing.Options{SequenceLen: cfg.SequenceLen, MicroBatchSize: cfg.EvalBatchSize, Pack: cfg.EvalSamplePacking,
-		PadToSequenceLen: cfg.PadToSequenceLen, PadTokenID: pad, Seed: uint64(cfg.Seed)}, set.ScratchDir)
+		PadToSequenceLen: cfg.PadToSequenceLen, PadTokenID: pad, Seed: uint64(cfg.Seed)}, set.ScratchDir, set.Workers)
 	if err != nil {
 		b.Remove()
 		return nil, err

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"github.com/eftml/eft/shared/packing"
 )
@@ -76,20 +79,105 @@ func (w *Writer) Write(mb packing.MicroBatch) error {
 	if w.err != nil {
 		return w.err
 	}
-	rec, err := encodeRecord(w.buf[:0], mb, w.pad)
+	rec, err := EncodeRecord(w.buf, mb, w.pad)
 	if err != nil {
 		return fmt.Errorf("batches: micro-batch %d: %w", w.count, err)
 	}
-	w.buf = rec
-	if _, err := w.w.Write(rec); err != nil {
+	w.buf = rec.data
+	return w.WriteRecord(rec)
+}
+
+// Record is one micro-batch encoded for a batch file. Encoding is most of
+// the cost of writing one, and EncodeRecord may run on several goroutines
+// at once; the Writer then appends the records in order.
+type Record struct {
+	data []byte
+	crc  uint32
+	pad  int32
+}
+
+// EncodeRecord encodes mb as Writer.Write does (with the same checks) for
+// a file whose pad token is padTokenID, reusing dst's storage.
+func EncodeRecord(dst []byte, mb packing.MicroBatch, padTokenID int32) (Record, error) {
+	data, err := encodeRecord(dst[:0], mb, padTokenID)
+	if err != nil {
+		return Record{}, err
+	}
+	return Record{data: data, crc: crc32.Checksum(data, castagnoli), pad: padTokenID}, nil
+}
+
+// Bytes is the record's storage, for the next EncodeRecord to reuse once
+// the record is written.
+func (r Record) Bytes() []byte { return r.data }
+
+// WriteRecord appends a record that EncodeRecord made for this writer's
+// pad token.
+func (w *Writer) WriteRecord(r Record) error {
+	if w.err != nil {
+		return w.err
+	}
+	if r.data == nil || r.pad != w.pad {
+		return fmt.Errorf("batches: micro-batch %d: record encoded for pad token %d (or not encoded), the file's is %d", w.count, r.pad, w.pad)
+	}
+	if _, err := w.w.Write(r.data); err != nil {
 		w.err = err
 		return err
 	}
 	w.index = binary.LittleEndian.AppendUint64(w.index, w.offset)
-	w.index = binary.LittleEndian.AppendUint32(w.index, uint32(len(rec)))
-	w.index = binary.LittleEndian.AppendUint32(w.index, crc32.Checksum(rec, castagnoli))
-	w.offset += uint64(len(rec))
+	w.index = binary.LittleEndian.AppendUint32(w.index, uint32(len(r.data)))
+	w.index = binary.LittleEndian.AppendUint32(w.index, r.crc)
+	w.offset += uint64(len(r.data))
 	w.count++
+	return nil
+}
+
+// WritePlan lays out and appends every micro-batch of a packing plan:
+// the same bytes as Write of each of packing.Build's micro-batches in
+// turn, but laid out and encoded on workers goroutines (0: GOMAXPROCS),
+// each reusing its arrays, rather than on one core from a slice of them
+// all. The plan's pad token must be the writer's.
+func (w *Writer) WritePlan(p *packing.Plan, workers int) error {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	type slot struct {
+		mb  packing.MicroBatch
+		rec Record
+		buf []byte
+		err error
+	}
+	// A window of slots is laid out and encoded at once, then written in
+	// order; writing (a copy into the buffered file) is the cheap part.
+	slots := make([]slot, 8*workers)
+	for base := 0; base < p.Len(); base += len(slots) {
+		if w.err != nil {
+			return w.err
+		}
+		k := min(len(slots), p.Len()-base)
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range min(workers, k) {
+			wg.Go(func() {
+				for j := int(next.Add(1) - 1); j < k; j = int(next.Add(1) - 1) {
+					s := &slots[j]
+					p.LayoutInto(&s.mb, base+j)
+					s.rec, s.err = EncodeRecord(s.buf, s.mb, w.pad)
+					if s.err == nil {
+						s.buf = s.rec.data
+					}
+				}
+			})
+		}
+		wg.Wait()
+		for j := range k {
+			if err := slots[j].err; err != nil {
+				return fmt.Errorf("batches: micro-batch %d: %w", base+j, err)
+			}
+			if err := w.WriteRecord(slots[j].rec); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
