@@ -40,6 +40,10 @@ func (b *Backend) BatchedMatMul(c, a, bm *tensor.Tensor, transA, transB bool, al
 	b.gemm("BatchedMatMul", c, a, bm, transA, transB, m, n, k, a.Dim(0), alpha, beta)
 }
 
+// skinnyDim is the largest m, n or k of a product that runs on float32
+// operands in TF32 at bf16 precision (LoRA ranks are 8 to 64).
+const skinnyDim = 64
+
 // gemm runs row-major C = alpha·op(A)·op(B) + beta·C over batch matrices.
 // cuBLAS is column-major, and a row-major X is the column-major Xᵀ, so it
 // computes Cᵀ = op(B)ᵀ·op(A)ᵀ: B first, the transposes kept, m and n
@@ -60,6 +64,13 @@ func (b *Backend) gemm(op string, c, a, bm *tensor.Tensor, transA, transB bool, 
 	ct := elemF32
 	if c.DType == tensor.BF16 {
 		ct = elemBF16
+	}
+	// A skinny product (a LoRA rank on one side) of two float32 operands
+	// reads them as they are, on TF32 tensor cores: converting its large
+	// operand to bf16 would move more memory than the product does.
+	tf32 := false
+	if in == elemBF16 && a.DType == tensor.F32 && bm.DType == tensor.F32 && min(m, n, k) <= skinnyDim {
+		in, tf32 = elemF32, true
 	}
 	// Not b.do: a product keeps the conversions of other operands (only
 	// its output can change them), so the next product of the same
@@ -92,7 +103,7 @@ func (b *Backend) gemm(op string, c, a, bm *tensor.Tensor, transA, transB bool, 
 			b: xa, ldb: a.Cols(),
 			c: pc, ldc: n,
 			batch: batch, ab: in, ct: ct,
-			tf32:  false,
+			tf32:  tf32,
 			alpha: alpha, beta: beta,
 		}
 		if batch > 1 {
@@ -202,6 +213,11 @@ func (b *Backend) do(f func()) {
 }
 
 func (b *Backend) convert(dst, src uintptr, n int, want elemType) {
+	if want == elemBF16 && n%4 == 0 && src%16 == 0 && dst%8 == 0 {
+		b.kernel("f32_to_bf16_x4").p(dst).p(src).l(n / 4)
+		b.launch(b.elementGrid(n/4), d1(threads))
+		return
+	}
 	if want == elemBF16 {
 		b.kernel("f32_to_bf16").p(dst).p(src).l(n)
 	} else {

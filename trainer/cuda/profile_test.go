@@ -58,12 +58,13 @@ func TestConvertedOperandsAreReusedUntilWritten(t *testing.T) {
 	b := newEmulated(t, PrecisionBF16)
 	c := cpu.New(1)
 	rng := rand.New(rand.NewPCG(3, 4))
-	x, w1, w2 := randPair(b, rng, 8, 16), randPair(b, rng, 4, 16), randPair(b, rng, 4, 16)
-	y, v := randPair(b, rng, 8, 4), randPair(b, rng, 4, 16)
+	// Every side above skinnyDim: these products convert their operands.
+	x, w1, w2 := randPair(b, rng, 72, 80), randPair(b, rng, 68, 80), randPair(b, rng, 68, 80)
+	y, v := randPair(b, rng, 72, 68), randPair(b, rng, 68, 80)
 	conversions := func() int {
 		n := 0
 		for _, e := range b.Profile() {
-			if e.Name == "f32_to_bf16" {
+			if strings.HasPrefix(e.Name, "f32_to_bf16") {
 				n += e.Calls
 			}
 		}
@@ -101,4 +102,42 @@ func TestConvertedOperandsAreReusedUntilWritten(t *testing.T) {
 	if n := conversions(); n != 1 {
 		t.Errorf("after a product wrote x, the next converted %d operands, want 1 (x)", n)
 	}
+}
+
+// A skinny product (one side at most skinnyDim, as LoRA's are) of float32
+// operands converts nothing at bf16 precision and matches the CPU.
+func TestSkinnyProductsConvertNothing(t *testing.T) {
+	t.Setenv(envProfile, "1")
+	b := newEmulated(t, PrecisionBF16)
+	c := cpu.New(1)
+	rng := rand.New(rand.NewPCG(5, 6))
+	x, a, u := randPair(b, rng, 96, 80), randPair(b, rng, 16, 80), randPair(b, rng, 96, 16)
+	g := randPair(b, rng, 16, 80)
+	noConversions := func(what string) {
+		t.Helper()
+		gemms := 0
+		for _, e := range b.Profile() {
+			if strings.HasPrefix(e.Name, "f32_to_bf16") {
+				t.Errorf("%s converted operands: %d %s", what, e.Calls, e.Name)
+			}
+			if strings.HasPrefix(e.Name, "gemm") {
+				gemms++
+				if !strings.HasSuffix(e.Name, "tf32") {
+					t.Errorf("%s ran as %s, not on float32 operands in TF32", what, e.Name)
+				}
+			}
+		}
+		if gemms != 1 {
+			t.Errorf("%s: %d GEMMs profiled, want 1", what, gemms)
+		}
+	}
+	b.Profile()
+	c.MatMul(u.h, x.h, a.h, false, true, 1, 0) // x·Aᵀ
+	b.MatMul(u.d, x.d, a.d, false, true, 1, 0)
+	noConversions("x·Aᵀ")
+	u.check(t, b, "x·Aᵀ", tolBF16)
+	c.MatMul(g.h, u.h, x.h, true, false, 1, 1) // A's gradient: uᵀ·x
+	b.MatMul(g.d, u.d, x.d, true, false, 1, 1)
+	noConversions("uᵀ·x")
+	g.check(t, b, "uᵀ·x", tolBF16)
 }

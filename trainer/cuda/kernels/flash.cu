@@ -38,17 +38,6 @@ __device__ __forceinline__ void mma16816(float* c, const unsigned* a, const unsi
 #define EFT_LN2 0.6931471805599453f
 #define EFT_NO_KEY 0x7fffffff
 
-// Two floats as a bf16 pair (lo in the low half), rounded to nearest even.
-__device__ __forceinline__ unsigned pack_bf16(float lo, float hi) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    unsigned r;
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
-#else
-    return (unsigned)f2bf(lo) | ((unsigned)f2bf(hi) << 16);
-#endif
-}
-
 // The first key query position p may see (packing segment, window).
 __device__ __forceinline__ int flash_first_key(const int* seg, int b, int kvlen, int p, int window) {
     int lo = seg ? seg[(long long)b * kvlen + p] : 0;

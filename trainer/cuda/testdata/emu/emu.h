@@ -87,6 +87,12 @@ static char emu_error[512];
 struct alignas(16) uint4 {
     unsigned int x, y, z, w;
 };
+struct alignas(8) uint2 {
+    unsigned int x, y;
+};
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
 
 static inline void emu_wait(int state) {
     emu_cur->state = state;
