@@ -18,4 +18,8 @@
 // event a job publishes has an id derived from the job and what it says
 // (the step, the checkpoint name), so a resumed trainer that repeats a step
 // the dead one already reported publishes nothing new.
+//
+// Each job trains on Options.Device (device.go: auto takes CUDA when a GPU
+// is usable), and a run with world_size N > 1 trains on N trainers at once,
+// rank 0 publishing for all (dp.go; docs/deploy.md "Data parallel").
 package trainer
