@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/eftml/eft/services/runspec"
 	"github.com/eftml/eft/shared/config"
 	"github.com/eftml/eft/trainer/backend"
 	"github.com/eftml/eft/trainer/cpu"
@@ -16,8 +15,7 @@ import (
 // The devices a trainer trains on (Options.Device, --device).
 const (
 	// DeviceAuto trains on CUDA when cuda.Available() says a GPU is usable,
-	// else on the CPU (QLoRA on the CPU while the CUDA backend has no 4-bit
-	// product).
+	// else on the CPU (and SGD runs on the CPU: CUDA has AdamW only).
 	DeviceAuto = "auto"
 	DeviceCPU  = "cpu"
 	DeviceCUDA = "cuda"
@@ -37,14 +35,6 @@ func ParseDevice(s string) (string, error) {
 // cudaUsable asks the driver once per process whether a GPU is usable.
 var cudaUsable = sync.OnceValue(cuda.Available)
 
-// cudaHas4bit says whether the CUDA backend multiplies by 4-bit weights
-// (what a QLoRA base needs).
-func cudaHas4bit() bool {
-	var be backend.Backend = (*cuda.Backend)(nil)
-	_, ok := be.(backend.QuantMatMul)
-	return ok
-}
-
 // device is the compute backend one run trains on.
 type device struct {
 	be  backend.Backend
@@ -60,12 +50,11 @@ func (s *Service) openDevice(cfg *config.Config) (*device, error) {
 	if err != nil {
 		return nil, err
 	}
-	qlora := runspec.Quantization(cfg) != nil && !cudaHas4bit()
 	if choice == DeviceAuto {
 		choice = DeviceCUDA
-		if qlora {
+		if cfg.OptimizerKind() == config.OptimizerSGD {
 			choice = DeviceCPU
-			s.bus.Logger().Info("trainer: QLoRA trains on the CPU (the CUDA backend has no 4-bit product yet)")
+			s.bus.Logger().Info("trainer: SGD trains on the CPU (the CUDA backend has a device AdamW only)")
 		} else if err := cudaUsable(); err != nil {
 			choice = DeviceCPU
 			s.bus.Logger().Info("trainer: no usable GPU, training on the CPU", "reason", err)
@@ -74,9 +63,6 @@ func (s *Service) openDevice(cfg *config.Config) (*device, error) {
 	if choice == DeviceCPU {
 		be := cpu.New(0)
 		return &device{be: be, name: be.Name()}, nil
-	}
-	if qlora {
-		return nil, fmt.Errorf("adapter: qlora cannot train on CUDA yet (the CUDA backend has no 4-bit product); run this trainer with --device cpu or auto, or use adapter: lora")
 	}
 	prec := cuda.PrecisionBF16
 	if !cfg.BF16.Resolve(true) {
