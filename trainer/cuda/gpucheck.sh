@@ -16,7 +16,8 @@
 # with EFT_CUDA_PROFILE=1 and writes each kernel's device time per step to
 # profile.log. e2e trains the tiny example through eft train on the CPU and
 # on CUDA and compares the loss curves (services/eft's
-# TestTinyExampleTrainsOnCUDA), logging to e2e.log. qlora adds the 8B
+# TestTinyExampleTrainsOnCUDA) and two data-parallel ranks on one GPU against one
+# trainer accumulating 2 (TestDataParallelOnCUDA), logging to e2e.log. qlora adds the 8B
 # workload with an NF4 base to bench.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -57,7 +58,7 @@ run)
 	fi
 	if [[ $parts == *" e2e "* ]]; then
 		echo "== e2e: the tiny example on cpu and cuda"
-		(cd "$root/services/eft" && timeout 240 "$bin/eft.test" -test.run 'TestTinyExampleTrainsOnCUDA' -test.v -test.timeout 230s) >"$out/e2e.log" 2>&1
+		(cd "$root/services/eft" && timeout 240 "$bin/eft.test" -test.run 'TestTinyExampleTrainsOnCUDA|TestDataParallelOnCUDA' -test.v -test.timeout 230s) >"$out/e2e.log" 2>&1
 		echo "e2e exit $?" | tee -a "$out/e2e.log"
 		grep -E -A4 '^(--- |ok|FAIL|PASS)|losses|differs|step [0-9]' "$out/e2e.log" | head -30
 	fi

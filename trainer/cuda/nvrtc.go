@@ -143,10 +143,16 @@ func compileCached(n *nvrtc, src, arch, dir string) ([]byte, error) {
 	if err != nil || file == "" {
 		return image, err
 	}
+	// A temporary file of its own, renamed into place: two backends of one
+	// process (data-parallel ranks) may compile and write at once.
 	if os.MkdirAll(dir, 0o755) == nil {
-		tmp := fmt.Sprintf("%s.%d.tmp", file, os.Getpid())
-		if os.WriteFile(tmp, image, 0o644) == nil {
-			os.Rename(tmp, file)
+		if f, err := os.CreateTemp(dir, filepath.Base(file)+".*.tmp"); err == nil {
+			_, werr := f.Write(image)
+			if cerr := f.Close(); werr == nil && cerr == nil {
+				os.Rename(f.Name(), file)
+			} else {
+				os.Remove(f.Name())
+			}
 		}
 	}
 	return image, nil
