@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -218,41 +219,44 @@ func encodeRecord(dst []byte, mb packing.MicroBatch, pad int32) ([]byte, error) 
 		len(mb.RowLengths) != mb.Rows || len(mb.Boundaries) != mb.Rows || len(mb.SampleIDs) != mb.Rows {
 		return nil, errors.New("array sizes do not match rows × width")
 	}
-	maxID := int64(0)
+	maxID := int32(0)
 	fullLabels := false
+	tokens, samples := 0, 0
 	for r := 0; r < mb.Rows; r++ {
 		length := int(mb.RowLengths[r])
 		b := mb.Boundaries[r]
 		if length < 0 || length > mb.Width || len(b) != len(mb.SampleIDs[r])+1 || b[0] != 0 || int(b[len(b)-1]) != length {
 			return nil, fmt.Errorf("row %d: boundaries %v do not cover its length %d", r, b, length)
 		}
+		positions := mb.PositionIDs[r*mb.Width : (r+1)*mb.Width]
 		for k := 1; k < len(b); k++ {
 			if b[k] <= b[k-1] {
 				return nil, fmt.Errorf("row %d: boundaries %v are not increasing", r, b)
 			}
-			for p := b[k-1]; p < b[k]; p++ {
-				if mb.PositionIDs[r*mb.Width+int(p)] != p-b[k-1] {
+			for p, pos := range positions[b[k-1]:b[k]] {
+				if pos != int32(p) {
 					return nil, fmt.Errorf("row %d: position ids do not restart at sample %d", r, k-1)
 				}
 			}
 		}
 		row := mb.InputIDs[r*mb.Width : (r+1)*mb.Width]
 		labels := mb.Labels[r*mb.Width : (r+1)*mb.Width]
-		for p := 0; p < mb.Width; p++ {
-			if p >= length {
-				if row[p] != pad || labels[p] != packing.IgnoreIndex || mb.PositionIDs[r*mb.Width+p] != 0 {
-					return nil, fmt.Errorf("row %d: padding at %d is not pad token / -100 / position 0", r, p)
-				}
-				continue
+		for p, id := range row[:length] {
+			if id < 0 {
+				return nil, fmt.Errorf("row %d: negative token id %d", r, id)
 			}
-			if row[p] < 0 {
-				return nil, fmt.Errorf("row %d: negative token id %d", r, row[p])
-			}
-			maxID = max(maxID, int64(row[p]))
-			if labels[p] != packing.IgnoreIndex && labels[p] != row[p] {
+			maxID = max(maxID, id)
+			if l := labels[p]; l != packing.IgnoreIndex && l != id {
 				fullLabels = true
 			}
 		}
+		for p := length; p < mb.Width; p++ {
+			if row[p] != pad || labels[p] != packing.IgnoreIndex || positions[p] != 0 {
+				return nil, fmt.Errorf("row %d: padding at %d is not pad token / -100 / position 0", r, p)
+			}
+		}
+		tokens += length
+		samples += len(mb.SampleIDs[r])
 	}
 	tokenBytes := 2
 	if maxID >= 1<<24 {
@@ -260,40 +264,59 @@ func encodeRecord(dst []byte, mb packing.MicroBatch, pad int32) ([]byte, error) 
 	} else if maxID >= 1<<16 {
 		tokenBytes = 3
 	}
-	le := binary.LittleEndian
-	dst = le.AppendUint32(dst, uint32(mb.Rows))
-	dst = le.AppendUint32(dst, uint32(mb.Width))
+	labelBytes := (tokens + 7) / 8
 	mode := byte(0)
 	if fullLabels {
-		mode = 1
+		labelBytes, mode = 4*tokens, 1
 	}
-	dst = append(dst, byte(tokenBytes), mode)
+	// The record's size is known: one allocation at most, then plain stores.
+	size := 10 + 8*mb.Rows + 8*samples + tokenBytes*tokens + labelBytes
+	start := len(dst)
+	dst = slices.Grow(dst, size)[:start+size]
+	out := dst[start:]
+	le := binary.LittleEndian
+	le.PutUint32(out[0:], uint32(mb.Rows))
+	le.PutUint32(out[4:], uint32(mb.Width))
+	out[8], out[9] = byte(tokenBytes), mode
+	at := 10
 	for r := 0; r < mb.Rows; r++ {
-		dst = le.AppendUint32(dst, uint32(mb.RowLengths[r]))
-		dst = le.AppendUint32(dst, uint32(len(mb.SampleIDs[r])))
+		le.PutUint32(out[at:], uint32(mb.RowLengths[r]))
+		le.PutUint32(out[at+4:], uint32(len(mb.SampleIDs[r])))
+		at += 8
 	}
 	for r := 0; r < mb.Rows; r++ {
 		for k, id := range mb.SampleIDs[r] {
-			dst = le.AppendUint32(dst, uint32(id))
-			dst = le.AppendUint32(dst, uint32(mb.Boundaries[r][k+1]-mb.Boundaries[r][k]))
+			le.PutUint32(out[at:], uint32(id))
+			le.PutUint32(out[at+4:], uint32(mb.Boundaries[r][k+1]-mb.Boundaries[r][k]))
+			at += 8
 		}
 	}
 	for r := 0; r < mb.Rows; r++ {
-		for _, id := range mb.InputIDs[r*mb.Width : r*mb.Width+int(mb.RowLengths[r])] {
-			v := uint32(id)
-			dst = append(dst, byte(v), byte(v>>8))
-			if tokenBytes >= 3 {
-				dst = append(dst, byte(v>>16))
+		ids := mb.InputIDs[r*mb.Width : r*mb.Width+int(mb.RowLengths[r])]
+		switch tokenBytes {
+		case 2:
+			for _, id := range ids {
+				le.PutUint16(out[at:], uint16(id))
+				at += 2
 			}
-			if tokenBytes == 4 {
-				dst = append(dst, byte(v>>24))
+		case 3:
+			for _, id := range ids {
+				v := uint32(id)
+				out[at], out[at+1], out[at+2] = byte(v), byte(v>>8), byte(v>>16)
+				at += 3
+			}
+		default:
+			for _, id := range ids {
+				le.PutUint32(out[at:], uint32(id))
+				at += 4
 			}
 		}
 	}
 	if fullLabels {
 		for r := 0; r < mb.Rows; r++ {
 			for _, l := range mb.Labels[r*mb.Width : r*mb.Width+int(mb.RowLengths[r])] {
-				dst = le.AppendUint32(dst, uint32(l))
+				le.PutUint32(out[at:], uint32(l))
+				at += 4
 			}
 		}
 		return dst, nil
@@ -302,18 +325,19 @@ func encodeRecord(dst []byte, mb packing.MicroBatch, pad int32) ([]byte, error) 
 	nbits := 0
 	for r := 0; r < mb.Rows; r++ {
 		for _, l := range mb.Labels[r*mb.Width : r*mb.Width+int(mb.RowLengths[r])] {
-			if l != packing.IgnoreIndex {
-				bits |= 1 << nbits
-			}
+			// 1 when l is not IgnoreIndex, without a branch.
+			v := uint32(l ^ packing.IgnoreIndex)
+			bits |= byte((v|-v)>>31) << nbits
 			nbits++
 			if nbits == 8 {
-				dst = append(dst, bits)
+				out[at] = bits
+				at++
 				bits, nbits = 0, 0
 			}
 		}
 	}
 	if nbits > 0 {
-		dst = append(dst, bits)
+		out[at] = bits
 	}
 	return dst, nil
 }
