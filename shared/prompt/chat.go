@@ -345,8 +345,15 @@ func (s *chatTemplate) trainsTurn(t turn) bool {
 	if t.training != nil {
 		return *t.training
 	}
+	if s.trainOnInputs {
+		return true
+	}
 	role, _ := t.msg.Get("role")
-	return s.trainOnInputs || slices.Contains(s.rolesToTrain, fmt.Sprint(role))
+	name, isStr := role.(string)
+	if !isStr {
+		name = fmt.Sprint(role)
+	}
+	return slices.Contains(s.rolesToTrain, name)
 }
 
 // contentSpans finds the content of turns need in text. It renders the
@@ -362,18 +369,20 @@ func (s *chatTemplate) contentSpans(messages []any, need []int, text string) ([]
 		return nil, true, nil
 	}
 	contents := make([]string, len(messages))
-	key := make([]byte, 0, 256)
+	keySpace := keyPool.Get().(*[]byte)
+	defer keyPool.Put(keySpace)
+	key := (*keySpace)[:0]
 	for i, m := range messages {
 		msg := m.(datasets.Object)
 		if c, ok := msg.Get("content"); ok {
 			if str, isStr := c.(string); isStr {
 				contents[i] = str
-				msg = withContent(msg, "")
 			}
 		}
-		key = datasets.AppendJSON(append(key, '\n'), msg)
+		key = appendShapeKey(append(key, '\n'), msg)
 	}
-	sh, err := s.shapes.get(string(key), func() (*shape, error) { return s.renderShape(messages) })
+	*keySpace = key
+	sh, err := s.shapes.get(key, func() (*shape, error) { return s.renderShape(messages) })
 	if err != nil || sh == nil {
 		return nil, false, err
 	}
@@ -454,9 +463,9 @@ type shapeCache struct {
 
 const maxShapes = 4096
 
-func (c *shapeCache) get(key string, build func() (*shape, error)) (*shape, error) {
+func (c *shapeCache) get(key []byte, build func() (*shape, error)) (*shape, error) {
 	c.mu.Lock()
-	sh, ok := c.m[key]
+	sh, ok := c.m[string(key)]
 	c.mu.Unlock()
 	if ok {
 		return sh, nil
@@ -470,10 +479,32 @@ func (c *shapeCache) get(key string, build func() (*shape, error)) (*shape, erro
 		c.m = map[string]*shape{}
 	}
 	if len(c.m) < maxShapes {
-		c.m[key] = sh
+		c.m[string(key)] = sh
 	}
 	c.mu.Unlock()
 	return sh, nil
+}
+
+// keyPool holds the buffers shape keys are built in.
+var keyPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// appendShapeKey appends msg as JSON with a string content left empty: the
+// part of a message its shape depends on (the same text as
+// AppendJSON(withContent(msg, "")), without copying the message).
+func appendShapeKey(dst []byte, msg datasets.Object) []byte {
+	dst = append(dst, '{')
+	for i, f := range msg {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(datasets.AppendJSON(dst, f.Name), ':')
+		if _, isStr := f.Value.(string); isStr && f.Name == "content" {
+			dst = append(dst, `""`...)
+			continue
+		}
+		dst = datasets.AppendJSON(dst, f.Value)
+	}
+	return append(dst, '}')
 }
 
 func withContent(msg datasets.Object, content string) datasets.Object {
@@ -561,10 +592,8 @@ func (s *chatTemplate) conversation(row datasets.Object) ([]turn, error) {
 // change what it writes), bar the training flag. Content given as a list of
 // parts is joined into one string, as Axolotl does.
 func (s *chatTemplate) transform(msg datasets.Object) (turn, error) {
-	var t turn
-	used := map[string]bool{}
+	t := turn{msg: make(datasets.Object, 0, len(msg))}
 	for _, m := range s.mappings {
-		used[m[1]] = true
 		v, ok := msg.Get(m[1])
 		if !ok || v == nil {
 			continue
@@ -586,7 +615,7 @@ func (s *chatTemplate) transform(msg datasets.Object) (turn, error) {
 		t.msg = append(t.msg, datasets.Field{Name: m[0], Value: v})
 	}
 	for _, f := range msg {
-		if used[f.Name] || f.Value == nil {
+		if s.isMapped(f.Name) || f.Value == nil {
 			continue
 		}
 		if s.trainingField != "" && f.Name == s.trainingField {
@@ -610,6 +639,16 @@ func (s *chatTemplate) transform(msg datasets.Object) (turn, error) {
 		return t, fmt.Errorf("no %q (message_property_mappings.role)", s.mappingOf("role"))
 	}
 	return t, nil
+}
+
+// isMapped says whether a message key is the source of a mapped property.
+func (s *chatTemplate) isMapped(key string) bool {
+	for _, m := range s.mappings {
+		if m[1] == key {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *chatTemplate) mappingOf(prop string) string {
