@@ -200,30 +200,24 @@ func (b *Backend) AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v *tensor.
 	})
 }
 
-// flashPrep copies src [batch, n, heads, hd] to bf16 rows and/or cols in
-// the scratch slots (slot < 0: not wanted) and returns their addresses and
-// the padded length. Runs on the executor.
-func (b *Backend) flashPrep(src uintptr, batch, n, heads, hd, rowSlot, colSlot int) (rows, cols uintptr, lp int) {
+// flashPrep copies src [batch, n, heads, hd] to bf16 rows [batch, heads,
+// lp, hd] in scratch slot and returns their address and the padded length
+// lp. Runs on the executor.
+func (b *Backend) flashPrep(src uintptr, batch, n, heads, hd, slot int) (rows uintptr, lp int) {
 	lp = ceilDiv(n, 64) * 64
-	bytes := 2 * batch * heads * lp * hd
-	if rowSlot >= 0 {
-		rows = b.scratchFor(rowSlot, bytes)
-	}
-	if colSlot >= 0 {
-		cols = b.scratchFor(colSlot, bytes)
-	}
-	b.kernel(fmt.Sprintf("flash_prep_%d", hd)).p(rows).p(cols).p(src).i(n).i(heads).i(lp)
+	rows = b.scratchFor(slot, 2*batch*heads*lp*hd)
+	b.kernel(fmt.Sprintf("flash_prep_%d", hd)).p(rows).p(src).i(n).i(heads).i(lp)
 	b.launch(dims{uint32(lp / 64), uint32(heads), uint32(batch)}, d1(flashBlock))
-	return rows, cols, lp
+	return rows, lp
 }
 
 func (b *Backend) flashForward(s *backend.AttentionSpec, po, pl, pq, pk, pv uintptr) {
 	hd := s.HeadDim
 	seg := b.int32s(s.SegStart)
-	qr, _, qlp := b.flashPrep(pq, s.Batch, s.QLen, s.Heads, hd, scratchFlashQ, -1)
-	kr, _, klp := b.flashPrep(pk, s.Batch, s.KVLen, s.KVHeads, hd, scratchFlashK, -1)
-	_, vc, _ := b.flashPrep(pv, s.Batch, s.KVLen, s.KVHeads, hd, -1, scratchFlashVT)
-	b.kernel(fmt.Sprintf("flash_fwd_%d", hd)).p(po).p(pl).p(qr).p(kr).p(vc).p(seg).
+	qr, qlp := b.flashPrep(pq, s.Batch, s.QLen, s.Heads, hd, scratchFlashQ)
+	kr, klp := b.flashPrep(pk, s.Batch, s.KVLen, s.KVHeads, hd, scratchFlashK)
+	vr, _ := b.flashPrep(pv, s.Batch, s.KVLen, s.KVHeads, hd, scratchFlashV)
+	b.kernel(fmt.Sprintf("flash_fwd_%d", hd)).p(po).p(pl).p(qr).p(kr).p(vr).p(seg).
 		i(s.Heads).i(s.KVHeads).i(s.QLen).i(s.KVLen).i(qlp).i(klp).i(s.QOffset).i(s.Window).f(s.Scale)
 	b.launch(dims{uint32(ceilDiv(s.QLen, 64)), uint32(s.Heads), uint32(s.Batch)}, d1(flashBlock))
 }
@@ -235,14 +229,14 @@ func (b *Backend) flashBackward(s *backend.AttentionSpec, pdq, pdk, pdv, pdo, po
 	delta := b.scratchFor(scratchDelta, 4*tokens*s.Heads)
 	b.kernel("attn_delta").p(delta).p(po).p(pdo).i(tokens).i(s.Heads).i(hd).i(s.QLen)
 	b.launch(d1((tokens*s.Heads*32+threads-1)/threads), d1(threads))
-	qr, qc, qlp := b.flashPrep(pq, s.Batch, s.QLen, s.Heads, hd, scratchFlashQ, scratchFlashQT)
-	dr, dc, _ := b.flashPrep(pdo, s.Batch, s.QLen, s.Heads, hd, scratchFlashDO, scratchFlashDOT)
-	kr, kc, klp := b.flashPrep(pk, s.Batch, s.KVLen, s.KVHeads, hd, scratchFlashK, scratchFlashKT)
-	vr, _, _ := b.flashPrep(pv, s.Batch, s.KVLen, s.KVHeads, hd, scratchFlashV, -1)
-	b.kernel(fmt.Sprintf("flash_bwd_kv_%d", hd)).p(pdk).p(pdv).p(qr).p(qc).p(kr).p(vr).p(dr).p(dc).p(pl).p(delta).p(seg).
+	qr, qlp := b.flashPrep(pq, s.Batch, s.QLen, s.Heads, hd, scratchFlashQ)
+	dr, _ := b.flashPrep(pdo, s.Batch, s.QLen, s.Heads, hd, scratchFlashDO)
+	kr, klp := b.flashPrep(pk, s.Batch, s.KVLen, s.KVHeads, hd, scratchFlashK)
+	vr, _ := b.flashPrep(pv, s.Batch, s.KVLen, s.KVHeads, hd, scratchFlashV)
+	b.kernel(fmt.Sprintf("flash_bwd_kv_%d", hd)).p(pdk).p(pdv).p(qr).p(kr).p(vr).p(dr).p(pl).p(delta).p(seg).
 		i(s.Heads).i(s.KVHeads).i(s.QLen).i(s.KVLen).i(qlp).i(klp).i(s.QOffset).i(s.Window).f(s.Scale)
 	b.launch(dims{uint32(ceilDiv(s.KVLen, 64)), uint32(s.KVHeads), uint32(s.Batch)}, d1(flashBlock))
-	b.kernel(fmt.Sprintf("flash_bwd_q_%d", hd)).p(pdq).p(qr).p(kr).p(kc).p(vr).p(dr).p(pl).p(delta).p(seg).
+	b.kernel(fmt.Sprintf("flash_bwd_q_%d", hd)).p(pdq).p(qr).p(kr).p(vr).p(dr).p(pl).p(delta).p(seg).
 		i(s.Heads).i(s.KVHeads).i(s.QLen).i(s.KVLen).i(qlp).i(klp).i(s.QOffset).i(s.Window).f(s.Scale)
 	b.launch(dims{uint32(ceilDiv(s.QLen, 64)), uint32(s.Heads), uint32(s.Batch)}, d1(flashBlock))
 }

@@ -97,14 +97,10 @@ const (
 	scratchSums           // float64 accumulators
 	scratchQuantW         // a 4-bit weight dequantized for one product
 	// flash attention's bf16 copies of its operands (kernels/flash.cu)
-	scratchFlashQ   // Q rows
-	scratchFlashQT  // Q cols
-	scratchFlashK   // K rows
-	scratchFlashKT  // K cols
-	scratchFlashV   // V rows
-	scratchFlashVT  // V cols
-	scratchFlashDO  // dO rows
-	scratchFlashDOT // dO cols
+	scratchFlashQ  // Q rows
+	scratchFlashK  // K rows
+	scratchFlashV  // V rows
+	scratchFlashDO // dO rows
 	numScratch
 )
 

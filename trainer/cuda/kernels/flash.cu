@@ -10,10 +10,10 @@
 //
 // The backend's tensors are float32 [batch, len, heads, hd] (q, k, v, out,
 // dout, dq, dk, dv) and [batch, heads, qlen] (lse, delta). flash_prep first
-// copies each operand to bf16 head-major "rows" [batch, heads, lp, hd]
-// and/or transposed "cols" [batch, heads, hd, lp] (lp: len rounded up to
-// 64, zero-filled), so every tile is a 16-byte-vector copy into shared
-// memory and B fragments read consecutive pairs.
+// copies each operand to bf16 head-major rows [batch, heads, lp, hd] (lp:
+// len rounded up to 64, zero-filled), so every tile is a 16-byte-vector
+// copy into shared memory; B fragments come out of it with ldmatrix (its
+// .trans form where the product wants the tile transposed).
 //
 // Fragments follow PTX's mma.m16n8k16 layouts: lane = 4·group + tig; A
 // (16×16, row-major) holds rows group and group+8, columns 2·tig, 2·tig+1
@@ -51,26 +51,17 @@ __device__ __forceinline__ int warp_max_int(int v) {
 }
 
 // flash_prep copies src [batch, len, heads, HD] float32 to bf16 rows
-// [batch, heads, lp, HD] and/or cols [batch, heads, HD, lp] (either may be
-// null), zero past len. Grid (lp/64, heads, batch), 128 threads.
+// [batch, heads, lp, HD], zero past len. Grid (lp/64, heads, batch), 128
+// threads.
 template <int HD>
-__device__ void flash_prep(bf16_t* rows, bf16_t* cols, const float* src, int len, int heads, int lp) {
-    __shared__ bf16_t tile[64 * (HD + 2)];
+__device__ void flash_prep(bf16_t* rows, const float* src, int len, int heads, int lp) {
     int t0 = blockIdx.x * 64, h = blockIdx.y, b = blockIdx.z;
     long long ld = (long long)heads * HD;
     const float* s = src + (long long)b * len * ld + h * HD;
-    long long head = (long long)b * heads + h;
-    for (int idx = threadIdx.x; idx < 64 * HD; idx += blockDim.x) {
-        int r = idx / HD, d = idx % HD, t = t0 + r;
-        bf16_t v = t < len ? f2bf(s[t * ld + d]) : (bf16_t)0;
-        if (rows) rows[(head * lp + t) * HD + d] = v;
-        tile[r * (HD + 2) + d] = v;
-    }
-    if (!cols) return;
-    __syncthreads();
-    for (int idx = threadIdx.x; idx < 64 * HD; idx += blockDim.x) {
-        int d = idx / 64, r = idx % 64;
-        cols[(head * HD + d) * lp + t0 + r] = tile[r * (HD + 2) + d];
+    unsigned* out = (unsigned*)(rows + (((long long)b * heads + h) * lp + t0) * HD);
+    for (int idx = threadIdx.x; idx < 64 * HD / 2; idx += blockDim.x) {
+        int r = idx / (HD / 2), c = idx % (HD / 2), t = t0 + r;
+        out[idx] = t < len ? pack_bf16(s[t * ld + 2 * c], s[t * ld + 2 * c + 1]) : 0u;
     }
 }
 
@@ -96,13 +87,39 @@ __device__ __forceinline__ void flash_afrag(unsigned* a, const bf16_t* m, long l
     a[3] = *(const unsigned*)(p1 + 8);
 }
 
-// B fragment for column block n0 and k step k0 of a matrix stored as
-// [n][k] bf16 pairs with row stride P (in pairs).
-__device__ __forceinline__ void flash_bfrag(unsigned* bb, const unsigned* sm, int P, int n0, int k0) {
-    int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    const unsigned* row = sm + (n0 + g) * P + k0 / 2;
-    bb[0] = row[t];
-    bb[1] = row[4 + t];
+#ifndef EFT_EMULATOR
+// ldsm4 / ldsm4t: ldmatrix.x4 (.trans): lane l gives the address of row l%8
+// of 8×8 bf16 matrix l/8 (16 bytes, in shared memory); r[i] receives lane
+// l's pair of matrix i: row l/4, columns 2(l%4) and +1, or with .trans
+// column l/4, rows 2(l%4) and +1.
+__device__ __forceinline__ unsigned flash_smem_addr(const void* p) {
+    unsigned long long a;
+    asm("cvta.to.shared.u64 %0, %1;" : "=l"(a) : "l"(p));
+    return (unsigned)a;
+}
+__device__ __forceinline__ void ldsm4(unsigned* r, const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(flash_smem_addr(p)));
+}
+__device__ __forceinline__ void ldsm4t(unsigned* r, const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(flash_smem_addr(p)));
+}
+#endif
+
+// B fragments of n tiles n0 and n0+8 at k step k0 (b[0..1] and b[2..3])
+// of a matrix stored in shared memory as rows of P 32-bit words: as [n][k]
+// (flash_b_nk: K for Q·Kᵀ) or as [k][n] (flash_b_kn, transposing: V for
+// P·V). One ldmatrix.x4 each.
+__device__ __forceinline__ void flash_b_nk(unsigned* b, const unsigned* sm, int P, int n0, int k0) {
+    int lane = threadIdx.x & 31, m = lane >> 3;
+    ldsm4(b, sm + (n0 + 8 * (m >> 1) + (lane & 7)) * P + (k0 + 8 * (m & 1)) / 2);
+}
+__device__ __forceinline__ void flash_b_kn(unsigned* b, const unsigned* sm, int P, int k0, int n0) {
+    int lane = threadIdx.x & 31, m = lane >> 3;
+    ldsm4t(b, sm + (k0 + 8 * (m & 1) + (lane & 7)) * P + (n0 + 8 * (m >> 1)) / 2);
 }
 
 // Smallest first key over the block's nq queries from q0 (all threads).
@@ -116,20 +133,20 @@ __device__ __forceinline__ int flash_block_first_key(const int* seg, int b, int 
 }
 
 // Forward: grid (ceil(qlen/64), heads, batch), 128 threads; warp w owns
-// queries 16w..16w+15 of the block's 64. qr: Q rows, kr: K rows, vc: V
-// cols (flash_prep); qlp, klp their padded lengths.
+// queries 16w..16w+15 of the block's 64. qr, kr, vr: Q, K and V rows
+// (flash_prep); qlp, klp their padded lengths.
 template <int HD>
-__device__ void flash_fwd(float* out, float* lse, const bf16_t* qr, const bf16_t* kr, const bf16_t* vc, const int* seg, int heads,
+__device__ void flash_fwd(float* out, float* lse, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr, const int* seg, int heads,
                           int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff, int window, float scale) {
-    const int BQ = 64, BK = 64, KP = HD / 2 + 4, VP = BK / 2 + 4;
+    const int BQ = 64, BK = 64, KP = HD / 2 + 4;
     __shared__ __align__(16) unsigned ks[BK * KP];
-    __shared__ __align__(16) unsigned vt[HD * VP];
+    __shared__ __align__(16) unsigned vs[BK * KP];
     __shared__ float sh[32];
     int b = blockIdx.z, h = blockIdx.y, g = h / (heads / kvheads);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gr = lane >> 2, tg = lane & 3;
     const bf16_t* qb = qr + ((long long)b * heads + h) * qlp * HD;
     const bf16_t* kb = kr + ((long long)b * kvheads + g) * klp * HD;
-    const bf16_t* vb = vc + ((long long)b * kvheads + g) * HD * klp;
+    const bf16_t* vb = vr + ((long long)b * kvheads + g) * klp * HD;
     int bq0 = blockIdx.x * BQ, q0 = bq0 + warp * 16;
     unsigned qa[HD / 16][4];
     for (int kk = 0; kk < HD / 16; kk++) flash_afrag(qa[kk], qb, HD, q0, kk * 16);
@@ -152,17 +169,17 @@ __device__ void flash_fwd(float* out, float* lse, const bf16_t* qr, const bf16_t
     for (int k0 = (first / BK) * BK; k0 <= last; k0 += BK) {
         __syncthreads();
         flash_load(ks, KP, kb + (long long)k0 * HD, HD, BK, HD);
-        flash_load(vt, VP, vb + k0, klp, HD, BK);
+        flash_load(vs, KP, vb + (long long)k0 * HD, HD, BK, HD);
         __syncthreads();
         float s[BK / 8][4];
-        for (int n = 0; n < BK / 8; n++) {
-            s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+        for (int n = 0; n < BK / 8; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+        for (int n = 0; n < BK / 8; n += 2)
             for (int kk = 0; kk < HD / 16; kk++) {
-                unsigned bb[2];
-                flash_bfrag(bb, ks, KP, n * 8, kk * 16);
+                unsigned bb[4];
+                flash_b_nk(bb, ks, KP, n * 8, kk * 16);
                 mma16816(s[n], qa[kk], bb);
+                mma16816(s[n + 1], qa[kk], bb + 2);
             }
-        }
         bool whole = rowsReal && k0 >= loAll && k0 + BK - 1 <= qoff + q0 && k0 + BK <= kvlen;
         for (int r = 0; r < 2; r++) {
             float mx = EFT_NEG_INF;
@@ -198,10 +215,11 @@ __device__ void flash_fwd(float* out, float* lse, const bf16_t* qr, const bf16_t
         for (int kk = 0; kk < BK / 16; kk++) {
             unsigned pa[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
                               pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-            for (int n = 0; n < HD / 8; n++) {
-                unsigned bb[2];
-                flash_bfrag(bb, vt, VP, n * 8, kk * 16);
+            for (int n = 0; n < HD / 8; n += 2) {
+                unsigned bb[4];
+                flash_b_kn(bb, vs, KP, kk * 16, n * 8);
                 mma16816(o[n], pa, bb);
+                mma16816(o[n + 1], pa, bb + 2);
             }
         }
     }
@@ -224,17 +242,15 @@ __device__ void flash_fwd(float* out, float* lse, const bf16_t* qr, const bf16_t
 
 // dK and dV: grid (ceil(kvlen/64), kv_heads, batch), 128 threads; warp w
 // owns keys 16w..16w+15 of the block's 64, for every query head of its kv
-// group and every query tile that can see them. kr, vr: K and V rows;
-// qr, qc, dr, dc: Q and dO rows and cols.
+// group and every query tile that can see them. qr, kr, vr, dr: Q, K, V
+// and dO rows.
 template <int HD>
-__device__ void flash_bwd_kv(float* dk, float* dv, const bf16_t* qr, const bf16_t* qc, const bf16_t* kr, const bf16_t* vr,
-                             const bf16_t* dr, const bf16_t* dc, const float* lse, const float* delta, const int* seg, int heads,
+__device__ void flash_bwd_kv(float* dk, float* dv, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr, const bf16_t* dr,
+                             const float* lse, const float* delta, const int* seg, int heads,
                              int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff, int window, float scale) {
-    const int BK = 64, BQ = HD <= 64 ? 64 : 32, QP = HD / 2 + 4, TP = BQ / 2 + 4;
+    const int BK = 64, BQ = HD <= 64 ? 64 : 32, QP = HD / 2 + 4;
     __shared__ __align__(16) unsigned qs[BQ * QP];
-    __shared__ __align__(16) unsigned qt[HD * TP];
     __shared__ __align__(16) unsigned ds[BQ * QP];
-    __shared__ __align__(16) unsigned dt[HD * TP];
     __shared__ float lses[BQ], dels[BQ];
     __shared__ int los[BQ];
     int b = blockIdx.z, g = blockIdx.y, group = heads / kvheads;
@@ -275,9 +291,7 @@ __device__ void flash_bwd_kv(float* dk, float* dv, const bf16_t* qr, const bf16_
             // No key of this warp is masked for any query of the tile.
             bool whole = loMax <= key0 && key0 + 15 <= qoff + i0 && i0 + BQ <= qlen && key0 + 16 <= kvlen;
             flash_load(qs, QP, qr + (head * qlp + i0) * HD, HD, BQ, HD);
-            flash_load(qt, TP, qc + head * HD * qlp + i0, qlp, HD, BQ);
             flash_load(ds, QP, dr + (head * qlp + i0) * HD, HD, BQ, HD);
-            flash_load(dt, TP, dc + head * HD * qlp + i0, qlp, HD, BQ);
             __syncthreads();
             float pt[BQ / 8][4], dpt[BQ / 8][4];
             for (int n = 0; n < BQ / 8; n++)
@@ -286,12 +300,14 @@ __device__ void flash_bwd_kv(float* dk, float* dv, const bf16_t* qr, const bf16_
                 unsigned ka[4], va[4];
                 flash_afrag(ka, kb, HD, key0, kk * 16);
                 flash_afrag(va, vb, HD, key0, kk * 16);
-                for (int n = 0; n < BQ / 8; n++) {
-                    unsigned bb[2];
-                    flash_bfrag(bb, qs, QP, n * 8, kk * 16);
+                for (int n = 0; n < BQ / 8; n += 2) {
+                    unsigned bb[4];
+                    flash_b_nk(bb, qs, QP, n * 8, kk * 16);
                     mma16816(pt[n], ka, bb);
-                    flash_bfrag(bb, ds, QP, n * 8, kk * 16);
+                    mma16816(pt[n + 1], ka, bb + 2);
+                    flash_b_nk(bb, ds, QP, n * 8, kk * 16);
                     mma16816(dpt[n], va, bb);
+                    mma16816(dpt[n + 1], va, bb + 2);
                 }
             }
             // Pᵀ and dSᵀ = Pᵀ ⊙ (dPᵀ − delta): rows keys, columns queries.
@@ -309,12 +325,14 @@ __device__ void flash_bwd_kv(float* dk, float* dv, const bf16_t* qr, const bf16_
                 unsigned sa[4] = {pack_bf16(dpt[2 * kk][0], dpt[2 * kk][1]), pack_bf16(dpt[2 * kk][2], dpt[2 * kk][3]),
                                   pack_bf16(dpt[2 * kk + 1][0], dpt[2 * kk + 1][1]),
                                   pack_bf16(dpt[2 * kk + 1][2], dpt[2 * kk + 1][3])};
-                for (int n = 0; n < HD / 8; n++) {
-                    unsigned bb[2];
-                    flash_bfrag(bb, dt, TP, n * 8, kk * 16);
+                for (int n = 0; n < HD / 8; n += 2) {
+                    unsigned bb[4];
+                    flash_b_kn(bb, ds, QP, kk * 16, n * 8);
                     mma16816(dva[n], pa, bb);
-                    flash_bfrag(bb, qt, TP, n * 8, kk * 16);
+                    mma16816(dva[n + 1], pa, bb + 2);
+                    flash_b_kn(bb, qs, QP, kk * 16, n * 8);
                     mma16816(dka[n], sa, bb);
+                    mma16816(dka[n + 1], sa, bb + 2);
                 }
             }
         }
@@ -334,16 +352,15 @@ __device__ void flash_bwd_kv(float* dk, float* dv, const bf16_t* qr, const bf16_
 }
 
 // dQ: grid (ceil(qlen/64), heads, batch), 128 threads; warp w owns
-// queries 16w..16w+15 of the block's 64. qr, dr: Q and dO rows; kr, vr:
-// K and V rows; kc: K cols.
+// queries 16w..16w+15 of the block's 64. qr, kr, vr, dr: Q, K, V and dO
+// rows.
 template <int HD>
-__device__ void flash_bwd_q(float* dq, const bf16_t* qr, const bf16_t* kr, const bf16_t* kc, const bf16_t* vr, const bf16_t* dr,
+__device__ void flash_bwd_q(float* dq, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr, const bf16_t* dr,
                             const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen,
                             int qlp, int klp, int qoff, int window, float scale) {
-    const int BQ = 64, BK = HD <= 64 ? 64 : 32, KP = HD / 2 + 4, TP = BK / 2 + 4;
+    const int BQ = 64, BK = HD <= 64 ? 64 : 32, KP = HD / 2 + 4;
     __shared__ __align__(16) unsigned ks[BK * KP];
     __shared__ __align__(16) unsigned vs[BK * KP];
-    __shared__ __align__(16) unsigned kt[HD * TP];
     __shared__ float sh[32];
     int b = blockIdx.z, h = blockIdx.y, g = h / (heads / kvheads);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gr = lane >> 2, tg = lane & 3;
@@ -352,7 +369,6 @@ __device__ void flash_bwd_q(float* dq, const bf16_t* qr, const bf16_t* kr, const
     const bf16_t* db = dr + head * qlp * HD;
     const bf16_t* kb = kr + kvhead * klp * HD;
     const bf16_t* vb = vr + kvhead * klp * HD;
-    const bf16_t* kcb = kc + kvhead * HD * klp;
     int bq0 = blockIdx.x * BQ, q0 = bq0 + warp * 16;
     unsigned qa[HD / 16][4], da[HD / 16][4];
     for (int kk = 0; kk < HD / 16; kk++) {
@@ -380,19 +396,20 @@ __device__ void flash_bwd_q(float* dq, const bf16_t* qr, const bf16_t* kr, const
         __syncthreads();
         flash_load(ks, KP, kb + (long long)k0 * HD, HD, BK, HD);
         flash_load(vs, KP, vb + (long long)k0 * HD, HD, BK, HD);
-        flash_load(kt, TP, kcb + k0, klp, HD, BK);
         __syncthreads();
         float s[BK / 8][4], dp[BK / 8][4];
-        for (int n = 0; n < BK / 8; n++) {
+        for (int n = 0; n < BK / 8; n++)
             for (int e = 0; e < 4; e++) s[n][e] = dp[n][e] = 0.0f;
+        for (int n = 0; n < BK / 8; n += 2)
             for (int kk = 0; kk < HD / 16; kk++) {
-                unsigned bb[2];
-                flash_bfrag(bb, ks, KP, n * 8, kk * 16);
+                unsigned bb[4];
+                flash_b_nk(bb, ks, KP, n * 8, kk * 16);
                 mma16816(s[n], qa[kk], bb);
-                flash_bfrag(bb, vs, KP, n * 8, kk * 16);
+                mma16816(s[n + 1], qa[kk], bb + 2);
+                flash_b_nk(bb, vs, KP, n * 8, kk * 16);
                 mma16816(dp[n], da[kk], bb);
+                mma16816(dp[n + 1], da[kk], bb + 2);
             }
-        }
         bool whole = rowsReal && k0 >= loAll && k0 + BK - 1 <= qoff + q0 && k0 + BK <= kvlen;
         for (int n = 0; n < BK / 8; n++)
             for (int e = 0; e < 4; e++) {
@@ -404,10 +421,11 @@ __device__ void flash_bwd_q(float* dq, const bf16_t* qr, const bf16_t* kr, const
         for (int kk = 0; kk < BK / 16; kk++) {
             unsigned sa[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
                               pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-            for (int n = 0; n < HD / 8; n++) {
-                unsigned bb[2];
-                flash_bfrag(bb, kt, TP, n * 8, kk * 16);
+            for (int n = 0; n < HD / 8; n += 2) {
+                unsigned bb[4];
+                flash_b_kn(bb, ks, KP, kk * 16, n * 8);
                 mma16816(dqa[n], sa, bb);
+                mma16816(dqa[n + 1], sa, bb + 2);
             }
         }
     }
@@ -424,71 +442,71 @@ __device__ void flash_bwd_q(float* dq, const bf16_t* qr, const bf16_t* kr, const
 }
 
 // Entry points per head size (the host picks them by name).
-extern "C" __global__ void flash_prep_16(bf16_t* rows, bf16_t* cols, const float* src, int len, int heads, int lp) {
-    flash_prep<16>(rows, cols, src, len, heads, lp);
+extern "C" __global__ void flash_prep_16(bf16_t* rows, const float* src, int len, int heads, int lp) {
+    flash_prep<16>(rows, src, len, heads, lp);
 }
-extern "C" __global__ void flash_fwd_16(float* out, float* lse, const bf16_t* qr, const bf16_t* kr, const bf16_t* vc, const int* seg,
+extern "C" __global__ void flash_fwd_16(float* out, float* lse, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr, const int* seg,
         int heads, int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff, int window, float scale) {
-    flash_fwd<16>(out, lse, qr, kr, vc, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
+    flash_fwd<16>(out, lse, qr, kr, vr, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
 }
-extern "C" __global__ void flash_bwd_kv_16(float* dk, float* dv, const bf16_t* qr, const bf16_t* qc, const bf16_t* kr, const bf16_t* vr,
-        const bf16_t* dr, const bf16_t* dc, const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen,
-        int kvlen, int qlp, int klp, int qoff, int window, float scale) {
-    flash_bwd_kv<16>(dk, dv, qr, qc, kr, vr, dr, dc, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
-}
-extern "C" __global__ void flash_bwd_q_16(float* dq, const bf16_t* qr, const bf16_t* kr, const bf16_t* kc, const bf16_t* vr,
+extern "C" __global__ void flash_bwd_kv_16(float* dk, float* dv, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr,
         const bf16_t* dr, const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qlp,
         int klp, int qoff, int window, float scale) {
-    flash_bwd_q<16>(dq, qr, kr, kc, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
+    flash_bwd_kv<16>(dk, dv, qr, kr, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
 }
-extern "C" __global__ void flash_prep_32(bf16_t* rows, bf16_t* cols, const float* src, int len, int heads, int lp) {
-    flash_prep<32>(rows, cols, src, len, heads, lp);
+extern "C" __global__ void flash_bwd_q_16(float* dq, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr, const bf16_t* dr,
+        const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff,
+        int window, float scale) {
+    flash_bwd_q<16>(dq, qr, kr, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
 }
-extern "C" __global__ void flash_fwd_32(float* out, float* lse, const bf16_t* qr, const bf16_t* kr, const bf16_t* vc, const int* seg,
+extern "C" __global__ void flash_prep_32(bf16_t* rows, const float* src, int len, int heads, int lp) {
+    flash_prep<32>(rows, src, len, heads, lp);
+}
+extern "C" __global__ void flash_fwd_32(float* out, float* lse, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr, const int* seg,
         int heads, int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff, int window, float scale) {
-    flash_fwd<32>(out, lse, qr, kr, vc, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
+    flash_fwd<32>(out, lse, qr, kr, vr, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
 }
-extern "C" __global__ void flash_bwd_kv_32(float* dk, float* dv, const bf16_t* qr, const bf16_t* qc, const bf16_t* kr, const bf16_t* vr,
-        const bf16_t* dr, const bf16_t* dc, const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen,
-        int kvlen, int qlp, int klp, int qoff, int window, float scale) {
-    flash_bwd_kv<32>(dk, dv, qr, qc, kr, vr, dr, dc, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
-}
-extern "C" __global__ void flash_bwd_q_32(float* dq, const bf16_t* qr, const bf16_t* kr, const bf16_t* kc, const bf16_t* vr,
+extern "C" __global__ void flash_bwd_kv_32(float* dk, float* dv, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr,
         const bf16_t* dr, const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qlp,
         int klp, int qoff, int window, float scale) {
-    flash_bwd_q<32>(dq, qr, kr, kc, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
+    flash_bwd_kv<32>(dk, dv, qr, kr, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
 }
-extern "C" __global__ void flash_prep_64(bf16_t* rows, bf16_t* cols, const float* src, int len, int heads, int lp) {
-    flash_prep<64>(rows, cols, src, len, heads, lp);
+extern "C" __global__ void flash_bwd_q_32(float* dq, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr, const bf16_t* dr,
+        const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff,
+        int window, float scale) {
+    flash_bwd_q<32>(dq, qr, kr, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
 }
-extern "C" __global__ void flash_fwd_64(float* out, float* lse, const bf16_t* qr, const bf16_t* kr, const bf16_t* vc, const int* seg,
+extern "C" __global__ void flash_prep_64(bf16_t* rows, const float* src, int len, int heads, int lp) {
+    flash_prep<64>(rows, src, len, heads, lp);
+}
+extern "C" __global__ void flash_fwd_64(float* out, float* lse, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr, const int* seg,
         int heads, int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff, int window, float scale) {
-    flash_fwd<64>(out, lse, qr, kr, vc, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
+    flash_fwd<64>(out, lse, qr, kr, vr, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
 }
-extern "C" __global__ void flash_bwd_kv_64(float* dk, float* dv, const bf16_t* qr, const bf16_t* qc, const bf16_t* kr, const bf16_t* vr,
-        const bf16_t* dr, const bf16_t* dc, const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen,
-        int kvlen, int qlp, int klp, int qoff, int window, float scale) {
-    flash_bwd_kv<64>(dk, dv, qr, qc, kr, vr, dr, dc, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
-}
-extern "C" __global__ void flash_bwd_q_64(float* dq, const bf16_t* qr, const bf16_t* kr, const bf16_t* kc, const bf16_t* vr,
+extern "C" __global__ void flash_bwd_kv_64(float* dk, float* dv, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr,
         const bf16_t* dr, const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qlp,
         int klp, int qoff, int window, float scale) {
-    flash_bwd_q<64>(dq, qr, kr, kc, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
+    flash_bwd_kv<64>(dk, dv, qr, kr, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
 }
-extern "C" __global__ void flash_prep_128(bf16_t* rows, bf16_t* cols, const float* src, int len, int heads, int lp) {
-    flash_prep<128>(rows, cols, src, len, heads, lp);
+extern "C" __global__ void flash_bwd_q_64(float* dq, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr, const bf16_t* dr,
+        const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff,
+        int window, float scale) {
+    flash_bwd_q<64>(dq, qr, kr, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
 }
-extern "C" __global__ void flash_fwd_128(float* out, float* lse, const bf16_t* qr, const bf16_t* kr, const bf16_t* vc, const int* seg,
+extern "C" __global__ void flash_prep_128(bf16_t* rows, const float* src, int len, int heads, int lp) {
+    flash_prep<128>(rows, src, len, heads, lp);
+}
+extern "C" __global__ void flash_fwd_128(float* out, float* lse, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr, const int* seg,
         int heads, int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff, int window, float scale) {
-    flash_fwd<128>(out, lse, qr, kr, vc, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
+    flash_fwd<128>(out, lse, qr, kr, vr, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
 }
-extern "C" __global__ void flash_bwd_kv_128(float* dk, float* dv, const bf16_t* qr, const bf16_t* qc, const bf16_t* kr, const bf16_t* vr,
-        const bf16_t* dr, const bf16_t* dc, const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen,
-        int kvlen, int qlp, int klp, int qoff, int window, float scale) {
-    flash_bwd_kv<128>(dk, dv, qr, qc, kr, vr, dr, dc, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
-}
-extern "C" __global__ void flash_bwd_q_128(float* dq, const bf16_t* qr, const bf16_t* kr, const bf16_t* kc, const bf16_t* vr,
+extern "C" __global__ void flash_bwd_kv_128(float* dk, float* dv, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr,
         const bf16_t* dr, const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qlp,
         int klp, int qoff, int window, float scale) {
-    flash_bwd_q<128>(dq, qr, kr, kc, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
+    flash_bwd_kv<128>(dk, dv, qr, kr, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
+}
+extern "C" __global__ void flash_bwd_q_128(float* dq, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr, const bf16_t* dr,
+        const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff,
+        int window, float scale) {
+    flash_bwd_q<128>(dq, qr, kr, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
 }

@@ -146,6 +146,32 @@ static inline void mma16816(float* c, const unsigned* a, const unsigned* b) {
     emu_wait(EMU_WARP);  // every lane has read
 }
 
+// ldmatrix.x4 (and .trans) of kernels/flash.cu: every lane posts the
+// address of its row (row l%8 of 8×8 bf16 matrix l/8), then reads its
+// pair of each matrix: row l/4, columns 2(l%4) and +1; transposed, column
+// l/4, rows 2(l%4) and +1.
+static const unsigned short* emu_ldsm_rows[32][32];
+static inline void emu_ldsm(unsigned* r, const void* p, bool trans) {
+    int w = emu_cur->warp, l = emu_cur->lane;
+    emu_ldsm_rows[w][l] = (const unsigned short*)p;
+    emu_wait(EMU_WARP);  // every lane has posted
+    for (int m = 0; m < 4; m++) {
+        const unsigned short* const* rows = &emu_ldsm_rows[w][8 * m];
+        unsigned lo, hi;
+        if (trans) {
+            lo = rows[2 * (l & 3)][l >> 2];
+            hi = rows[2 * (l & 3) + 1][l >> 2];
+        } else {
+            lo = rows[l >> 2][2 * (l & 3)];
+            hi = rows[l >> 2][2 * (l & 3) + 1];
+        }
+        r[m] = lo | (hi << 16);
+    }
+    emu_wait(EMU_WARP);  // every lane has read
+}
+static inline void ldsm4(unsigned* r, const void* p) { emu_ldsm(r, p, false); }
+static inline void ldsm4t(unsigned* r, const void* p) { emu_ldsm(r, p, true); }
+
 // Fibers run one at a time, so a plain add is atomic.
 static inline float atomicAdd(float* p, float v) {
     float o = *p;
