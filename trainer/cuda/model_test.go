@@ -1,17 +1,16 @@
 package cuda
 
 import (
-	"encoding/json"
 	"math"
-	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
-	"github.com/eftml/eft/shared/safetensors"
 	"github.com/eftml/eft/shared/testfixtures"
 	"github.com/eftml/eft/trainer/cpu"
 	"github.com/eftml/eft/trainer/generate"
+	"github.com/eftml/eft/trainer/internal/paritytest"
 	"github.com/eftml/eft/trainer/lora"
 	"github.com/eftml/eft/trainer/model"
 	"github.com/eftml/eft/trainer/optim"
@@ -38,100 +37,12 @@ var fixtureTols = map[Precision]fixtureTol{
 	PrecisionBF16: {5e-2, 5e-2, 8e-2, 5e-3},
 }
 
-type reference struct {
-	*safetensors.File
-	t *testing.T
-}
-
-func openReference(t *testing.T, dir string) reference {
-	t.Helper()
-	f, err := safetensors.Open(filepath.Join(dir, "reference.safetensors"))
-	if err != nil {
-		t.Fatalf("reference: %v", err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return reference{f, t}
-}
-
-func (r reference) f32(name string) []float32 {
-	r.t.Helper()
-	v, err := r.Float32s(name)
-	if err != nil {
-		r.t.Fatalf("reference: %v", err)
-	}
-	return v
-}
-
-func (r reference) ids(name string) ([]int32, []int) {
-	r.t.Helper()
-	v, err := r.Int64s(name)
-	if err != nil {
-		r.t.Fatalf("reference: %v", err)
-	}
-	info, _ := r.Info(name)
-	out := make([]int32, len(v))
-	for i, x := range v {
-		out[i] = int32(x)
-	}
-	return out, info.Shape
-}
-
-func (r reference) batch() *model.Batch {
-	ids, shape := r.ids("input_ids")
-	labels, _ := r.ids("labels")
-	return &model.Batch{Rows: shape[0], Cols: shape[1], Tokens: ids, Targets: model.ShiftLabels(labels, nil, shape[0], shape[1])}
-}
-
-// nearAbs fails when got and want differ anywhere by more than tol·scale,
-// scale being want's largest magnitude when relative, else 1.
-func nearAbs(t *testing.T, what string, got, want []float32, tol float64, relative bool) float64 {
-	t.Helper()
-	scale := 1.0
-	if relative {
-		scale = 0
-		for _, w := range want {
-			scale = max(scale, math.Abs(float64(w)))
-		}
-	}
-	worst, at := 0.0, 0
-	for i := range want {
-		if d := math.Abs(float64(got[i]) - float64(want[i])); d > worst || math.IsNaN(d) {
-			worst, at = d, i
-		}
-	}
-	if worst > tol*scale || math.IsNaN(worst) {
-		t.Errorf("%s: differs by %.3g at %d (got %g, want %g), tolerance %g×%.3g", what, worst, at, got[at], want[at], tol, scale)
-	}
-	return worst / scale
-}
-
-func fixtureDirs(t *testing.T, adapters bool) []string {
-	root := testfixtures.ParityDir(t)
-	entries, err := os.ReadDir(root)
-	if err != nil {
-		t.Fatalf("parity fixtures: %v", err)
-	}
-	var dirs []string
-	for _, e := range entries {
-		dir := filepath.Join(root, e.Name())
-		_, cfgErr := os.Stat(filepath.Join(dir, "config.json"))
-		_, adErr := os.Stat(filepath.Join(dir, "adapter_config.json"))
-		if adapters && adErr == nil || !adapters && adErr != nil && cfgErr == nil {
-			dirs = append(dirs, dir)
-		}
-	}
-	if len(dirs) == 0 {
-		t.Fatalf("no fixtures under %s", root)
-	}
-	return dirs
-}
-
 func TestHFModelParityOnCUDA(t *testing.T) {
 	for _, p := range []Precision{PrecisionFP32, PrecisionBF16} {
 		tol := fixtureTols[p]
 		t.Run(p.String(), func(t *testing.T) {
 			for _, u := range backendsUnderTest(t, p) {
-				for _, dir := range fixtureDirs(t, false) {
+				for _, dir := range paritytest.Dirs(t, false) {
 					t.Run(u.name+"/"+filepath.Base(dir), func(t *testing.T) {
 						m, err := model.Load(dir, u.b)
 						if err != nil {
@@ -140,14 +51,14 @@ func TestHFModelParityOnCUDA(t *testing.T) {
 							}
 							t.Fatal(err)
 						}
-						ref := openReference(t, dir)
-						batch := ref.batch()
+						ref := paritytest.OpenReference(t, dir)
+						batch := ref.Batch()
 						logits, err := m.Logits(batch)
 						if err != nil {
 							t.Fatal(err)
 						}
-						want := ref.f32("logits")
-						dl := nearAbs(t, "logits", logits, want, tol.logits*logitScale(want, p), false)
+						want := ref.F32("logits")
+						dl := paritytest.Compare(t, "logits", logits, want, tol.logits*logitScale(want, p), false)
 
 						for _, prm := range m.Params() {
 							m.SetTrainable(prm, true)
@@ -162,32 +73,32 @@ func TestHFModelParityOnCUDA(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						if loss, want := sum/float64(n), float64(ref.f32("loss")[0]); math.Abs(loss-want) > lossTol(tol, want, p) {
+						if loss, want := sum/float64(n), float64(ref.F32("loss")[0]); math.Abs(loss-want) > lossTol(tol, want, p) {
 							t.Errorf("loss %.6f, want %.6f", loss, want)
 						}
 						var worst float64
 						for _, prm := range m.Params() {
 							got := make([]float32, prm.G.Len())
 							m.Backend.Download(got, prm.G)
-							worst = max(worst, nearAbs(t, "grad "+prm.Name, got, ref.f32("grad."+prm.Name), tol.grad, true))
+							worst = max(worst, paritytest.Compare(t, "grad "+prm.Name, got, ref.F32("grad."+prm.Name), tol.grad, true))
 						}
 
-						pids, pshape := ref.ids("packed.input_ids")
-						ppos, _ := ref.ids("packed.position_ids")
+						pids, pshape := ref.IDs("packed.input_ids")
+						ppos, _ := ref.IDs("packed.position_ids")
 						plogits, err := m.Logits(&model.Batch{Rows: pshape[0], Cols: pshape[1], Tokens: pids, Positions: ppos})
 						if err != nil {
 							t.Fatal(err)
 						}
-						pwant := ref.f32("packed.logits")
-						nearAbs(t, "packed logits", plogits, pwant, tol.logits*logitScale(pwant, p), false)
+						pwant := ref.F32("packed.logits")
+						paritytest.Compare(t, "packed logits", plogits, pwant, tol.logits*logitScale(pwant, p), false)
 
-						prompt, _ := ref.ids("generate.prompt")
-						full, _ := ref.ids("generate.output")
+						prompt, _ := ref.IDs("generate.prompt")
+						full, _ := ref.IDs("generate.output")
 						out, err := generate.Generate(m, prompt, generate.Options{MaxNewTokens: len(full) - len(prompt)})
 						if err != nil {
 							t.Fatal(err)
 						}
-						if p == PrecisionFP32 && !equalInt32(out, full[len(prompt):]) {
+						if p == PrecisionFP32 && !slices.Equal(out, full[len(prompt):]) {
 							t.Errorf("greedy generation %v, want %v", out, full[len(prompt):])
 						}
 						t.Logf("logits %.2g, gradients %.2g of max magnitude", dl, worst)
@@ -228,7 +139,7 @@ func TestPEFTAdapterParityOnCUDA(t *testing.T) {
 		tol := fixtureTols[p]
 		t.Run(p.String(), func(t *testing.T) {
 			for _, u := range backendsUnderTest(t, p) {
-				for _, dir := range fixtureDirs(t, true) {
+				for _, dir := range paritytest.Dirs(t, true) {
 					t.Run(u.name+"/"+filepath.Base(dir), func(t *testing.T) {
 						m, err := model.Load(strings.TrimSuffix(dir, "-lora"), u.b)
 						if err != nil {
@@ -242,29 +153,16 @@ func TestPEFTAdapterParityOnCUDA(t *testing.T) {
 								t.Fatal("StoreFrozenBF16 converted nothing")
 							}
 						}
-						ref := openReference(t, dir)
-						batch := ref.batch()
+						ref := paritytest.OpenReference(t, dir)
+						batch := ref.Batch()
 						logits, err := m.Logits(batch)
 						if err != nil {
 							t.Fatal(err)
 						}
-						want := ref.f32("logits")
-						nearAbs(t, "logits", logits, want, tol.logits*logitScale(want, p), false)
+						want := ref.F32("logits")
+						paritytest.Compare(t, "logits", logits, want, tol.logits*logitScale(want, p), false)
 
-						var oc struct {
-							LR          float64    `json:"lr"`
-							Betas       [2]float64 `json:"betas"`
-							Eps         float64    `json:"eps"`
-							WeightDecay float64    `json:"weight_decay"`
-							Steps       int        `json:"steps"`
-						}
-						data, err := os.ReadFile(filepath.Join(dir, "reference_optimizer.json"))
-						if err != nil {
-							t.Fatal(err)
-						}
-						if err := json.Unmarshal(data, &oc); err != nil {
-							t.Fatal(err)
-						}
+						oc := paritytest.ReadOptimizer(t, dir)
 						host, err := optim.NewAdamW(oc.Betas[0], oc.Betas[1], oc.Eps, oc.WeightDecay)
 						if err != nil {
 							t.Fatal(err)
@@ -277,7 +175,7 @@ func TestPEFTAdapterParityOnCUDA(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						wantLosses := ref.f32("adamw.losses")
+						wantLosses := ref.F32("adamw.losses")
 						for step := range oc.Steps {
 							res, err := tr.Step([]*model.Batch{batch}, oc.LR)
 							if err != nil {
@@ -295,7 +193,7 @@ func TestPEFTAdapterParityOnCUDA(t *testing.T) {
 							for _, prm := range m.LoRAParams() {
 								got := make([]float32, prm.W.Len())
 								m.Backend.Download(got, prm.W)
-								nearAbs(t, "after 5 updates "+prm.Name, got, ref.f32("after5."+peft.MemoryKey(prm.Name, peft.DefaultAdapterName)), tol.weights, false)
+								paritytest.Compare(t, "after 5 updates "+prm.Name, got, ref.F32("after5."+peft.MemoryKey(prm.Name, peft.DefaultAdapterName)), tol.weights, false)
 							}
 						}
 						// The moments come back to the host for checkpoints.
@@ -313,7 +211,7 @@ func TestPEFTAdapterParityOnCUDA(t *testing.T) {
 							for _, prm := range m.Params() {
 								got := make([]float32, prm.W.Len())
 								m.Backend.Download(got, prm.W)
-								nearAbs(t, "merged "+prm.Name, got, ref.f32("merged."+prm.Name), tol.weights, false)
+								paritytest.Compare(t, "merged "+prm.Name, got, ref.F32("merged."+prm.Name), tol.weights, false)
 							}
 							return
 						}
@@ -367,7 +265,7 @@ func checkBF16Merge(t *testing.T, m *model.Model) {
 	for _, e := range all {
 		got := make([]float32, e.lin.W.W.Len())
 		be.Download(got, e.lin.W.W)
-		nearAbs(t, "bf16 merge of "+e.lin.Module, got, e.want, 1e-2, true)
+		paritytest.Compare(t, "bf16 merge of "+e.lin.Module, got, e.want, 1e-2, true)
 	}
 }
 
@@ -393,7 +291,7 @@ func TestStepLoopCallsNoCuMemAlloc(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			batch := openReference(t, filepath.Join(root, "llama-lora")).batch()
+			batch := paritytest.OpenReference(t, filepath.Join(root, "llama-lora")).Batch()
 			var losses []float64
 			for step := 0; step < 4; step++ {
 				res, err := tr.Step([]*model.Batch{batch}, 1e-2)
@@ -437,8 +335,8 @@ func TestQLoRALossCurveMatchesCPU(t *testing.T) {
 
 func lossCurveMatchesCPU(t *testing.T, opts model.Options) {
 	root := testfixtures.ParityDir(t)
-	ref := openReference(t, filepath.Join(root, "llama"))
-	ids, shape := ref.ids("input_ids")
+	ref := paritytest.OpenReference(t, filepath.Join(root, "llama"))
+	ids, shape := ref.IDs("input_ids")
 	cols := shape[1]
 	micro := []*model.Batch{}
 	for r := 0; r < shape[0]; r++ {
