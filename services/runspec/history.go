@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"strconv"
 	"sync"
 
 	"github.com/eftml/eft/events"
 	"github.com/eftml/eft/shared/config"
+	"github.com/eftml/eft/shared/pyjson"
 )
 
 // StateFile is the Hugging Face Trainer's state file: in every checkpoint
@@ -186,7 +186,9 @@ func (h *History) JSON(globalStep int64) []byte {
 		"trial_name":            nil,
 		"trial_params":          nil,
 	}
-	out, err := appendPy(nil, state, 0)
+	// json.dumps(state, indent=2, sort_keys=True), as the Trainer writes it
+	// (ensure_ascii: a log key or value beyond ASCII is escaped there too).
+	out, err := pyjson.Marshal(state, pyjson.Options{Indent: "  "})
 	if err != nil {
 		panic(err) // only the types above are ever written
 	}
@@ -226,98 +228,3 @@ func (h *History) Load(data []byte) error {
 
 func round4(f float64) float64 { return math.Round(f*1e4) / 1e4 }
 func round3(f float64) float64 { return math.Round(f*1e3) / 1e3 }
-
-// appendPy writes v as Python's json.dumps(v, indent=2, sort_keys=True).
-func appendPy(b []byte, v any, depth int) ([]byte, error) {
-	indent := func(b []byte, d int) []byte {
-		b = append(b, '\n')
-		for range d {
-			b = append(b, ' ', ' ')
-		}
-		return b
-	}
-	switch v := v.(type) {
-	case nil:
-		return append(b, "null"...), nil
-	case bool:
-		return strconv.AppendBool(b, v), nil
-	case int:
-		return strconv.AppendInt(b, int64(v), 10), nil
-	case int64:
-		return strconv.AppendInt(b, v, 10), nil
-	case float64:
-		return append(b, pyFloat(v)...), nil
-	case string:
-		s, err := json.Marshal(v)
-		return append(b, s...), err
-	case []any:
-		if len(v) == 0 {
-			return append(b, "[]"...), nil
-		}
-		b = append(b, '[')
-		for i, x := range v {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = indent(b, depth+1)
-			var err error
-			if b, err = appendPy(b, x, depth+1); err != nil {
-				return b, err
-			}
-		}
-		return append(indent(b, depth), ']'), nil
-	case map[string]any:
-		if len(v) == 0 {
-			return append(b, "{}"...), nil
-		}
-		keys := make([]string, 0, len(v))
-		for k := range v {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		b = append(b, '{')
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = indent(b, depth+1)
-			ks, _ := json.Marshal(k)
-			b = append(append(b, ks...), ':', ' ')
-			var err error
-			if b, err = appendPy(b, v[k], depth+1); err != nil {
-				return b, err
-			}
-		}
-		return append(indent(b, depth), '}'), nil
-	}
-	return b, fmt.Errorf("runspec: cannot write %T as JSON", v)
-}
-
-// pyFloat spells f as Python's repr does: the shortest round-trip digits,
-// positional from 1e-4 up to 1e16, else scientific with a two-digit
-// exponent; NaN and Infinity as Python's json writes them.
-func pyFloat(f float64) string {
-	switch {
-	case math.IsNaN(f):
-		return "NaN"
-	case math.IsInf(f, 1):
-		return "Infinity"
-	case math.IsInf(f, -1):
-		return "-Infinity"
-	}
-	e := strconv.FormatFloat(f, 'e', -1, 64) // d.ddde±XX
-	mant, expStr, _ := bytes.Cut([]byte(e), []byte("e"))
-	exp, _ := strconv.Atoi(string(expStr))
-	if exp >= -4 && exp < 16 {
-		s := strconv.FormatFloat(f, 'f', -1, 64)
-		if !bytes.ContainsAny([]byte(s), ".") {
-			s += ".0"
-		}
-		return s
-	}
-	sign := "+"
-	if exp < 0 {
-		sign, exp = "-", -exp
-	}
-	return fmt.Sprintf("%se%s%02d", mant, sign, exp)
-}

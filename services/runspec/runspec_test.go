@@ -3,6 +3,7 @@ package runspec
 import (
 	"bytes"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/eftml/eft/events"
@@ -85,12 +86,19 @@ func TestPeftConfigFromAxolotlKeys(t *testing.T) {
 	}
 }
 
-// Floats are spelled as Python's repr spells them.
-func TestPyFloat(t *testing.T) {
-	for f, want := range map[float64]string{1e-5: "1e-05", 0.0001: "0.0001", 0.00012: "0.00012", 2.5: "2.5", 3: "3.0",
-		1e16: "1e+16", 1.2345678901234568e17: "1.2345678901234568e+17", 0.1: "0.1", -2e-7: "-2e-07"} {
-		if got := pyFloat(f); got != want {
-			t.Errorf("pyFloat(%v) = %s, want %s", f, got, want)
+// trainer_state.json is spelled as Python's json.dumps(indent=2,
+// sort_keys=True) spells it: floats as repr, nested objects indented, empty
+// ones as {}.
+func TestHistoryJSONIsPythons(t *testing.T) {
+	cfg := parse(t, "max_steps: 4\n")
+	s, _ := NewSteps(cfg, 12)
+	h := NewHistory(cfg, s)
+	h.AddMetrics(events.MetricsLogged{Step: 1, Epoch: 0.5, Values: map[string]events.Metric{"loss": 1e-5, "learning_rate": 3}})
+	out := string(h.JSON(1))
+	for _, want := range []string{`"loss": 1e-05`, `"learning_rate": 3.0`, `"epoch": 0.5`, "{\n  \"best_global_step\": null,",
+		`"stateful_callbacks": {},`, "\n    {\n      \"epoch\""} {
+		if !strings.Contains(out, want) {
+			t.Errorf("trainer_state.json lacks %q:\n%s", want, out)
 		}
 	}
 }
