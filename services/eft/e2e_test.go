@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -59,19 +58,10 @@ func TestTinyExampleTrainInferenceEvaluate(t *testing.T) {
 			t.Fatalf("output_dir: %v", err)
 		}
 	}
-	data, err := os.ReadFile(filepath.Join(outDir, "trainer_state.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var state struct {
-		LogHistory []map[string]any `json:"log_history"`
-	}
-	if err := json.Unmarshal(data, &state); err != nil {
-		t.Fatal(err)
-	}
+	history := logHistory(t, outDir)
 	var lastEval float64
 	losses := 0
-	for _, e := range state.LogHistory {
+	for _, e := range history {
 		if _, ok := e["loss"]; ok {
 			losses++
 		}
@@ -80,7 +70,7 @@ func TestTinyExampleTrainInferenceEvaluate(t *testing.T) {
 		}
 	}
 	if losses != 4 || lastEval == 0 {
-		t.Fatalf("trainer_state.json: %d loss entries (want 4), eval_loss at step 8 %v\n%s", losses, lastEval, data)
+		t.Fatalf("trainer_state.json: %d loss entries (want 4), eval_loss at step 8 %v\n%v", losses, lastEval, history)
 	}
 
 	var iout, ierr bytes.Buffer

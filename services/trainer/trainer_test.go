@@ -179,24 +179,7 @@ func TestUntrainableConfigFailsTheRun(t *testing.T) {
 		}
 	}
 	// Both jobs were acked: the work queue is empty.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		s, err := b.JetStream().Stream(context.Background(), bus.JobsStream)
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := s.Info(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.State.Msgs == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d failed jobs are still in the work queue", info.State.Msgs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	jobsQueueDrains(t, b)
 }
 
 // RunCancelled stops the run before its next step: no more steps, no
