@@ -9,7 +9,6 @@ package merger
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -171,7 +170,7 @@ func MergeDir(baseDir, adapterDir, tokenizerDir, outDir string, o MergeOptions) 
 	if be == nil {
 		be = cpu.New(0)
 	}
-	dtype, err := weightsDType(baseDir)
+	dtype, err := runspec.WeightsDType(baseDir)
 	if err != nil {
 		return nil, err
 	}
@@ -236,27 +235,6 @@ func roundTripAdapted(m *model.Model, o quant.Options) error {
 		}
 	}
 	return nil
-}
-
-// weightsDType is the dtype of the base model's floating-point weights:
-// the merged model is saved in it, as merge_and_unload keeps the dtype the
-// model was loaded in.
-func weightsDType(dir string) (safetensors.DType, error) {
-	src, err := safetensors.OpenModel(dir, "model")
-	if err != nil {
-		return "", err
-	}
-	defer src.Close()
-	for _, name := range src.Names() {
-		if info, ok := src.Info(name); ok && info.DType.IsFloat() {
-			switch info.DType {
-			case safetensors.F32, safetensors.BF16, safetensors.F16:
-				return info.DType, nil
-			}
-			return safetensors.F32, nil
-		}
-	}
-	return "", errors.New("merger: the base model has no floating-point weights")
 }
 
 func fetchFiles(ctx context.Context, b *bus.Bus, files []events.FileRef, dir string) error {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/eftml/eft/shared/config"
 	"github.com/eftml/eft/shared/hub"
+	"github.com/eftml/eft/shared/safetensors"
 	"github.com/eftml/eft/trainer/backend"
 	"github.com/eftml/eft/trainer/lora"
 	"github.com/eftml/eft/trainer/model"
@@ -190,4 +191,27 @@ func CopyModelFiles(dir string, names ...string) []string {
 		}
 	}
 	return out
+}
+
+// WeightsDType is the dtype of the floating-point weights of the model in
+// dir (F32, BF16 or F16; another float type counts as F32). A model saved
+// from one loaded from dir keeps it, as transformers keeps the dtype a
+// model was loaded in: the merged model, and a full fine-tune's output
+// (its checkpoints stay float32, so resuming is exact).
+func WeightsDType(dir string) (safetensors.DType, error) {
+	src, err := safetensors.OpenModel(dir, "model")
+	if err != nil {
+		return "", err
+	}
+	defer src.Close()
+	for _, name := range src.Names() {
+		if info, ok := src.Info(name); ok && info.DType.IsFloat() {
+			switch info.DType {
+			case safetensors.F32, safetensors.BF16, safetensors.F16:
+				return info.DType, nil
+			}
+			return safetensors.F32, nil
+		}
+	}
+	return "", fmt.Errorf("runspec: the model in %s has no floating-point weights", dir)
 }

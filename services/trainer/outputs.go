@@ -137,7 +137,13 @@ func (r *run) complete(ctx context.Context, elapsed float64) error {
 			return err
 		}
 	} else {
-		tensors, err := m.StateDict(safetensors.F32)
+		// The base's dtype, as the HF Trainer saves a model loaded in bf16
+		// (checkpoints keep float32 for an exact resume).
+		dtype, err := runspec.WeightsDType(r.built.BaseDir)
+		if err != nil {
+			return err
+		}
+		tensors, err := m.StateDict(dtype)
 		if err != nil {
 			return err
 		}
