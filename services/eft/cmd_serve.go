@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/eftml/eft/services/trainer"
+	"github.com/eftml/eft/services/runspec"
 	"github.com/eftml/eft/trainer/cuda"
 )
 
@@ -77,20 +77,21 @@ usable, else the CPU), cpu or cuda. When a service stops with an error the proce
 	return cmd
 }
 
-// addDeviceFlag declares --device, where this process's trainer trains.
+// addDeviceFlag declares --device, where this process's trainer trains and
+// its evaluator evaluates.
 func addDeviceFlag(cmd *cobra.Command, g *globals) {
-	cmd.Flags().StringVar(&g.TrainerDevice, "device", trainer.DeviceAuto,
-		"where the trainer trains: auto (cuda when a GPU is usable, else cpu), cpu or cuda")
+	cmd.Flags().StringVar(&g.TrainerDevice, "device", runspec.DeviceAuto,
+		"where the trainer trains and the evaluator evaluates: auto (cuda when a GPU is usable, else cpu), cpu or cuda")
 }
 
 // checkTrainerDevice refuses an unknown --device, and --device cuda where
 // no GPU is usable, before any service starts.
 func checkTrainerDevice(g *globals) error {
-	d, err := trainer.ParseDevice(g.TrainerDevice)
+	d, err := runspec.ParseDevice(g.TrainerDevice)
 	if err != nil {
 		return fmt.Errorf("--device: %w", err)
 	}
-	if d == trainer.DeviceCUDA {
+	if d == runspec.DeviceCUDA {
 		if err := cuda.Available(); err != nil {
 			return fmt.Errorf("--device cuda: no usable GPU: %w", err)
 		}

@@ -44,7 +44,8 @@ type deps struct {
 	TrainerPool string
 	// DataRoot confines the local datasets ingest reads ("": anywhere).
 	DataRoot string
-	// TrainerDevice is where the trainer trains (trainer.Device*).
+	// TrainerDevice is where the trainer trains and the evaluator
+	// evaluates (runspec.Device*).
 	TrainerDevice string
 	// Trainers is how many trainers to run (0 or 1: one).
 	Trainers int
@@ -64,7 +65,7 @@ var serviceTable = []struct {
 	{"tokenizer", func(d deps) (runner, error) { return tokenizer.New(d.Bus), nil }},
 	{"trainer", newTrainerRunner},
 	{"evaluator", func(d deps) (runner, error) {
-		return evaluator.New(d.Bus, evaluator.Options{ScratchDir: filepath.Join(d.Home, "evaluator")}), nil
+		return evaluator.New(d.Bus, evaluator.Options{ScratchDir: filepath.Join(d.Home, "evaluator"), Device: d.TrainerDevice}), nil
 	}},
 	{"merger", func(d deps) (runner, error) {
 		return merger.New(d.Bus, merger.Options{ScratchDir: filepath.Join(d.Home, "merger")}), nil

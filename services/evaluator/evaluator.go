@@ -28,7 +28,6 @@ import (
 	"github.com/eftml/eft/shared/packing"
 	"github.com/eftml/eft/shared/tokenizer"
 	"github.com/eftml/eft/trainer/backend"
-	"github.com/eftml/eft/trainer/cpu"
 	"github.com/eftml/eft/trainer/generate"
 	"github.com/eftml/eft/trainer/lora"
 	"github.com/eftml/eft/trainer/model"
@@ -38,16 +37,20 @@ import (
 // Name is the service's name and durable consumer.
 const Name = "evaluator"
 
-// Options configure the evaluator. The zero value evaluates on the CPU and
-// decodes two sample generations of up to 32 tokens per evaluation.
+// Options configure the evaluator. The zero value evaluates on a GPU when
+// one is usable, else on the CPU, and decodes two sample generations of up
+// to 32 tokens per evaluation.
 type Options struct {
 	// ScratchDir holds downloaded checkpoints and batches (default
 	// $TMPDIR/eft-evaluator).
 	ScratchDir string
 	// Resolver finds base models.
 	Resolver runspec.Resolver
-	// Backend makes the compute backend (default: the CPU).
-	Backend func() (backend.Backend, error)
+	// Device is where evaluations compute: runspec.DeviceAuto ("" too),
+	// DeviceCPU or DeviceCUDA. Each evaluation opens the device and
+	// closes it when done; on a GPU in bf16 (unless the config says bf16:
+	// false) the frozen weights are stored in bf16, as the model trains.
+	Device string
 	// Generations is how many validation prompts are continued per
 	// evaluation (0: 2; negative: none); MaxNewTokens bounds each (0: 32).
 	Generations  int
@@ -64,9 +67,6 @@ type Service struct {
 func New(b *bus.Bus, opts Options) *Service {
 	if opts.ScratchDir == "" {
 		opts.ScratchDir = filepath.Join(os.TempDir(), "eft-evaluator")
-	}
-	if opts.Backend == nil {
-		opts.Backend = func() (backend.Backend, error) { return cpu.New(0), nil }
 	}
 	if opts.Generations == 0 {
 		opts.Generations = 2
@@ -130,14 +130,16 @@ func (s *Service) handle(ctx context.Context, d bus.Delivery) error {
 	if err != nil {
 		return bus.Permanent(err)
 	}
-	be, err := s.opts.Backend()
+	dev, err := runspec.OpenDevice(s.opts.Device, cfg, s.bus.Logger(), Name)
 	if err != nil {
 		return bus.Permanent(err)
 	}
-	m, err := LoadCheckpoint(baseDir, scratch, be, runspec.LoadOptions(cfg))
+	defer dev.Close()
+	m, err := LoadCheckpoint(baseDir, scratch, dev.Backend, runspec.LoadOptions(cfg))
 	if err != nil {
 		return bus.Permanent(err)
 	}
+	dev.StoreFrozen(m)
 	tokDir := ""
 	if len(tokenized.Tokenizer) > 0 { // the tokenizer the batches were made with
 		tokDir = filepath.Join(scratch, "tokenizer")

@@ -45,7 +45,7 @@ func TestDeviceChoice(t *testing.T) {
 		if err != nil {
 			got = err.Error()
 		} else {
-			got = d.name
+			got = d.Name
 			d.close()
 		}
 		if !strings.Contains(got, c.want) {

@@ -108,12 +108,12 @@ func (r *run) queueSeats(ctx context.Context) error {
 func (r *run) joinWorld(ctx context.Context) error {
 	n := r.worldSize()
 	info := rankInfo{ResumeStep: r.resumed}
-	if r.device.gpu != nil {
+	if r.device.GPU != nil {
 		if _, err := cuda.NCCLAvailable(); err == nil {
 			info.NCCL = true
 		}
 		host, _ := os.Hostname()
-		info.GPU = fmt.Sprintf("%s:%d:%s", host, os.Getpid(), r.device.gpu.Name())
+		info.GPU = fmt.Sprintf("%s:%d:%s", host, os.Getpid(), r.device.GPU.Name())
 	}
 	data, _ := json.Marshal(info)
 	jctx, cancel := context.WithTimeout(ctx, r.svc.opts.RendezvousTimeout)
@@ -194,7 +194,7 @@ func (r *run) openNCCL(ctx context.Context, m *rendezvous.Member) (*cuda.Comm, e
 	if len(id) == 0 {
 		return nil, nil
 	}
-	comm, err := r.device.gpu.NewComm(id, m.World, m.Rank, r.svc.opts.RendezvousTimeout)
+	comm, err := r.device.GPU.NewComm(id, m.World, m.Rank, r.svc.opts.RendezvousTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("data parallel: %w", err)
 	}

@@ -249,7 +249,7 @@ func (r *run) setupModel(ctx context.Context) error {
 	if r.device, err = r.svc.openDevice(cfg); err != nil {
 		return err
 	}
-	be := r.device.be
+	be := r.device.Backend
 	modelDir := baseDir
 	if loaded != nil && loaded.State.Kind == checkpoint.KindFull {
 		modelDir = resumeDir // a full checkpoint is a model directory
@@ -366,7 +366,7 @@ func (r *run) train(ctx context.Context) error {
 		worker = strings.Join(r.world.workers, ",")
 	}
 	started := events.TrainingStarted{
-		Worker: worker, Device: r.device.name, Method: runspec.Method(r.cfg),
+		Worker: worker, Device: r.device.Name, Method: runspec.Method(r.cfg),
 		TotalSteps: int64(r.steps.TotalSteps), Epochs: int(r.cfg.NumEpochs + 0.999999),
 		MicroBatchSize: r.spec.MicroBatchSize, GradientAccumulationSteps: r.steps.GradAccum,
 		SequenceLen: r.spec.SequenceLen, WorldSize: r.worldSize(), TrainableParams: trainable, TotalParams: total,

@@ -30,8 +30,8 @@ type Options struct {
 	// AckWait is how long a job may go without a heartbeat before another
 	// trainer gets it (0: bus default, 60s).
 	AckWait time.Duration
-	// Device is where jobs train: DeviceAuto ("" too: CUDA when a GPU is
-	// usable, else the CPU), DeviceCPU or DeviceCUDA. Each job opens its
+	// Device is where jobs train: runspec.DeviceAuto ("" too: CUDA when a
+	// GPU is usable, else the CPU), DeviceCPU or DeviceCUDA. Each job opens its
 	// backend and closes it when the job ends.
 	Device string
 	// Resolver finds base models (local directories or hub repo ids).
