@@ -54,7 +54,7 @@ type Stats struct {
 
 // Build orders, bins and lays out the samples into micro-batches.
 func Build(samples []Sample, o Options) ([]MicroBatch, Stats, error) {
-	p, err := NewPlan(samples, o)
+	p, err := Pack(samples, o)
 	if err != nil {
 		return nil, Stats{}, err
 	}
@@ -65,11 +65,11 @@ func Build(samples []Sample, o Options) ([]MicroBatch, Stats, error) {
 	return batches, p.Stats, nil
 }
 
-// Plan is a packing decided but not laid out: which samples go in which row
-// of which micro-batch. A caller that streams micro-batches lays each out
+// Batches are micro-batches decided but not laid out: which samples go in
+// which row of which one. A caller that streams micro-batches lays each out
 // in turn (LayoutInto, reusing its arrays, from several goroutines if it
 // likes) instead of holding them all, as Build does.
-type Plan struct {
+type Batches struct {
 	Stats   Stats
 	samples []Sample
 	groups  [][][]int // micro-batch → row → sample indices
@@ -77,8 +77,8 @@ type Plan struct {
 	pad     int32
 }
 
-// NewPlan orders and bins the samples into micro-batches.
-func NewPlan(samples []Sample, o Options) (*Plan, error) {
+// Pack orders and bins the samples into micro-batches, laid out on demand.
+func Pack(samples []Sample, o Options) (*Batches, error) {
 	if o.SequenceLen <= 0 || o.MicroBatchSize <= 0 {
 		return nil, fmt.Errorf("packing: sequence_len %d and micro_batch_size %d must be positive", o.SequenceLen, o.MicroBatchSize)
 	}
@@ -105,7 +105,7 @@ func NewPlan(samples []Sample, o Options) (*Plan, error) {
 			rows[i] = []int{s}
 		}
 	}
-	p := &Plan{samples: samples, pad: o.PadTokenID, Stats: Stats{Samples: len(samples), Rows: len(rows)}}
+	p := &Batches{samples: samples, pad: o.PadTokenID, Stats: Stats{Samples: len(samples), Rows: len(rows)}}
 	slots := 0
 	for start := 0; start < len(rows); start += o.MicroBatchSize {
 		group := rows[start:min(start+o.MicroBatchSize, len(rows))]
@@ -133,11 +133,11 @@ func NewPlan(samples []Sample, o Options) (*Plan, error) {
 }
 
 // Len is the number of micro-batches.
-func (p *Plan) Len() int { return len(p.groups) }
+func (p *Batches) Len() int { return len(p.groups) }
 
 // LayoutInto lays out micro-batch i into mb, reusing mb's arrays where they
 // have room (a zero MicroBatch gets new ones).
-func (p *Plan) LayoutInto(mb *MicroBatch, i int) {
+func (p *Batches) LayoutInto(mb *MicroBatch, i int) {
 	group, width := p.groups[i], p.widths[i]
 	n := len(group) * width
 	*mb = MicroBatch{

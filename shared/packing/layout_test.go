@@ -5,10 +5,10 @@ import (
 	"testing"
 )
 
-// TestPlanLayoutMatchesBuild: laying out a plan's micro-batches one at a
+// TestLayoutIntoMatchesBuild: laying out Pack's micro-batches one at a
 // time into a single reused MicroBatch (in reverse, so every reuse shrinks
 // or grows something) gives exactly Build's micro-batches and stats.
-func TestPlanLayoutMatchesBuild(t *testing.T) {
+func TestLayoutIntoMatchesBuild(t *testing.T) {
 	samples := samplesOfLengths(realisticLengths(500, 512, 3))
 	for _, o := range []Options{
 		{SequenceLen: 512, MicroBatchSize: 3, Pack: true, PadTokenID: 7, Seed: 1},
@@ -19,12 +19,12 @@ func TestPlanLayoutMatchesBuild(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := NewPlan(samples, o)
+		p, err := Pack(samples, o)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if p.Len() != len(want) || !reflect.DeepEqual(p.Stats, wantStats) {
-			t.Fatalf("%+v: plan has %d micro-batches, %+v; Build %d, %+v", o, p.Len(), p.Stats, len(want), wantStats)
+			t.Fatalf("%+v: Pack has %d micro-batches, %+v; Build %d, %+v", o, p.Len(), p.Stats, len(want), wantStats)
 		}
 		var mb MicroBatch
 		for i := p.Len() - 1; i >= 0; i-- {
