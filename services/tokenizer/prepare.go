@@ -170,7 +170,7 @@ type Packed struct {
 // batch file in dir ("" for the system's temporary folder), on workers
 // goroutines (0: GOMAXPROCS).
 func Pack(samples []packing.Sample, o packing.Options, dir string, workers int) (*Packed, error) {
-	plan, err := packing.NewPlan(samples, o)
+	bs, err := packing.Pack(samples, o)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +181,7 @@ func Pack(samples []packing.Sample, o packing.Options, dir string, workers int) 
 	bw := bufio.NewWriterSize(f, 1<<20)
 	w, err := batches.NewWriter(bw, o.PadTokenID)
 	if err == nil {
-		err = w.WritePlan(plan, workers)
+		err = w.WriteBatches(bs, workers)
 	}
 	if err == nil {
 		err = w.Close()
@@ -196,7 +196,7 @@ func Pack(samples []packing.Sample, o packing.Options, dir string, workers int) 
 		os.Remove(f.Name())
 		return nil, fmt.Errorf("writing batches: %w", err)
 	}
-	return &Packed{Path: f.Name(), Stats: plan.Stats}, nil
+	return &Packed{Path: f.Name(), Stats: bs.Stats}, nil
 }
 
 // RowsSource fetches the rows of each split; a split the dataset lacks gives nil.

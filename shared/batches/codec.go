@@ -132,12 +132,12 @@ func (w *Writer) WriteRecord(r Record) error {
 	return nil
 }
 
-// WritePlan lays out and appends every micro-batch of a packing plan:
+// WriteBatches lays out and appends every micro-batch of a packing:
 // the same bytes as Write of each of packing.Build's micro-batches in
 // turn, but laid out and encoded on workers goroutines (0: GOMAXPROCS),
 // each reusing its arrays, rather than on one core from a slice of them
-// all. The plan's pad token must be the writer's.
-func (w *Writer) WritePlan(p *packing.Plan, workers int) error {
+// all. The packing's pad token must be the writer's.
+func (w *Writer) WriteBatches(p *packing.Batches, workers int) error {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}

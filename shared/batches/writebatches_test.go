@@ -11,11 +11,11 @@ import (
 	"github.com/eftml/eft/shared/packing"
 )
 
-// TestWritePlanMatchesWrite: the parallel writer makes the same file, byte
+// TestWriteBatchesMatchesWrite: the parallel writer makes the same file, byte
 // for byte, as Write of Build's micro-batches, for one worker and several,
 // over more micro-batches than one window holds; a plan padded with another
 // token is refused naming the micro-batch.
-func TestWritePlanMatchesWrite(t *testing.T) {
+func TestWriteBatchesMatchesWrite(t *testing.T) {
 	samples := randomSamples(700, 128256, 5, true)
 	for _, o := range []packing.Options{
 		{SequenceLen: 512, MicroBatchSize: 2, Pack: true, PadTokenID: 3, Seed: 1},
@@ -27,7 +27,7 @@ func TestWritePlanMatchesWrite(t *testing.T) {
 		}
 		want := writeAll(t, mbs, o.PadTokenID)
 		for _, workers := range []int{1, 3} {
-			plan, err := packing.NewPlan(samples, o)
+			plan, err := packing.Pack(samples, o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -39,18 +39,18 @@ func TestWritePlanMatchesWrite(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := w.WritePlan(plan, workers); err != nil {
+			if err := w.WriteBatches(plan, workers); err != nil {
 				t.Fatal(err)
 			}
 			if err := w.Close(); err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(buf.Bytes(), want) {
-				t.Fatalf("%+v, %d workers: WritePlan wrote %d bytes unlike Write's %d", o, workers, buf.Len(), len(want))
+				t.Fatalf("%+v, %d workers: WriteBatches wrote %d bytes unlike Write's %d", o, workers, buf.Len(), len(want))
 			}
 		}
 	}
-	plan, err := packing.NewPlan(samples, packing.Options{SequenceLen: 512, MicroBatchSize: 2, Pack: true, PadTokenID: 4})
+	plan, err := packing.Pack(samples, packing.Options{SequenceLen: 512, MicroBatchSize: 2, Pack: true, PadTokenID: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,15 +58,15 @@ func TestWritePlanMatchesWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.WritePlan(plan, 2); err == nil || !strings.Contains(err.Error(), "batches: micro-batch ") || !strings.Contains(err.Error(), "is not pad token") {
-		t.Fatalf("a plan padded with 4 into a file padded with 3: %v", err)
+	if err := w.WriteBatches(plan, 2); err == nil || !strings.Contains(err.Error(), "batches: micro-batch ") || !strings.Contains(err.Error(), "is not pad token") {
+		t.Fatalf("a packing padded with 4 into a file padded with 3: %v", err)
 	}
 }
 
 // BenchmarkWriteBatches: 20k samples of chat-like lengths (~450 tokens,
 // Llama-3 ids) packed into 4096-token rows and written, as packing.Build +
-// Write one by one ("serial") and through WritePlan on all cores
-// ("plan"). ns/op is one whole file; tokens/s counts real tokens.
+// Write one by one ("serial") and through WriteBatches on all cores
+// ("parallel"). ns/op is one whole file; tokens/s counts real tokens.
 func BenchmarkWriteBatches(b *testing.B) {
 	rng := rand.New(rand.NewPCG(9, 9))
 	samples := make([]packing.Sample, 20000)
@@ -85,7 +85,7 @@ func BenchmarkWriteBatches(b *testing.B) {
 		tokens += n
 	}
 	o := packing.Options{SequenceLen: 4096, MicroBatchSize: 2, Pack: true, PadTokenID: 128001, Seed: 1}
-	for _, mode := range []string{"serial", "plan"} {
+	for _, mode := range []string{"serial", "parallel"} {
 		b.Run(mode, func(b *testing.B) {
 			for b.Loop() {
 				w, err := NewWriter(io.Discard, o.PadTokenID)
@@ -103,11 +103,11 @@ func BenchmarkWriteBatches(b *testing.B) {
 						}
 					}
 				} else {
-					plan, err := packing.NewPlan(samples, o)
+					plan, err := packing.Pack(samples, o)
 					if err != nil {
 						b.Fatal(err)
 					}
-					if err := w.WritePlan(plan, 0); err != nil {
+					if err := w.WriteBatches(plan, 0); err != nil {
 						b.Fatal(err)
 					}
 				}
