@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -15,14 +16,12 @@ import (
 	"github.com/eftml/eft/services/runspec"
 	"github.com/eftml/eft/shared/artifacts"
 	hftok "github.com/eftml/eft/shared/tokenizer"
-	"github.com/eftml/eft/trainer/cpu"
-	"github.com/eftml/eft/trainer/model"
 )
 
 func init() { addCommand(newEvaluateCommand) }
 
 func newEvaluateCommand(g *globals) *cobra.Command {
-	var loraDir, baseModel string
+	var loraDir, baseModel, device string
 	var generations int
 	cmd := &cobra.Command{
 		Use:   "evaluate CONFIG [--lora-model-dir DIR | --base-model DIR] [--key value ...]",
@@ -37,6 +36,7 @@ sample generations, as the evaluator service computes them during training.`,
 	cmd.Flags().StringVar(&loraDir, "lora-model-dir", "", "a PEFT adapter directory to apply")
 	cmd.Flags().StringVar(&baseModel, "base-model", "", "the model to score instead of the config's base_model")
 	cmd.Flags().IntVar(&generations, "generations", 2, "validation prompts to continue and print")
+	cmd.Flags().StringVar(&device, "device", runspec.DeviceAuto, "where the model runs: auto (cuda when a GPU is usable, else cpu), cpu or cuda")
 	return configCommand(g, cmd, func(cmd *cobra.Command, path string, overrides []string) error {
 		if g.NATSURL != "" {
 			return errors.New("evaluate prepares its data in this process on the embedded server; --nats is not supported")
@@ -48,6 +48,12 @@ sample generations, as the evaluator service computes them during training.`,
 		if !cfg.HasEvalData() {
 			return fmt.Errorf("%s has no validation split: set val_set_size or test_datasets", path)
 		}
+		dev, err := runspec.OpenDevice(device, cfg, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)), "evaluate")
+		if err != nil {
+			return err
+		}
+		defer dev.Close()
+
 		req, err := newRunRequest(path, overrides)
 		if err != nil {
 			return err
@@ -68,17 +74,16 @@ sample generations, as the evaluator service computes them during training.`,
 		if err != nil {
 			return err
 		}
-		var m *model.Model
 		what := baseDir
-		if adapter := adapterDir(cfg, loraDir); adapter != "" {
-			m, err = evaluator.LoadCheckpoint(baseDir, adapter, cpu.New(0), runspec.LoadOptions(cfg))
+		adapter := adapterDir(cfg, loraDir)
+		if adapter != "" {
 			what += " with adapter " + adapter
-		} else {
-			m, err = model.LoadWith(baseDir, cpu.New(0), runspec.LoadOptions(cfg))
 		}
+		m, err := loadModel(dev, baseDir, adapter, cfg)
 		if err != nil {
 			return err
 		}
+		what += " on " + dev.Name
 		gen := evaluator.GenerateOptions{}
 		if generations > 0 {
 			tokDir, err := res.TokenizerDir(ctx, cfg, wd, baseDir)

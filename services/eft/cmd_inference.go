@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +19,6 @@ import (
 	"github.com/eftml/eft/shared/datasets"
 	"github.com/eftml/eft/shared/prompt"
 	"github.com/eftml/eft/shared/tokenizer"
-	"github.com/eftml/eft/trainer/cpu"
 	"github.com/eftml/eft/trainer/generate"
 	"github.com/eftml/eft/trainer/model"
 )
@@ -26,9 +26,9 @@ import (
 func init() { addCommand(newInferenceCommand) }
 
 type inferenceFlags struct {
-	loraDir, baseModel string
-	chat, instruct     bool
-	gen                generate.Options
+	loraDir, baseModel, device string
+	chat, instruct             bool
+	gen                        generate.Options
 }
 
 func newInferenceCommand(g *globals) *cobra.Command {
@@ -59,11 +59,17 @@ end-of-sequence tokens or after --max-new-tokens.`,
 	fl.IntVar(&f.gen.TopK, "top-k", 0, "sample among the k most likely tokens (0: all)")
 	fl.Float64Var(&f.gen.TopP, "top-p", 0, "sample from the smallest set reaching this probability (0: all)")
 	fl.Uint64Var(&f.gen.Seed, "seed", 42, "sampling seed")
+	fl.StringVar(&f.device, "device", runspec.DeviceAuto, "where the model runs: auto (cuda when a GPU is usable, else cpu), cpu or cuda")
 	return configCommand(g, cmd, func(cmd *cobra.Command, path string, overrides []string) error {
 		cfg, err := loadLocalConfig(cmd.ErrOrStderr(), path, overrides)
 		if err != nil {
 			return err
 		}
+		dev, err := runspec.OpenDevice(f.device, cfg, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)), "inference")
+		if err != nil {
+			return err
+		}
+		defer dev.Close()
 		if f.baseModel != "" {
 			cfg.BaseModel, cfg.RevisionOfModel = f.baseModel, ""
 			cfg.LoadIn4bit = false // a given model (merged, fully fine-tuned) is not quantized
@@ -78,24 +84,21 @@ end-of-sequence tokens or after --max-new-tokens.`,
 			return err
 		}
 		adapter := adapterDir(cfg, f.loraDir)
-		var m *model.Model
+		m, err := loadModel(dev, baseDir, adapter, cfg)
+		if err != nil {
+			return err
+		}
 		tokDir := baseDir
 		if adapter != "" {
-			if m, err = evaluator.LoadCheckpoint(baseDir, adapter, cpu.New(0), runspec.LoadOptions(cfg)); err != nil {
-				return err
-			}
 			if _, err := os.Stat(filepath.Join(adapter, "tokenizer.json")); err == nil {
 				tokDir = adapter // the tokenizer the run trained with
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "model %s with adapter %s\n", baseDir, adapter)
+			fmt.Fprintf(cmd.ErrOrStderr(), "model %s with adapter %s on %s\n", baseDir, adapter, dev.Name)
 		} else {
-			if m, err = model.LoadWith(baseDir, cpu.New(0), runspec.LoadOptions(cfg)); err != nil {
-				return err
-			}
 			if tokDir, err = res.TokenizerDir(cmd.Context(), cfg, wd, baseDir); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "model %s\n", baseDir)
+			fmt.Fprintf(cmd.ErrOrStderr(), "model %s on %s\n", baseDir, dev.Name)
 		}
 		tok, err := tokenizer.Load(tokDir)
 		if err != nil {
@@ -237,4 +240,22 @@ func stream(out io.Writer, m *model.Model, tok *tokenizer.Tokenizer, prompt []in
 		printed = text
 	}
 	return printed, nil
+}
+
+// loadModel loads the model in baseDir, with the PEFT adapter in adapter
+// ("" for none), on dev as the run trained it: NF4 for QLoRA
+// (runspec.LoadOptions), frozen weights in bf16 on a GPU in bf16.
+func loadModel(dev *runspec.Device, baseDir, adapter string, cfg *config.Config) (*model.Model, error) {
+	var m *model.Model
+	var err error
+	if adapter != "" {
+		m, err = evaluator.LoadCheckpoint(baseDir, adapter, dev.Backend, runspec.LoadOptions(cfg))
+	} else {
+		m, err = model.LoadWith(baseDir, dev.Backend, runspec.LoadOptions(cfg))
+	}
+	if err != nil {
+		return nil, err
+	}
+	dev.StoreFrozen(m)
+	return m, nil
 }

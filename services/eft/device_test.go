@@ -13,7 +13,8 @@ import (
 )
 
 // --device is checked before anything starts: an unknown device, and cuda
-// on a machine without a usable GPU, end the command with the reason.
+// on a machine without a usable GPU, end the command with the reason (eft
+// train, serve, inference, evaluate).
 func TestTrainDeviceFlagIsChecked(t *testing.T) {
 	cfg, _ := tinyConfig(t)
 	home := t.TempDir()
@@ -25,8 +26,18 @@ func TestTrainDeviceFlagIsChecked(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, `device "tpu"`) {
 		t.Fatalf("serve --device tpu: exit %d, %s", code, stderr)
 	}
+	for _, cmd := range []string{"inference", "evaluate"} {
+		code, _, stderr = runCLI(t, "--home", home, cmd, cfg, "--device", "tpu")
+		if code != 1 || !strings.Contains(stderr, `device "tpu"`) {
+			t.Fatalf("%s --device tpu: exit %d, %s", cmd, code, stderr)
+		}
+	}
 	if cuda.Available() == nil {
 		return // a GPU machine: cuda is a fine choice there
+	}
+	code, _, stderr = runCLI(t, "--home", home, "inference", cfg, "--device", "cuda")
+	if code != 1 || !strings.Contains(stderr, "inference: --device cuda: cuda:") {
+		t.Fatalf("inference --device cuda without a GPU: exit %d, %s", code, stderr)
 	}
 	code, _, stderr = runCLI(t, "--home", home, "train", cfg, "--device", "cuda")
 	if code != 1 || !strings.Contains(stderr, "--device cuda: no usable GPU: cuda:") {
