@@ -32,7 +32,8 @@ type Config struct {
 	Adapter string `yaml:"adapter,omitempty"`
 	// LoadIn4bit quantizes the frozen base weights to NF4 (QLoRA).
 	LoadIn4bit bool `yaml:"load_in_4bit"`
-	// LoadIn8bit must stay false: eft has no 8-bit (LLM.int8) base weights.
+	// LoadIn8bit (Axolotl's 8-bit LoRA) is accepted with a warning: eft has
+	// no 8-bit (LLM.int8) base weights and trains on the unquantized base.
 	LoadIn8bit bool `yaml:"load_in_8bit"`
 	// LoraModelDir is an existing adapter to start from (or to merge).
 	LoraModelDir string `yaml:"lora_model_dir,omitempty"`

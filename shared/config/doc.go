@@ -11,8 +11,9 @@
 //     (wandb_*, hub_model_id, torch_compile, ...): accepted, reported as a
 //     warning when set, otherwise without effect;
 //   - Axolotl keys eft knows but cannot honour (deepspeed, fsdp, rl, dpo_*,
-//     load_in_8bit, ...): an error naming the key when set to anything but
-//     their "off" value;
+//     gptq, ...): an error naming the key when set to anything but their
+//     "off" value (load_in_8bit is a warning: LoRA trains on the
+//     unquantized base);
 //   - anything else: a warning, or an error under `strict: true`.
 //
 // The package does not read datasets, tokenizers or models; it only checks

@@ -162,7 +162,8 @@ func TestValidationRules(t *testing.T) {
 		{"batch fields", "base_model: m\ndatasets: [{path: d}]\nmicro_batch_size: 2\nlearning_rate: 1e-4\n", "micro_batch_size", 3, "at least two of"},
 		{"qlora needs 4bit", base + "adapter: qlora\nlora_r: 8\nlora_alpha: 16\nlora_target_linear: true\n", "adapter", 8, "requires load_in_4bit: true"},
 		{"4bit needs adapter", base + "load_in_4bit: true\n", "load_in_4bit", 8, "needs an adapter"},
-		{"8bit refused", base + "adapter: lora\nload_in_8bit: true\nlora_r: 8\nlora_alpha: 8\nlora_target_linear: true\n", "load_in_8bit", 9, "8-bit"},
+		{"8bit needs adapter", base + "load_in_8bit: true\n", "load_in_8bit", 8, "needs an adapter"},
+		{"8bit and 4bit", base + "adapter: qlora\nload_in_8bit: true\nload_in_4bit: true\nlora_r: 8\nlora_alpha: 8\nlora_target_linear: true\n", "load_in_8bit", 9, "both set"},
 		{"unknown adapter", base + "adapter: ia3\n", "adapter", 8, "unknown adapter"},
 		{"lora needs r", base + "adapter: lora\nlora_alpha: 16\nlora_target_linear: true\n", "lora_r", 0, "lora_r"},
 		{"lora needs targets", base + "adapter: lora\nlora_r: 8\nlora_alpha: 16\n", "lora_target_modules", 0, "lora_target_linear"},
@@ -231,6 +232,11 @@ func TestValidationRules(t *testing.T) {
 }
 
 func TestSingleTargetModuleStringIsARegex(t *testing.T) {
+	// 8-bit LoRA trains on the unquantized base, saying so at the key.
+	_, warns8 := mustParse(t, base+"adapter: lora\nload_in_8bit: true\nlora_r: 8\nlora_alpha: 8\nlora_target_linear: true\n")
+	if is := requireIssue(t, warns8, "load_in_8bit", "unquantized"); is.Line != 9 {
+		t.Errorf("load_in_8bit warning at line %d, want 9", is.Line)
+	}
 	c, warns := mustParse(t, base+"adapter: lora\nlora_r: 8\nlora_alpha: 8\nlora_target_modules: q_proj\n")
 	if c.LoraTargetModules.Pattern != "q_proj" || c.LoraTargetModules.Names != nil {
 		t.Errorf("lora_target_modules: %+v", c.LoraTargetModules)

@@ -120,8 +120,16 @@ func (d *decoder) validate(c *Config) {
 }
 
 func (d *decoder) validateAdapter(c *Config) {
-	if c.LoadIn8bit {
-		d.fail("load_in_8bit", "not supported by eft: 8-bit (LLM.int8) base weights are not implemented; use adapter: qlora with load_in_4bit: true, or adapter: lora")
+	// Axolotl's 8-bit LoRA (bitsandbytes' LLM.int8 base weights) trains
+	// here on the unquantized base: the config works as written, with
+	// more memory and without int8's rounding.
+	switch {
+	case c.LoadIn8bit && c.LoadIn4bit:
+		d.fail("load_in_8bit", "load_in_8bit and load_in_4bit are both set: choose one")
+	case c.LoadIn8bit && c.Adapter == "":
+		d.fail("load_in_8bit", "load_in_8bit needs an adapter (adapter: lora); a full fine-tune cannot train quantized weights")
+	case c.LoadIn8bit:
+		d.warn("load_in_8bit", "eft has no 8-bit (LLM.int8) base weights: the base stays unquantized (bf16 on a GPU, float32 on the CPU), twice its 8-bit memory and none of its rounding; for less memory use adapter: qlora with load_in_4bit: true")
 	}
 	switch c.Adapter {
 	case "", "lora", "qlora":
