@@ -278,7 +278,7 @@ var topLevelRules = classify(
 	group(unsupported(whyMultimodal),
 		"freeze_mm_modules", "processor_type", "processor_kwargs", "image_size", "image_resize_algorithm",
 		"role_boundaries"),
-	group(unsupported(whyOffload),
+	group(ignored(whyOffload+" (more memory, the same training)"),
 		"activation_offloading", "layer_offloading"),
 	group(unsupported("NEFTune embedding noise is not implemented"),
 		"neftune_noise_alpha", "noisy_embedding_alpha"),
@@ -378,9 +378,12 @@ var speedPlugins = map[string]string{
 // a hook returns false when it has dealt with the value.
 var valueHooks = map[string]func(d *decoder, n *node, path string) bool{
 	"gradient_checkpointing": func(d *decoder, n *node, path string) bool {
+		// "offload" (Axolotl's activation offloading) checkpoints as true
+		// does, keeping the layer inputs in device memory: more memory, the
+		// same gradients.
 		if n.kind == kindScalar && n.scalar == scalarString && strings.HasPrefix(n.text, "offload") {
-			d.errorf(n.pos, path, "not supported by eft: gradient_checkpointing: %s (%s); use true", n.text, whyOffload)
-			return false
+			d.warnf(n.pos, path, "gradient_checkpointing: %s read as true: %s", n.text, whyOffload)
+			n.scalar, n.text = scalarBool, "true"
 		}
 		return true
 	},

@@ -207,7 +207,6 @@ func TestValidationRules(t *testing.T) {
 		{"model_type", base + "model_type: AutoModelForSequenceClassification\n", "model_type", 8, "causal language models"},
 		{"world_size", base + "world_size: 0\n", "world_size", 8, "at least 1"},
 		{"trainer_pool", base + "trainer_pool: gpu.h100\n", "trainer_pool", 8, "not a pool name"},
-		{"gradient checkpointing offload", base + "gradient_checkpointing: offload\n", "gradient_checkpointing", 8, "not supported"},
 		{"legacy attention with new", base + "attn_implementation: sdpa\nflash_attention: true\n", "flash_attention", 9, "cannot be combined"},
 		{"unknown plugin", base + "plugins:\n  - axolotl.integrations.kd.KDPlugin\n", "plugins[0]", 9, "not supported by eft: the plugin"},
 		{"sharegpt conversation", base + "test_datasets: [{path: t, type: sharegpt, conversation: vicuna_v1.1}]\n", "test_datasets[0].conversation", 8, "has no chat_template"},
@@ -232,6 +231,12 @@ func TestValidationRules(t *testing.T) {
 }
 
 func TestSingleTargetModuleStringIsARegex(t *testing.T) {
+	// Activation offloading checkpoints in device memory, saying so.
+	cOff, warnsOff := mustParse(t, base+"gradient_checkpointing: offload\nactivation_offloading: true\n")
+	if is := requireIssue(t, warnsOff, "gradient_checkpointing", "read as true"); is.Line != 8 || !cOff.GradientCheckpointing {
+		t.Errorf("gradient_checkpointing: offload: warning at line %d, checkpointing %v", is.Line, cOff.GradientCheckpointing)
+	}
+	requireIssue(t, warnsOff, "activation_offloading", "device memory")
 	// 8-bit LoRA trains on the unquantized base, saying so at the key.
 	_, warns8 := mustParse(t, base+"adapter: lora\nload_in_8bit: true\nlora_r: 8\nlora_alpha: 8\nlora_target_linear: true\n")
 	if is := requireIssue(t, warns8, "load_in_8bit", "unquantized"); is.Line != 9 {
