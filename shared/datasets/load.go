@@ -100,7 +100,7 @@ func Load(ctx context.Context, spec Spec, opts Options) (*Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
-	split, err := chooseSplit(spec, opts, src)
+	split, parts, err := chooseSplit(spec, opts, src)
 	if err != nil {
 		return nil, err
 	}
@@ -114,26 +114,35 @@ func Load(ctx context.Context, spec Spec, opts Options) (*Dataset, error) {
 		return nil, fmt.Errorf("%s: ds_type %q is not supported (json, csv, parquet, arrow, text)", spec.Path, format)
 	}
 	c := newCollector(opts.Require, opts.MaxProblems)
-	for _, f := range src.splits[split] {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	for _, part := range parts {
+		start := len(c.rows)
+		for _, f := range src.splits[part.name] {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			local, err := f.local(ctx)
+			if err != nil {
+				return nil, err
+			}
+			fileFormat, gz := formatOf(f.rel)
+			if format != "" {
+				fileFormat = format
+			}
+			if fileFormat == "" {
+				return nil, fmt.Errorf("%s: cannot tell the format from the file name; set ds_type", f.display)
+			}
+			if err := readFile(local, f.display, fileFormat, gz, spec, c); err != nil {
+				return nil, err
+			}
+			c.report.Files = append(c.report.Files, f.display)
 		}
-		local, err := f.local(ctx)
+		lo, hi, err := part.bounds(len(c.rows) - start)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", spec.Path, err)
 		}
-		fileFormat, gz := formatOf(f.rel)
-		if format != "" {
-			fileFormat = format
-		}
-		if fileFormat == "" {
-			return nil, fmt.Errorf("%s: cannot tell the format from the file name; set ds_type", f.display)
-		}
-		if err := readFile(local, f.display, fileFormat, gz, spec, c); err != nil {
-			return nil, err
-		}
-		c.report.Files = append(c.report.Files, f.display)
+		c.rows = append(c.rows[:start], c.rows[start+lo:start+hi]...)
 	}
+	c.report.Rows = len(c.rows)
 	if err := checkBadRows(spec.Path, c.report, opts.SkipBadRows, opts.MaxBadFraction); err != nil {
 		return nil, err
 	}
@@ -196,14 +205,18 @@ func readFile(local, display, format string, gz bool, spec Spec, c *collector) e
 	return err
 }
 
-func chooseSplit(spec Spec, opts Options, src *source) (string, error) {
+// chooseSplit picks what to read: the spec's split (a name, a Hugging
+// Face slice like train[:20%], or pieces joined by "+"), else the only
+// split, else opts.DefaultSplit or "train". It returns the split as
+// written and its pieces.
+func chooseSplit(spec Spec, opts Options, src *source) (string, []splitPart, error) {
 	available := make([]string, 0, len(src.splits))
 	for s := range src.splits {
 		available = append(available, s)
 	}
 	sort.Strings(available)
 	if len(available) == 0 {
-		return "", fmt.Errorf("%s: no data files found", spec.Path)
+		return "", nil, fmt.Errorf("%s: no data files found", spec.Path)
 	}
 	want := spec.Split
 	if want == "" {
@@ -211,21 +224,27 @@ func chooseSplit(spec Spec, opts Options, src *source) (string, error) {
 	}
 	if want == "" {
 		if len(available) == 1 {
-			return available[0], nil
+			return available[0], []splitPart{{name: available[0]}}, nil
 		}
 		want = opts.DefaultSplit
 		if want == "" {
 			want = "train"
 		}
 		if _, ok := src.splits[want]; !ok {
-			return "", fmt.Errorf("%s: no %q split found (splits: %v); choose one with `split:`", spec.Path, want, available)
+			return "", nil, fmt.Errorf("%s: no %q split found (splits: %v); choose one with `split:`", spec.Path, want, available)
 		}
-		return want, nil
+		return want, []splitPart{{name: want}}, nil
 	}
-	if _, ok := src.splits[want]; !ok {
-		return "", fmt.Errorf("%s: split %q not found (splits: %v)", spec.Path, want, available)
+	parts, err := parseSplitSpec(want)
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: %w", spec.Path, err)
 	}
-	return want, nil
+	for _, p := range parts {
+		if _, ok := src.splits[p.name]; !ok {
+			return "", nil, fmt.Errorf("%s: split %q not found (splits: %v)", spec.Path, p.name, available)
+		}
+	}
+	return want, parts, nil
 }
 
 // resolve finds the source's files: a local file or folder, an https URL, or
