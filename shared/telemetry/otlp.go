@@ -234,7 +234,6 @@ func otlpValue(v attribute.Value) otlpAnyValue {
 	integer := func(i int64) otlpAnyValue { s := strconv.FormatInt(i, 10); return otlpAnyValue{IntValue: &s} }
 	double := func(f float64) otlpAnyValue { return otlpAnyValue{DoubleValue: &f} }
 	boolean := func(b bool) otlpAnyValue { return otlpAnyValue{BoolValue: &b} }
-	array := func(vals []otlpAnyValue) otlpAnyValue { return otlpAnyValue{ArrayValue: &otlpArrayValue{Values: vals}} }
 	switch v.Type() {
 	case attribute.BOOL:
 		return boolean(v.AsBool())
@@ -245,29 +244,21 @@ func otlpValue(v attribute.Value) otlpAnyValue {
 	case attribute.STRING:
 		return str(v.AsString())
 	case attribute.BOOLSLICE:
-		var vals []otlpAnyValue
-		for _, x := range v.AsBoolSlice() {
-			vals = append(vals, boolean(x))
-		}
-		return array(vals)
+		return otlpArray(v.AsBoolSlice(), boolean)
 	case attribute.INT64SLICE:
-		var vals []otlpAnyValue
-		for _, x := range v.AsInt64Slice() {
-			vals = append(vals, integer(x))
-		}
-		return array(vals)
+		return otlpArray(v.AsInt64Slice(), integer)
 	case attribute.FLOAT64SLICE:
-		var vals []otlpAnyValue
-		for _, x := range v.AsFloat64Slice() {
-			vals = append(vals, double(x))
-		}
-		return array(vals)
+		return otlpArray(v.AsFloat64Slice(), double)
 	case attribute.STRINGSLICE:
-		var vals []otlpAnyValue
-		for _, x := range v.AsStringSlice() {
-			vals = append(vals, str(x))
-		}
-		return array(vals)
+		return otlpArray(v.AsStringSlice(), str)
 	}
 	return str(v.Emit())
+}
+
+func otlpArray[T any](xs []T, value func(T) otlpAnyValue) otlpAnyValue {
+	vals := make([]otlpAnyValue, len(xs))
+	for i, x := range xs {
+		vals[i] = value(x)
+	}
+	return otlpAnyValue{ArrayValue: &otlpArrayValue{Values: vals}}
 }
