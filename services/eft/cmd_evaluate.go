@@ -48,7 +48,7 @@ sample generations, as the evaluator service computes them during training.`,
 		if !cfg.HasEvalData() {
 			return fmt.Errorf("%s has no validation split: set val_set_size or test_datasets", path)
 		}
-		dev, err := runspec.OpenDevice(device, cfg, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)), "evaluate")
+		dev, err := runspec.OpenDevice(device, cfg, quietLogger(cmd.ErrOrStderr()), "evaluate")
 		if err != nil {
 			return err
 		}

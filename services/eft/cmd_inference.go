@@ -65,7 +65,7 @@ end-of-sequence tokens or after --max-new-tokens.`,
 		if err != nil {
 			return err
 		}
-		dev, err := runspec.OpenDevice(f.device, cfg, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)), "inference")
+		dev, err := runspec.OpenDevice(f.device, cfg, quietLogger(cmd.ErrOrStderr()), "inference")
 		if err != nil {
 			return err
 		}
@@ -258,4 +258,10 @@ func loadModel(dev *runspec.Device, baseDir, adapter string, cfg *config.Config)
 	}
 	dev.StoreFrozen(m)
 	return m, nil
+}
+
+// quietLogger logs warnings and errors to w: where a command runs is
+// printed with its model, so the device fallback's reason stays out.
+func quietLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
