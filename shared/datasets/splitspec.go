@@ -49,19 +49,12 @@ func parseSplitSpec(spec string) ([]splitPart, error) {
 			}
 			*b.dst = &v
 		}
-		if p.percent && (p.from != nil && abs(*p.from) > 100 || p.to != nil && abs(*p.to) > 100) {
+		if p.percent && (p.from != nil && (*p.from < -100 || *p.from > 100) || p.to != nil && (*p.to < -100 || *p.to > 100)) {
 			return nil, fmt.Errorf("split %q: %q: a percent boundary lies in [-100, 100]", spec, s)
 		}
 		parts = append(parts, p)
 	}
 	return parts, nil
-}
-
-func abs(v int) int {
-	if v < 0 {
-		return -v
-	}
-	return v
 }
 
 // bounds is the half-open row range [lo, hi) the piece takes of a split of
@@ -79,7 +72,7 @@ func (p splitPart) bounds(n int) (lo, hi int, err error) {
 		return *b
 	}
 	lo, hi = conv(p.from, 0), conv(p.to, n)
-	if abs(lo) > n || abs(hi) > n {
+	if lo < -n || lo > n || hi < -n || hi > n {
 		return 0, 0, fmt.Errorf("split %s: requested slice [%d:%d] is incompatible with its %d rows", p.name, lo, hi, n)
 	}
 	if lo < 0 {

@@ -62,3 +62,27 @@ func TestSplitSlices(t *testing.T) {
 		}
 	}
 }
+
+// Any split spec either parses into pieces whose bounds, for any row count,
+// are an in-range slice or an error — never a panic.
+func FuzzSplitSpec(f *testing.F) {
+	for _, s := range []string{"train", "train[:20%]", "train[-30%:]", "train[2:5]", "a+b[1:-1]", "x[:]", "t[-100%:100%]", "t[%:]",
+		"t[-9223372036854775808:]", "t[:-9223372036854775808%]"} {
+		f.Add(s, 10)
+	}
+	f.Fuzz(func(t *testing.T, spec string, n int) {
+		if n < 0 || n > 1<<20 {
+			return
+		}
+		parts, err := parseSplitSpec(spec)
+		if err != nil {
+			return
+		}
+		for _, p := range parts {
+			lo, hi, err := p.bounds(n)
+			if err == nil && (lo < 0 || hi < lo || hi > n) {
+				t.Fatalf("%q over %d rows: [%d:%d]", spec, n, lo, hi)
+			}
+		}
+	})
+}
