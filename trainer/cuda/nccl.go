@@ -179,7 +179,7 @@ func (b *Backend) realGPU() (*realGPU, error) {
 // Every rank gets the same bits.
 func (c *Comm) SumGradients(params []*model.Param) error {
 	var err error
-	c.b.ex.do(func() {
+	c.b.do(func() { // writes the gradients: kept GEMM-operand conversions are dropped
 		if err = c.n.check("ncclGroupStart", call(c.n.groupStart)); err != nil {
 			return
 		}
