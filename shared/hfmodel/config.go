@@ -10,12 +10,12 @@ import (
 )
 
 // Supported lists the model_type values eft can train.
-var Supported = []string{"llama", "mistral", "qwen2", "qwen3"}
+var Supported = []string{"llama", "mistral", "qwen2", "qwen3", "gemma"}
 
 // knownUnsupported are architectures eft recognises but cannot train yet, so
 // the error says so instead of "unknown".
 var knownUnsupported = map[string]bool{
-	"gemma": true, "gemma2": true, "gemma3": true, "gemma3_text": true, "phi": true, "phi3": true,
+	"gemma2": true, "gemma3": true, "gemma3_text": true, "phi": true, "phi3": true,
 	"gpt_neox": true, "mixtral": true, "falcon": true, "gptj": true, "gpt2": true,
 	"qwen2_moe": true, "qwen3_moe": true, "starcoder2": true, "olmo": true, "olmo2": true,
 	"deepseek_v2": true, "deepseek_v3": true, "cohere": true, "stablelm": true, "bloom": true,
@@ -25,7 +25,7 @@ var knownUnsupported = map[string]bool{
 // Config is a parsed config.json of a supported decoder.
 type Config struct {
 	Path          string // the file it came from, for errors
-	ModelType     string // llama, mistral, qwen2, qwen3
+	ModelType     string // llama, mistral, qwen2, qwen3, gemma
 	Architectures []string
 
 	VocabSize             int
@@ -44,6 +44,8 @@ type Config struct {
 	OutputBias    bool // o_proj has a bias (llama's and qwen3's attention_bias)
 	MLPBias       bool // gate_proj, up_proj, down_proj have biases (llama's mlp_bias)
 	QKNorm        bool // per-head RMSNorm q_norm, k_norm before RoPE (qwen3)
+	// Gemma: embeddings scaled by sqrt(hidden_size), RMSNorm by (1 + weight).
+	EmbedScale, NormOffset bool
 
 	// SlidingWindow is the window in tokens of layers whose LayerTypes entry
 	// is "sliding_attention"; 0 when no layer slides.
@@ -141,8 +143,8 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 	c.HeadDim = p.integer("head_dim", defaultHeadDim)
 	c.MaxPositionEmbeddings = p.integer("max_position_embeddings", d.maxPositions)
 	c.RMSNormEps = p.number("rms_norm_eps", d.eps)
-	c.HiddenAct = p.str("hidden_act", "silu")
-	c.TieWordEmbeddings = p.boolean("tie_word_embeddings", false)
+	c.HiddenAct = p.str("hidden_act", d.act)
+	c.TieWordEmbeddings = p.boolean("tie_word_embeddings", d.tie)
 	c.DType = p.str("dtype", p.str("torch_dtype", ""))
 	c.TransformersVersion = p.str("transformers_version", "")
 
@@ -157,6 +159,12 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 		c.AttentionBias = p.boolean("attention_bias", false)
 		c.OutputBias = c.AttentionBias
 		c.QKNorm = true
+	case "gemma":
+		c.AttentionBias = p.boolean("attention_bias", false)
+		c.OutputBias = c.AttentionBias
+		c.EmbedScale, c.NormOffset = true, true
+		// GemmaMLP takes hidden_activation; hidden_act is the older key.
+		c.HiddenAct = p.str("hidden_activation", c.HiddenAct)
 	}
 
 	c.BOSTokenID = p.optInt("bos_token_id", d.bos)
@@ -180,6 +188,8 @@ type archDefaults struct {
 	bos                                                                        *int
 	eos                                                                        []int
 	slidingWindow                                                              int
+	act                                                                        string
+	tie                                                                        bool
 }
 
 func intPtr(v int) *int { return &v }
@@ -190,16 +200,19 @@ func defaultsFor(modelType string) archDefaults {
 	switch modelType {
 	case "mistral":
 		return archDefaults{vocab: 32000, hidden: 4096, intermediate: 14336, layers: 32, heads: 32, kvHeads: 8,
-			maxPositions: 4096 * 32, eps: 1e-6, bos: intPtr(1), eos: []int{2}, slidingWindow: 4096}
+			maxPositions: 4096 * 32, eps: 1e-6, bos: intPtr(1), eos: []int{2}, slidingWindow: 4096, act: "silu"}
 	case "qwen2":
 		return archDefaults{vocab: 151936, hidden: 4096, intermediate: 22016, layers: 32, heads: 32, kvHeads: 32,
-			maxPositions: 32768, eps: 1e-6, slidingWindow: 4096}
+			maxPositions: 32768, eps: 1e-6, slidingWindow: 4096, act: "silu"}
 	case "qwen3":
 		return archDefaults{vocab: 151936, hidden: 4096, intermediate: 22016, layers: 32, heads: 32, kvHeads: 32,
-			headDim: 128, maxPositions: 32768, eps: 1e-6, slidingWindow: 4096}
+			headDim: 128, maxPositions: 32768, eps: 1e-6, slidingWindow: 4096, act: "silu"}
+	case "gemma":
+		return archDefaults{vocab: 256000, hidden: 3072, intermediate: 24576, layers: 28, heads: 16, kvHeads: 16,
+			headDim: 256, maxPositions: 8192, eps: 1e-6, bos: intPtr(2), eos: []int{1}, act: "gelu_pytorch_tanh", tie: true}
 	default: // llama
 		return archDefaults{vocab: 32000, hidden: 4096, intermediate: 11008, layers: 32, heads: 32,
-			maxPositions: 2048, eps: 1e-6, bos: intPtr(1), eos: []int{2}}
+			maxPositions: 2048, eps: 1e-6, bos: intPtr(1), eos: []int{2}, act: "silu"}
 	}
 }
 
@@ -214,6 +227,8 @@ func typeFromArchitecture(arch string) string {
 		return "qwen2"
 	case "Qwen3":
 		return "qwen3"
+	case "Gemma":
+		return "gemma"
 	}
 	return strings.ToLower(base)
 }

@@ -1,7 +1,7 @@
 // Package hfmodel reads a Hugging Face model directory: which files it holds
 // (config.json, safetensors weights with or without an index, tokenizer and
 // generation files) and config.json parsed into a typed Config for the
-// architectures eft trains — llama, mistral, qwen2, qwen3 — with transformers'
+// architectures eft trains — llama, mistral, qwen2, qwen3, gemma — with transformers'
 // defaults for absent keys, RoPE from both `rope_theta` + `rope_scaling` and
 // transformers 5's `rope_parameters`, and per-layer sliding windows resolved.
 // Errors name the file and the key.

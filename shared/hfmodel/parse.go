@@ -157,7 +157,7 @@ func (p *parser) slidingWindow(c *Config, d archDefaults) {
 		types[i] = "full_attention"
 	}
 	switch c.ModelType {
-	case "llama":
+	case "llama", "gemma":
 		window = 0
 	case "mistral":
 		// MistralAttention slides on every layer whenever sliding_window is set.

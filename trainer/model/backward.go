@@ -20,6 +20,9 @@ func (m *Model) backwardBody(b *Batch, a *activations) {
 		m.layerBackward(l, a, la, l > stop || m.Embed.Trainable())
 	}
 	if m.Embed.Trainable() {
+		if s := m.Config.embedScale(); s != 1 {
+			be.Scale(a.dres, s)
+		}
 		be.EmbeddingBackward(m.Embed.G, a.dres, b.Tokens)
 	}
 }

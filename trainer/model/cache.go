@@ -79,6 +79,9 @@ func (m *Model) Decode(kc *KVCache, tokens []int32) ([]float32, error) {
 	la, x := &kc.la, kc.x
 
 	be.Embedding(x, m.Embed.W, tokens)
+	if s := c.embedScale(); s != 1 {
+		be.Scale(x, s)
+	}
 	for l := range m.Layers {
 		ly := &m.Layers[l]
 		be.RMSNorm(la.xn1, la.rstd1, x, ly.InputNorm.W, c.NormEps)

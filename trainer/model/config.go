@@ -2,14 +2,16 @@ package model
 
 import (
 	"fmt"
+	"math"
+	"strings"
 
 	"github.com/eftml/eft/trainer/backend"
 )
 
 // Config is what the decoder needs to know about an architecture: sizes and
-// the switches that tell llama, mistral, qwen2 and qwen3 apart.
+// the switches that tell llama, mistral, qwen2, qwen3 and gemma apart.
 type Config struct {
-	Arch         string // model_type: llama, mistral, qwen2, qwen3
+	Arch         string // model_type: llama, mistral, qwen2, qwen3, gemma
 	Vocab        int
 	Hidden       int
 	Intermediate int
@@ -25,6 +27,14 @@ type Config struct {
 	MLPBias       bool // gate, up, down carry biases (llama mlp_bias)
 	QKNorm        bool // per-head RMSNorm of q and k before rope (qwen3)
 	TieEmbeddings bool // lm_head shares embed_tokens' weight
+	// EmbedScale multiplies the embeddings by sqrt(hidden) rounded to
+	// float32, as Gemma's normalizer does (the tied head reads them
+	// unscaled).
+	EmbedScale bool
+	// NormOffset: every RMSNorm multiplies by (1 + weight), as Gemma's
+	// does. The model holds 1 + weight (added on load, taken off when
+	// saved), so the norm op and its gradient stay the same.
+	NormOffset bool
 
 	// LayerWindow[l] is layer l's sliding window in tokens, 0 for full
 	// attention (mistral: every layer; qwen2: layers from max_window_layers
@@ -73,4 +83,23 @@ func (c *Config) ParamCount() int {
 		n += c.Vocab * c.Hidden
 	}
 	return n
+}
+
+// embedScale is what the embeddings are multiplied by: float32(sqrt(hidden))
+// with EmbedScale (Gemma computes the normalizer in the hidden states'
+// dtype), else 1.
+func (c *Config) embedScale() float32 {
+	if !c.EmbedScale {
+		return 1
+	}
+	return float32(math.Sqrt(float64(c.Hidden)))
+}
+
+// normOffset is what the model adds to a norm weight it loads (and takes
+// off one it saves): 1 with NormOffset, else 0.
+func (c *Config) normOffset(name string) float32 {
+	if c.NormOffset && strings.HasSuffix(name, "norm.weight") {
+		return 1
+	}
+	return 0
 }

@@ -72,6 +72,9 @@ func (m *Model) layerActsFor(a *activations, l int) *layerActs {
 func (m *Model) forwardBody(b *Batch, a *activations) {
 	be := m.Backend
 	be.Embedding(a.res[0], m.Embed.W, b.Tokens)
+	if s := m.Config.embedScale(); s != 1 {
+		be.Scale(a.res[0], s)
+	}
 	for l := range m.Layers {
 		m.layerForward(l, a, m.layerActsFor(a, l), b.DropoutSeed)
 	}

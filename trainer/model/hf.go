@@ -29,6 +29,8 @@ func FromHF(h *hfmodel.Config) (Config, error) {
 		OutputBias:    h.OutputBias,
 		MLPBias:       h.MLPBias,
 		QKNorm:        h.QKNorm,
+		EmbedScale:    h.EmbedScale,
+		NormOffset:    h.NormOffset,
 		TieEmbeddings: h.TieWordEmbeddings,
 		LayerWindow:   h.LayerWindow(),
 		MaxPositions:  h.MaxPositionEmbeddings,

@@ -55,6 +55,12 @@ func NewWith(c Config, be backend.Backend, weights WeightFunc, o Options) (*Mode
 		if err != nil {
 			return nil, err
 		}
+		if off := c.normOffset(name); off != 0 {
+			vals = slices.Clone(vals) // the weight source may own vals
+			for i := range vals {
+				vals[i] += off
+			}
+		}
 		p := &Param{Name: name, W: be.Alloc(shape...)}
 		be.Upload(p.W, vals)
 		return p, nil

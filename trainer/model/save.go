@@ -21,6 +21,11 @@ func (m *Model) StateDict(dtype safetensors.DType) ([]safetensors.NamedTensor, e
 		} else {
 			m.Backend.Download(vals, p.W)
 		}
+		if off := m.Config.normOffset(p.Name); off != 0 {
+			for i := range vals {
+				vals[i] -= off
+			}
+		}
 		var t safetensors.Tensor
 		var err error
 		if dtype == safetensors.F32 {
