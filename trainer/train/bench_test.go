@@ -81,29 +81,9 @@ func benchmarkStep(b *testing.B, full bool) {
 	} else if err := lora.Attach(m, allLinear(rank, 32, 0), 1); err != nil {
 		b.Fatal(err)
 	}
-	opt, err := optim.NewAdamW(0.9, 0.999, 1e-8, 0.01)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tr, err := New(m, opt, 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	batch := randomBatch(rand.New(rand.NewPCG(1, 2)), c.Vocab, benchCols, 16, 16, 16, 16)
-	micro := []*model.Batch{batch}
-	if _, err := tr.Step(micro, 1e-4); err != nil { // warm up: buffers, rope table, optimizer state
-		b.Fatal(err)
-	}
+	tr, micro := benchTrainer(b, m)
 	peak := gemmPeak(m.Backend, 1024)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		if _, err := tr.Step(micro, 1e-4); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-	perStep := b.Elapsed().Seconds() / float64(b.N)
+	perStep := timeSteps(b, tr, micro)
 	tokens := benchRows * benchCols
 	gflops := stepFLOPs(c, tokens, benchCols, rank, full) / perStep / 1e9
 	b.ReportMetric(float64(tokens)/perStep, "tokens/s")
@@ -119,4 +99,36 @@ func benchmarkStep(b *testing.B, full bool) {
 func BenchmarkTrainStep20M(b *testing.B) {
 	b.Run("lora", func(b *testing.B) { benchmarkStep(b, false) })
 	b.Run("full", func(b *testing.B) { benchmarkStep(b, true) })
+}
+
+// benchTrainer is an AdamW trainer of m and one micro-batch of
+// benchRows×benchCols random tokens, after one warm-up step (buffers, rope
+// table, optimizer state).
+func benchTrainer(b *testing.B, m *model.Model) (*Trainer, []*model.Batch) {
+	opt, err := optim.NewAdamW(0.9, 0.999, 1e-8, 0.01)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tr, err := New(m, opt, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	micro := []*model.Batch{randomBatch(rand.New(rand.NewPCG(1, 2)), m.Config.Vocab, benchCols, 16, 16, 16, 16)}
+	if _, err := tr.Step(micro, 1e-4); err != nil {
+		b.Fatal(err)
+	}
+	return tr, micro
+}
+
+// timeSteps times b.N steps of tr on micro and returns seconds per step.
+func timeSteps(b *testing.B, tr *Trainer, micro []*model.Batch) float64 {
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := tr.Step(micro, 1e-4); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	return b.Elapsed().Seconds() / float64(b.N)
 }

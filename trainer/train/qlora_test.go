@@ -1,14 +1,11 @@
 package train
 
 import (
-	"math/rand/v2"
 	"testing"
-	"time"
 
 	"github.com/eftml/eft/trainer/cpu"
 	"github.com/eftml/eft/trainer/lora"
 	"github.com/eftml/eft/trainer/model"
-	"github.com/eftml/eft/trainer/optim"
 	"github.com/eftml/eft/trainer/quant"
 )
 
@@ -27,43 +24,7 @@ func quantizedModel(t testing.TB, c model.Config, std float64) *model.Model {
 // QLoRA — LoRA over NF4 base weights — memorises a few sequences like LoRA
 // over float32 ones (TestLoRAOverfitsFewSequences).
 func TestQLoRAOverfitsFewSequences(t *testing.T) {
-	start := time.Now()
-	m := quantizedModel(t, tinyConfig(), 0.3)
-	if err := lora.Attach(m, allLinear(16, 32, 0), 5); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range m.Params() {
-		if p.Trainable() {
-			t.Fatalf("base weight %s trains under QLoRA", p.Name)
-		}
-	}
-	opt, err := optim.NewAdamW(0.9, 0.999, 1e-8, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := New(m, opt, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := randomBatch(rand.New(rand.NewPCG(3, 3)), 96, 24, 0, 0, 0, 0)
-	var first, last StepResult
-	for step := range 150 {
-		res, err := tr.Step([]*model.Batch{b}, 1e-2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if step == 0 {
-			first = res
-		}
-		last = res
-		if res.Loss < 0.01 {
-			break
-		}
-	}
-	t.Logf("loss %.3f -> %.4f in %v", first.Loss, last.Loss, time.Since(start))
-	if last.Loss > 0.05 {
-		t.Fatalf("QLoRA did not memorise 4 sequences: loss %.3f -> %.3f", first.Loss, last.Loss)
-	}
+	overfitsFewSequences(t, quantizedModel(t, tinyConfig(), 0.3), "QLoRA")
 }
 
 // baseWeightBytes is the memory the frozen base weights hold: 4-bit codes
@@ -97,28 +58,8 @@ func benchmarkAdapterStep(b *testing.B, nf4 bool) {
 	if err := lora.Attach(m, allLinear(rank, 32, 0), 1); err != nil {
 		b.Fatal(err)
 	}
-	opt, err := optim.NewAdamW(0.9, 0.999, 1e-8, 0.01)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tr, err := New(m, opt, 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	batch := randomBatch(rand.New(rand.NewPCG(1, 2)), c.Vocab, benchCols, 16, 16, 16, 16)
-	micro := []*model.Batch{batch}
-	if _, err := tr.Step(micro, 1e-4); err != nil { // warm up
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		if _, err := tr.Step(micro, 1e-4); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-	perStep := b.Elapsed().Seconds() / float64(b.N)
+	tr, micro := benchTrainer(b, m)
+	perStep := timeSteps(b, tr, micro)
 	tokens := benchRows * benchCols
 	linears, all := baseWeightBytes(m)
 	b.ReportMetric(float64(tokens)/perStep, "tokens/s")
