@@ -346,20 +346,11 @@ func fastRandomWeights(seed uint64, std float64) model.WeightFunc {
 	var tensorIndex uint64
 	var mu sync.Mutex
 	return func(name string, shape []int) ([]float32, error) {
-		n := 1
-		for _, d := range shape {
-			n *= d
-		}
-		v := make([]float32, n)
-		switch {
-		case strings.HasSuffix(name, "norm.weight"):
-			for i := range v {
-				v[i] = 1
-			}
-			return v, nil
-		case strings.HasSuffix(name, ".bias"):
+		v, fixed := model.FixedInit(name, shape)
+		if fixed {
 			return v, nil
 		}
+		n := len(v)
 		mu.Lock()
 		tensorIndex++
 		key := seed*0x9e3779b97f4a7c15 + tensorIndex<<40
