@@ -236,8 +236,7 @@ func (b *Backend) StoreFrozenBF16(m *model.Model) int {
 		n := w.Len()
 		b.do(func() {
 			nb := b.allocBuffer(2 * n)
-			b.kernel("f32_to_bf16").p(nb.ptr).p(old.ptr).l(n)
-			b.launch(b.elementGrid(n), d1(threads))
+			b.convertExact(nb.ptr, old.ptr, n, elemBF16)
 			b.mem.put(old.ptr)
 			old.ptr = 0
 			w.DType, w.Device = tensor.BF16, nb

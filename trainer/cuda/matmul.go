@@ -93,7 +93,9 @@ func (b *Backend) gemm(op string, c, a, bm *tensor.Tensor, transA, transB bool, 
 		// into a bf16 weight asks for: widen C, multiply, narrow it back.
 		narrowTo := uintptr(0)
 		if in == elemF32 && ct == elemBF16 {
-			narrowTo, pc, ct = pc, b.asType(pc, c, elemF32, scratchC), elemF32
+			wide := b.scratchFor(scratchC, 4*c.Len())
+			b.convertExact(wide, pc, c.Len(), elemF32)
+			narrowTo, pc, ct = pc, wide, elemF32
 		}
 		g := &b.gemmOp
 		*g = gemmOp{
@@ -111,8 +113,7 @@ func (b *Backend) gemm(op string, c, a, bm *tensor.Tensor, transA, transB bool, 
 		}
 		b.must(b.g.gemm(g))
 		if narrowTo != 0 {
-			b.kernel("f32_to_bf16").p(narrowTo).p(pc).l(c.Len())
-			b.launch(b.elementGrid(c.Len()), d1(threads))
+			b.convertExact(narrowTo, pc, c.Len(), elemBF16)
 		}
 	})
 }
@@ -212,35 +213,26 @@ func (b *Backend) do(f func()) {
 	})
 }
 
+// convert writes n elements at src, stored as the other type, as want
+// into dst, four at a time where sizes and alignment allow (a GEMM
+// operand; bf16 NaNs may come out with another payload). Runs on the
+// executor.
 func (b *Backend) convert(dst, src uintptr, n int, want elemType) {
 	if want == elemBF16 && n%4 == 0 && src%16 == 0 && dst%8 == 0 {
 		b.kernel("f32_to_bf16_x4").p(dst).p(src).l(n / 4)
 		b.launch(b.elementGrid(n/4), d1(threads))
 		return
 	}
+	b.convertExact(dst, src, n, want)
+}
+
+// convertExact is convert one element at a time with f2bf's rounding, NaN
+// payloads kept (Copy, stored weights).
+func (b *Backend) convertExact(dst, src uintptr, n int, want elemType) {
 	if want == elemBF16 {
 		b.kernel("f32_to_bf16").p(dst).p(src).l(n)
 	} else {
 		b.kernel("bf16_to_f32").p(dst).p(src).l(n)
 	}
 	b.launch(b.elementGrid(n), d1(threads))
-}
-
-// asType returns the address of t's data as elements of type want,
-// converting into scratch slot when t is stored otherwise. Runs on the
-// executor.
-func (b *Backend) asType(p uintptr, t *tensor.Tensor, want elemType, slot int) uintptr {
-	have := elemOf(t)
-	if have == want {
-		return p
-	}
-	n := t.Len()
-	dst := b.scratchFor(slot, n*want.size())
-	if want == elemBF16 {
-		b.kernel("f32_to_bf16").p(dst).p(p).l(n)
-	} else {
-		b.kernel("bf16_to_f32").p(dst).p(p).l(n)
-	}
-	b.launch(b.elementGrid(n), d1(threads))
-	return dst
 }

@@ -28,11 +28,9 @@ func (b *Backend) Copy(dst, src *tensor.Tensor) {
 		case dst.DType == src.DType:
 			b.must(b.g.dtod(d, s, n*dst.DType.Size()))
 		case dst.DType == tensor.BF16 && src.DType == tensor.F32:
-			b.kernel("f32_to_bf16").p(d).p(s).l(n)
-			b.launch(b.elementGrid(n), d1(threads))
+			b.convertExact(d, s, n, elemBF16)
 		case dst.DType == tensor.F32 && src.DType == tensor.BF16:
-			b.kernel("bf16_to_f32").p(d).p(s).l(n)
-			b.launch(b.elementGrid(n), d1(threads))
+			b.convertExact(d, s, n, elemF32)
 		default:
 			panic(fmt.Sprintf("cuda.Copy: %v from %v", dst, src))
 		}
