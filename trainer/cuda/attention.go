@@ -2,7 +2,6 @@ package cuda
 
 import (
 	"fmt"
-	"os"
 	"slices"
 
 	"github.com/eftml/eft/trainer/backend"
@@ -30,8 +29,18 @@ const envFlash = "EFT_CUDA_FLASH"
 // the products of that precision do), on sm_80 or newer, for the head
 // sizes they are built for.
 func (b *Backend) useFlash(s *backend.AttentionSpec) bool {
-	return b.opts.Precision == PrecisionBF16 && b.info.Major >= 8 && slices.Contains(flashHeadDims, s.HeadDim) &&
-		os.Getenv(envFlash) != "0"
+	return b.flash && b.opts.Precision == PrecisionBF16 && b.info.Major >= 8 && slices.Contains(flashHeadDims, s.HeadDim)
+}
+
+// attnDelta computes delta[b, h, i] = Σ out·dout over each query's head
+// (the softmax backward's row sums) into scratch and returns its address.
+// Runs on the executor.
+func (b *Backend) attnDelta(s *backend.AttentionSpec, po, pdo uintptr) uintptr {
+	tokens := s.Batch * s.QLen
+	delta := b.scratchFor(scratchDelta, 4*tokens*s.Heads)
+	b.kernel("attn_delta").p(delta).p(po).p(pdo).i(tokens).i(s.Heads).i(s.HeadDim).i(s.QLen)
+	b.launch(d1((tokens*s.Heads*32+threads-1)/threads), d1(threads))
+	return delta
 }
 
 // flashBlock is the flash kernels' block: four warps of 16 rows each.
@@ -108,12 +117,12 @@ func (b *Backend) Attention(out, lse, q, k, v *tensor.Tensor, spec backend.Atten
 	checkAttention("Attention", &spec, out, lse, q, k, v)
 	s := &spec
 	po, pl, pq, pk, pv := b.addr("Attention", out), b.addr("Attention", lse), b.addr("Attention", q), b.addr("Attention", k), b.addr("Attention", v)
-	L := b.attnLayout(s)
-	hd := s.HeadDim
 	if b.useFlash(s) {
 		b.do(func() { b.flashForward(s, po, pl, pq, pk, pv) })
 		return
 	}
+	L := b.attnLayout(s)
+	hd := s.HeadDim
 	b.do(func() {
 		L.segPtr = b.int32s(s.SegStart)
 		L.scores = b.scratchFor(scratchScores, 4*L.kv*L.scoreSize)
@@ -147,20 +156,17 @@ func (b *Backend) AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v *tensor.
 	op := "AttentionBackward"
 	pdq, pdk, pdv, pdo := b.addr(op, dq), b.addr(op, dk), b.addr(op, dv), b.addr(op, dout)
 	po, pl, pq, pk, pv := b.addr(op, out), b.addr(op, lse), b.addr(op, q), b.addr(op, k), b.addr(op, v)
-	L := b.attnLayout(s)
-	hd := s.HeadDim
 	if b.useFlash(s) {
 		b.do(func() { b.flashBackward(s, pdq, pdk, pdv, pdo, po, pl, pq, pk, pv) })
 		return
 	}
+	L := b.attnLayout(s)
+	hd := s.HeadDim
 	b.do(func() {
 		L.segPtr = b.int32s(s.SegStart)
 		L.scores = b.scratchFor(scratchScores, 4*L.kv*L.scoreSize)
 		L.dscores = b.scratchFor(scratchDScores, 4*L.kv*L.scoreSize)
-		tokens := s.Batch * s.QLen
-		delta := b.scratchFor(scratchDelta, 4*tokens*s.Heads)
-		b.kernel("attn_delta").p(delta).p(po).p(pdo).i(tokens).i(s.Heads).i(hd).i(s.QLen)
-		b.launch(d1((tokens*s.Heads*32+threads-1)/threads), d1(threads))
+		delta := b.attnDelta(s, po, pdo)
 		b.must(b.g.memset32(pdk, 0, dk.Len()))
 		b.must(b.g.memset32(pdv, 0, dv.Len()))
 		for bi := 0; bi < s.Batch; bi++ {
@@ -225,10 +231,7 @@ func (b *Backend) flashForward(s *backend.AttentionSpec, po, pl, pq, pk, pv uint
 func (b *Backend) flashBackward(s *backend.AttentionSpec, pdq, pdk, pdv, pdo, po, pl, pq, pk, pv uintptr) {
 	hd := s.HeadDim
 	seg := b.int32s(s.SegStart)
-	tokens := s.Batch * s.QLen
-	delta := b.scratchFor(scratchDelta, 4*tokens*s.Heads)
-	b.kernel("attn_delta").p(delta).p(po).p(pdo).i(tokens).i(s.Heads).i(hd).i(s.QLen)
-	b.launch(d1((tokens*s.Heads*32+threads-1)/threads), d1(threads))
+	delta := b.attnDelta(s, po, pdo)
 	qr, qlp := b.flashPrep(pq, s.Batch, s.QLen, s.Heads, hd, scratchFlashQ)
 	dr, _ := b.flashPrep(pdo, s.Batch, s.QLen, s.Heads, hd, scratchFlashDO)
 	kr, klp := b.flashPrep(pk, s.Batch, s.KVLen, s.KVHeads, hd, scratchFlashK)

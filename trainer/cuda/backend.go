@@ -60,6 +60,7 @@ type Backend struct {
 	scratch [numScratch]scratchBuf
 	gemmOp  gemmOp
 	closed  bool
+	flash   bool // $EFT_CUDA_FLASH is not "0" (read at open)
 	// GEMM operands converted to bf16 (or float32), kept until they may
 	// have changed (see converted).
 	conversions [6]conversion
@@ -130,7 +131,7 @@ func Available() error {
 // open starts the executor, opens the device on it with mk and loads the
 // kernels.
 func open(opts Options, mk func() (gpu, error)) (*Backend, error) {
-	b := &Backend{opts: opts, args: newKernelArgs()}
+	b := &Backend{opts: opts, args: newKernelArgs(), flash: os.Getenv(envFlash) != "0"}
 	ex, err := startExecutor(func() error {
 		g, err := mk()
 		if err != nil {
