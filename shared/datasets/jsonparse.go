@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // maxJSONDepth bounds nesting so hostile input cannot exhaust the stack;
@@ -27,12 +28,29 @@ type jsonParser struct {
 	data  []byte
 	pos   int
 	depth int
+	alias bool // strings without escapes share data's memory instead of copying it
 }
 
 // parseJSON decodes exactly one JSON value that may be surrounded by
 // whitespace.
 func parseJSON(data []byte) (any, error) {
-	p := jsonParser{data: data}
+	return (&jsonParser{data: data}).whole()
+}
+
+// ParseJSONShared decodes one JSON value (surrounded by whitespace or not)
+// into row values as the readers do, without copying its strings: they
+// share data's memory, so data must never change afterwards. It serves
+// readers of large files held whole in memory, where a copy of every string
+// is most of the reading time. The error's message names the byte offset.
+func ParseJSONShared(data []byte) (any, error) {
+	v, err := (&jsonParser{data: data, alias: true}).whole()
+	if je, ok := err.(*jsonError); ok {
+		return nil, fmt.Errorf("malformed JSON at column %d: %s", je.Offset+1, je.Msg)
+	}
+	return v, err
+}
+
+func (p *jsonParser) whole() (any, error) {
 	v, err := p.value()
 	if err != nil {
 		return nil, err
@@ -256,6 +274,9 @@ func (p *jsonParser) str() (string, error) {
 				return "", p.fail("string is not valid UTF-8")
 			}
 			p.pos++
+			if p.alias && len(s) > 0 {
+				return unsafe.String(&s[0], len(s)), nil
+			}
 			return string(s), nil
 		}
 		if c == '\\' {

@@ -28,9 +28,16 @@ func TestReadRowsInPartsEqualsOnePiece(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	whole, err := readRows(path)
+	// The same file through the general JSON lines reader, one piece.
+	recs, _, err := datasets.ReadFile(path, "json", nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	whole := make([]Row, len(recs))
+	for i, rec := range recs {
+		if whole[i], err = rowOf(rec.Fields); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if len(parts) != n || len(whole) != n {
 		t.Fatalf("%d and %d rows, want %d", len(parts), len(whole), n)
@@ -53,5 +60,35 @@ func TestReadRowsInPartsEqualsOnePiece(t *testing.T) {
 	_, err = ReadRows(path)
 	if want := fmt.Sprintf("rows.jsonl:%d: \"dataset\" is int, want a non-negative integer", bad+1); err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("error %v, want %q", err, want)
+	}
+}
+
+func TestReadRowsNamesTheLineOfDamage(t *testing.T) {
+	good := string(AppendRow(nil, Row{Source: datasets.Source{File: "a.jsonl", Line: 1}, Fields: obj("text", "x\n\"y\"")}))
+	for _, c := range []struct{ name, file, want string }{
+		{"malformed", good + "\n" + good + `{"dataset": 0, "file": "a"` + "\n", `rows.jsonl:4: malformed JSON at column 27: unexpected end of input in object`},
+		{"not an object", good + "[1]\n", `rows.jsonl:2: line holds a JSON list, want an object`},
+		{"no fields", good + good + `{"dataset": 0, "file": "a", "line": 1, "row": 0}`, `rows.jsonl:3: a row needs file and fields`},
+		{"unknown member", `{"file": "a", "fields": {}, "extra": 1}`, `rows.jsonl:1: unknown member "extra"`},
+	} {
+		path := filepath.Join(t.TempDir(), "rows.jsonl")
+		if err := os.WriteFile(path, []byte(c.file), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadRows(path); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want %q", c.name, err, c.want)
+		}
+	}
+	// Blank lines count as lines and hold no row; escaped strings come back.
+	path := filepath.Join(t.TempDir(), "rows.jsonl")
+	if err := os.WriteFile(path, []byte("\n"+good+"  \n"+good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := ReadRows(path)
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("%d rows, %v", len(rows), err)
+	}
+	if v, _ := rows[1].Fields.Get("text"); v != "x\n\"y\"" {
+		t.Fatalf("text %q", v)
 	}
 }
