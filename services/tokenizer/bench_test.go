@@ -232,7 +232,8 @@ func BenchmarkPreprocessChat(b *testing.B) {
 
 // BenchmarkPreprocessStages splits the chat pipeline into its stages, each
 // timed on its own with a warm tokenizer (best iteration; wall and process
-// CPU seconds, the CPU figures being steadier on a shared machine): reading
+// CPU seconds, the CPU figures being steadier on a shared machine; and the
+// bytes each stage allocates, which do not depend on the machine): reading
 // the rows file, tokenizing (template, encoding, labels, length policy),
 // packing and writing the batch file, and the raw tokenizer on the same
 // text.
@@ -252,6 +253,7 @@ func BenchmarkPreprocessStages(b *testing.B) {
 	pack := packing.Options{SequenceLen: cfg.SequenceLen, MicroBatchSize: cfg.MicroBatchSize, Pack: true, PadTokenID: prompt.PadTokenID(tok), Seed: 1}
 	stages := []string{"read", "tokenize", "pack", "raw"}
 	var wall, cpu [4]time.Duration
+	var allocMB [4]float64
 	var texts []string
 	for range b.N {
 		var rows []prompt.Row
@@ -282,9 +284,13 @@ func BenchmarkPreprocessStages(b *testing.B) {
 				}
 			}
 			runtime.GC()
+			var m0, m1 runtime.MemStats
+			runtime.ReadMemStats(&m0)
 			w0, c0 := time.Now(), processCPU()
 			stage()
 			w, c := time.Since(w0), processCPU()-c0
+			runtime.ReadMemStats(&m1)
+			allocMB[i] = float64(m1.TotalAlloc-m0.TotalAlloc) / (1 << 20)
 			if wall[i] == 0 || w < wall[i] {
 				wall[i] = w
 			}
@@ -296,6 +302,7 @@ func BenchmarkPreprocessStages(b *testing.B) {
 	for i, s := range stages {
 		b.ReportMetric(wall[i].Seconds(), s+"-s")
 		b.ReportMetric(cpu[i].Seconds(), s+"-cpu-s")
+		b.ReportMetric(allocMB[i], s+"-alloc-MB")
 	}
 }
 

@@ -90,6 +90,29 @@ func (t *Template) Render(req Request) (string, error) {
 // RenderTracked renders the conversation and reports where its
 // {% generation %} blocks landed.
 func (t *Template) RenderTracked(req Request) (Rendered, error) {
+	res, err := t.tpl.Render(t.vars(req), envFor(req.Now))
+	if err != nil {
+		return Rendered{}, t.renderError(err)
+	}
+	out := Rendered{Text: res.Text}
+	for _, s := range res.Generation {
+		out.Generation = append(out.Generation, Span(s))
+	}
+	return out, nil
+}
+
+// AppendRender renders the conversation like Render, appending the text to
+// dst: a caller rendering many conversations reuses one buffer.
+func (t *Template) AppendRender(dst []byte, req Request) ([]byte, error) {
+	out, _, err := t.tpl.AppendRender(dst, t.vars(req), envFor(req.Now))
+	if err != nil {
+		return dst, t.renderError(err)
+	}
+	return out, nil
+}
+
+// vars are the variables a render sees, as transformers passes them.
+func (t *Template) vars(req Request) map[string]any {
 	vars := make(map[string]any, len(req.SpecialTokens)+len(req.Kwargs)+4)
 	for k, v := range req.SpecialTokens {
 		vars[k] = v
@@ -107,19 +130,15 @@ func (t *Template) RenderTracked(req Request) (Rendered, error) {
 		vars["documents"] = req.Documents
 	}
 	vars["add_generation_prompt"] = req.AddGenerationPrompt
-	res, err := t.tpl.Render(vars, envFor(req.Now))
-	if err != nil {
-		var je *jinja.Error
-		if errors.As(err, &je) {
-			return Rendered{}, &Error{Template: t.Name, Kind: string(je.Kind), Message: je.Error()}
-		}
-		return Rendered{}, fmt.Errorf("chat template %s: %w", t.Name, err)
+	return vars
+}
+
+func (t *Template) renderError(err error) error {
+	var je *jinja.Error
+	if errors.As(err, &je) {
+		return &Error{Template: t.Name, Kind: string(je.Kind), Message: je.Error()}
 	}
-	out := Rendered{Text: res.Text}
-	for _, s := range res.Generation {
-		out.Generation = append(out.Generation, Span(s))
-	}
-	return out, nil
+	return fmt.Errorf("chat template %s: %w", t.Name, err)
 }
 
 func messagesValue(msgs []any) any {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/eftml/eft/shared/chattemplate"
 	"github.com/eftml/eft/shared/config"
@@ -31,6 +32,8 @@ const (
 // transformers' apply_chat_template(tokenize=False) does.
 type renderer interface {
 	Render(messages []any, kwargs map[string]any) (string, error)
+	// AppendRender is Render into a reused buffer.
+	AppendRender(dst []byte, messages []any, kwargs map[string]any) ([]byte, error)
 }
 
 // chatTemplate is Axolotl's chat_template strategy: the conversation
@@ -209,14 +212,18 @@ func (s *chatTemplate) Tokenize(dst []packing.Sample, row datasets.Object) ([]pa
 	for i, t := range turns {
 		messages[i] = t.msg
 	}
-	text, err := s.tpl.Render(messages, s.kwargs)
+	scratch := scratchPool.Get().(*labelScratch)
+	defer scratchPool.Put(scratch)
+	rendered, err := s.tpl.AppendRender(scratch.text[:0], messages, s.kwargs)
+	scratch.text = rendered
 	if err != nil {
 		return dst, err
 	}
-	scratch := offsetPool.Get().(*[]tokenizer.Offset)
-	defer offsetPool.Put(scratch)
-	ids, offsets := s.enc.encodeOffsets(text, *scratch)
-	*scratch = offsets
+	// text lives in the scratch buffer until this call returns: nothing
+	// below keeps it (the encoder's caches copy their keys).
+	text := unsafe.String(unsafe.SliceData(rendered), len(rendered))
+	ids, offsets := s.enc.encodeOffsets(text, scratch.offsets)
+	scratch.offsets = offsets
 	labels := make([]int32, len(ids))
 	for i := range labels {
 		labels[i] = IgnoreIndex
@@ -305,8 +312,14 @@ func (s *chatTemplate) findTurn(messages []any, i int, text string, offsets []to
 	return start, end, nil
 }
 
-// offsetPool holds the token offsets of a conversation while it is labelled.
-var offsetPool = sync.Pool{New: func() any { return new([]tokenizer.Offset) }}
+// labelScratch holds a conversation's rendered text and token offsets while
+// it is labelled, reused from one conversation to the next.
+type labelScratch struct {
+	text    []byte
+	offsets []tokenizer.Offset
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(labelScratch) }}
 
 // span is a byte range [from, to) of the rendered text.
 type span struct{ from, to int }
@@ -799,4 +812,8 @@ type templateRenderer struct {
 
 func (r templateRenderer) Render(messages []any, kwargs map[string]any) (string, error) {
 	return r.tpl.Render(chattemplate.Request{Messages: messages, SpecialTokens: r.specials, Kwargs: kwargs})
+}
+
+func (r templateRenderer) AppendRender(dst []byte, messages []any, kwargs map[string]any) ([]byte, error) {
+	return r.tpl.AppendRender(dst, chattemplate.Request{Messages: messages, SpecialTokens: r.specials, Kwargs: kwargs})
 }

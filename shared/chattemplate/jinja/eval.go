@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Template is a compiled template. It is safe for concurrent renders (only
@@ -63,6 +64,25 @@ type Result struct {
 
 // Render renders the template with vars (converted with FromGo).
 func (t *Template) Render(vars map[string]any, env *Env) (Result, error) {
+	hint := t.sizeHint.Load()
+	text, gen, err := t.AppendRender(make([]byte, 0, hint), vars, env)
+	if err != nil {
+		return Result{}, err
+	}
+	if n := int64(len(text)); n > hint || n < hint/2 {
+		t.sizeHint.Store(min(n+n/8, maxSizeHint))
+	}
+	// text is this render's own buffer, never written again (what
+	// strings.Builder.String does too).
+	return Result{Text: unsafe.String(unsafe.SliceData(text), len(text)), Generation: gen}, nil
+}
+
+// AppendRender renders the template with vars (converted with FromGo),
+// appending the text to dst, and returns the extended buffer and where the
+// {% generation %} blocks landed, as offsets from the start of the appended
+// text. A caller that renders many times reuses one buffer, so a render
+// allocates no output of its own.
+func (t *Template) AppendRender(dst []byte, vars map[string]any, env *Env) ([]byte, []Span, error) {
 	if env == nil {
 		env = &Env{}
 	}
@@ -77,20 +97,16 @@ func (t *Template) Render(vars map[string]any, env *Env) (Result, error) {
 	if r.maxSteps <= 0 {
 		r.maxSteps = 10_000_000
 	}
+	r.top = output{b: dst, base: len(dst)}
 	r.out = &r.top
-	hint := t.sizeHint.Load()
-	r.top.Grow(int(hint))
 	err := r.execBody(t.body, top)
 	if err != nil {
 		if errors.Is(err, errBreak) || errors.Is(err, errContinue) {
 			err = errorf(SyntaxError, "'break' or 'continue' outside a loop")
 		}
-		return Result{}, err
+		return dst, nil, err
 	}
-	if n := int64(r.top.Len()); n > hint || n < hint/2 {
-		t.sizeHint.Store(min(n+n/8, maxSizeHint))
-	}
-	return Result{Text: r.top.String(), Generation: r.gen}, nil
+	return r.top.b, r.gen, nil
 }
 
 // frame is one scope. Its first few names live inline: a loop iteration or
@@ -156,8 +172,8 @@ const maxCallDepth = 200
 
 type renderer struct {
 	env      *Env
-	top      strings.Builder
-	out      *strings.Builder
+	top      output
+	out      *output
 	captures int // > 0 while output goes to a macro or {% set %} buffer
 	gen      []Span
 	depth    int
@@ -182,16 +198,27 @@ func (r *renderer) write(s string) error {
 	return nil
 }
 
+// output is where a render writes: the text after base in b.
+type output struct {
+	b    []byte
+	base int
+}
+
+func (o *output) Len() int             { return len(o.b) - o.base }
+func (o *output) WriteString(s string) { o.b = append(o.b, s...) }
+func (o *output) String() string       { return string(o.b[o.base:]) }
+
 // capture runs fn with output going to a fresh buffer and returns it.
 func (r *renderer) capture(fn func() error) (string, error) {
 	saved := r.out
-	var b strings.Builder
+	var b output
 	r.out = &b
 	r.captures++
 	err := fn()
 	r.captures--
 	r.out = saved
-	return b.String(), err
+	// b is this capture's own buffer, dropped here: no copy needed.
+	return unsafe.String(unsafe.SliceData(b.b), len(b.b)), err
 }
 
 func (r *renderer) execBody(body []node, f *frame) error {
