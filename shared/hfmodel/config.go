@@ -10,12 +10,12 @@ import (
 )
 
 // Supported lists the model_type values eft can train.
-var Supported = []string{"llama", "mistral", "qwen2", "qwen3", "gemma"}
+var Supported = []string{"llama", "mistral", "qwen2", "qwen3", "gemma", "phi3"}
 
 // knownUnsupported are architectures eft recognises but cannot train yet, so
 // the error says so instead of "unknown".
 var knownUnsupported = map[string]bool{
-	"gemma2": true, "gemma3": true, "gemma3_text": true, "phi": true, "phi3": true,
+	"gemma2": true, "gemma3": true, "gemma3_text": true, "phi": true,
 	"gpt_neox": true, "mixtral": true, "falcon": true, "gptj": true, "gpt2": true,
 	"qwen2_moe": true, "qwen3_moe": true, "starcoder2": true, "olmo": true, "olmo2": true,
 	"deepseek_v2": true, "deepseek_v3": true, "cohere": true, "stablelm": true, "bloom": true,
@@ -25,7 +25,7 @@ var knownUnsupported = map[string]bool{
 // Config is a parsed config.json of a supported decoder.
 type Config struct {
 	Path          string // the file it came from, for errors
-	ModelType     string // llama, mistral, qwen2, qwen3, gemma
+	ModelType     string // one of Supported
 	Architectures []string
 
 	VocabSize             int
@@ -46,6 +46,9 @@ type Config struct {
 	QKNorm        bool // per-head RMSNorm q_norm, k_norm before RoPE (qwen3)
 	// Gemma: embeddings scaled by sqrt(hidden_size), RMSNorm by (1 + weight).
 	EmbedScale, NormOffset bool
+	// Phi-3: q, k and v are one qkv_proj (rows: q, then k, then v) and the
+	// MLP's gate and up one gate_up_proj (rows: gate, then up).
+	FusedQKV, FusedGateUp bool
 
 	// SlidingWindow is the window in tokens of layers whose LayerTypes entry
 	// is "sliding_attention"; 0 when no layer slides.
@@ -70,18 +73,23 @@ type Config struct {
 // rope_parameters, else rope_scaling plus a top-level rope_theta. Zero values
 // mean "the transformers default" where the comment says so.
 type RoPE struct {
-	Type          string  // default, linear, dynamic, llama3, yarn ("type" accepted for rope_type)
+	Type          string  // default, linear, dynamic, llama3, yarn, longrope ("type" accepted for rope_type)
 	Theta         float64 // rope_theta; 10000 when absent
 	Factor        float64 // linear, dynamic, llama3, yarn
 	PartialRotary float64 // partial_rotary_factor; 0 means 1
 
 	LowFreqFactor, HighFreqFactor float64 // llama3
-	OriginalMaxPositions          int     // original_max_position_embeddings (llama3, yarn); 0 = absent
+	OriginalMaxPositions          int     // original_max_position_embeddings (llama3, yarn, longrope); 0 = absent
 
 	AttentionFactor      float64 // yarn attention_factor; 0 = derived
 	BetaFast, BetaSlow   float64 // yarn; 0 = 32 and 1
 	Mscale, MscaleAllDim float64 // yarn (deepseek style); 0 = absent
 	Truncate             *bool   // yarn; nil = true
+
+	// longrope (Phi-3): per-frequency divisors of the inverse frequencies
+	// while sequences fit original_max_position_embeddings (short) and
+	// beyond it (long); rotary_dim/2 entries each.
+	ShortFactor, LongFactor []float64
 
 	from string // the config key the settings came from, for errors
 }
@@ -165,6 +173,17 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 		c.EmbedScale, c.NormOffset = true, true
 		// GemmaMLP takes hidden_activation; hidden_act is the older key.
 		c.HiddenAct = p.str("hidden_activation", c.HiddenAct)
+	case "phi3":
+		c.FusedQKV, c.FusedGateUp = true, true
+		// Phi3DecoderLayer applies dropout to both residual branches while
+		// training, and the embeddings to embd_pdrop; eft has no dropout
+		// there, so a model that asks for it is refused, not trained
+		// differently. Released Phi-3 models set all three to 0.
+		for _, key := range []string{"resid_pdrop", "embd_pdrop", "attention_dropout"} {
+			if v := p.number(key, 0); v != 0 {
+				p.fail(key, "is %g; eft trains without dropout there, so only 0 is supported", v)
+			}
+		}
 	}
 
 	c.BOSTokenID = p.optInt("bos_token_id", d.bos)
@@ -173,6 +192,9 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 
 	p.slidingWindow(c, d)
 	c.RoPE = p.rope()
+	if c.ModelType == "phi3" {
+		p.phi3RoPE(c)
+	}
 	if p.err != nil {
 		return nil, p.err
 	}
@@ -195,7 +217,8 @@ type archDefaults struct {
 func intPtr(v int) *int { return &v }
 
 // defaultsFor returns transformers 5's defaults for keys a config.json omits
-// (LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config).
+// (LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config, GemmaConfig,
+// Phi3Config).
 func defaultsFor(modelType string) archDefaults {
 	switch modelType {
 	case "mistral":
@@ -210,6 +233,9 @@ func defaultsFor(modelType string) archDefaults {
 	case "gemma":
 		return archDefaults{vocab: 256000, hidden: 3072, intermediate: 24576, layers: 28, heads: 16, kvHeads: 16,
 			headDim: 256, maxPositions: 8192, eps: 1e-6, bos: intPtr(2), eos: []int{1}, act: "gelu_pytorch_tanh", tie: true}
+	case "phi3":
+		return archDefaults{vocab: 32064, hidden: 3072, intermediate: 8192, layers: 32, heads: 32,
+			maxPositions: 4096, eps: 1e-5, bos: intPtr(1), eos: []int{32000}, act: "silu"}
 	default: // llama
 		return archDefaults{vocab: 32000, hidden: 4096, intermediate: 11008, layers: 32, heads: 32,
 			maxPositions: 2048, eps: 1e-6, bos: intPtr(1), eos: []int{2}, act: "silu"}
@@ -288,9 +314,13 @@ func (c *Config) validate() error {
 	default:
 		return fail("hidden_act", "%q is not supported (silu, swish, gelu_pytorch_tanh, gelu_new)", c.HiddenAct)
 	}
+	// An id past the vocabulary is kept, as transformers keeps it (a
+	// config made from Phi3Config's defaults carries eos 32000 whatever
+	// its vocab_size): the model can never produce that token, so it
+	// stops nothing. A negative id is no token at all.
 	for _, id := range append(append([]int{}, c.EOSTokenIDs...), derefs(c.BOSTokenID, c.PadTokenID)...) {
-		if id < 0 || id >= c.VocabSize {
-			return fail("bos/eos/pad_token_id", "token id %d is outside the vocabulary of %d", id, c.VocabSize)
+		if id < 0 {
+			return fail("bos/eos/pad_token_id", "token id %d is negative", id)
 		}
 	}
 	return c.validateRoPE()
@@ -326,8 +356,33 @@ func (c *Config) validateRoPE() error {
 			return fail("rope_type llama3 needs factor > 0, high_freq_factor > low_freq_factor > 0 and original_max_position_embeddings > 0; got %g, %g, %g, %d",
 				r.Factor, r.LowFreqFactor, r.HighFreqFactor, r.OriginalMaxPositions)
 		}
+	case "longrope":
+		if r.OriginalMaxPositions == 0 {
+			// transformers' standardisation: the model's own length.
+			r.OriginalMaxPositions = c.MaxPositionEmbeddings
+		}
+		half := c.HeadDim / 2
+		if r.PartialRotary != 0 {
+			half = int(float64(c.HeadDim)*r.PartialRotary) / 2
+		}
+		for _, f := range []struct {
+			key  string
+			vals []float64
+		}{{"short_factor", r.ShortFactor}, {"long_factor", r.LongFactor}} {
+			if len(f.vals) != half {
+				return fail("rope_type longrope needs %s: a list of rotary_dim/2 = %d numbers, got %d", f.key, half, len(f.vals))
+			}
+			for i, v := range f.vals {
+				if !(v > 0) || math.IsInf(v, 0) {
+					return fail("longrope %s[%d] is %g; it must be a positive number", f.key, i, v)
+				}
+			}
+		}
+		if r.OriginalMaxPositions <= 0 {
+			return fail("longrope needs original_max_position_embeddings > 0, got %d", r.OriginalMaxPositions)
+		}
 	default:
-		return fail("rope_type %q is not supported (default, linear, dynamic, llama3, yarn)", r.Type)
+		return fail("rope_type %q is not supported (default, linear, dynamic, llama3, yarn, longrope)", r.Type)
 	}
 	if r.PartialRotary != 0 {
 		if d := int(float64(c.HeadDim) * r.PartialRotary); d <= 0 || d%2 != 0 || r.PartialRotary > 1 {

@@ -3,6 +3,7 @@ package hfmodel
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -109,16 +110,14 @@ func TestRealWorldConfigs(t *testing.T) {
 	}
 }
 
-func ropeEqual(a, b RoPE) bool {
-	ta, tb := a.Truncate, b.Truncate
-	a.Truncate, b.Truncate = nil, nil
-	return a == b && (ta == nil) == (tb == nil) && (ta == nil || *ta == *tb)
-}
+// ropeEqual compares RoPE settings by value (Truncate's target, the
+// factor lists).
+func ropeEqual(a, b RoPE) bool { return reflect.DeepEqual(a, b) }
 
 func TestUnsupportedArchitecturesSaySo(t *testing.T) {
 	dir := testfixtures.Path(t, "hfmodel", "unsupported")
 	entries, err := os.ReadDir(dir)
-	if err != nil || len(entries) < 8 {
+	if err != nil || len(entries) < 5 {
 		t.Fatalf("unsupported configs: %v, %d files", err, len(entries))
 	}
 	for _, e := range entries {
@@ -136,6 +135,107 @@ func TestUnsupportedArchitecturesSaySo(t *testing.T) {
 	c, err := ParseConfig("x/config.json", []byte(`{"architectures":["MistralForCausalLM"],"hidden_size":64,"num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":128,"num_hidden_layers":1,"vocab_size":100,"bos_token_id":null,"eos_token_id":null}`))
 	if err != nil || c.ModelType != "mistral" || c.SlidingWindow != 4096 {
 		t.Errorf("architecture fallback: %v %+v", err, c)
+	}
+}
+
+// The phi3 fixture: fused projections, Phi3Config's defaults for what the
+// file leaves out, and an eos id (Phi3Config's 32000) past its 2048-token
+// vocabulary, which transformers keeps.
+func TestPhi3FixtureConfig(t *testing.T) {
+	d, err := Open(testfixtures.Path(t, "hf", "phi3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := d.Config
+	if c.ModelType != "phi3" || !c.FusedQKV || !c.FusedGateUp || c.AttentionBias || c.OutputBias || c.MLPBias || c.QKNorm {
+		t.Errorf("switches %+v", *c)
+	}
+	if c.HeadDim != 16 || c.NumKeyValueHeads != 4 || c.RMSNormEps != 1e-5 || c.HiddenAct != "silu" || c.TieWordEmbeddings {
+		t.Errorf("sizes %+v", *c)
+	}
+	if c.RoPE.Type != "default" || c.RoPE.PartialRotary != 1 || c.RoPE.Theta != 10000 || slices.Max(c.LayerWindow()) != 0 {
+		t.Errorf("rope %+v windows %v", c.RoPE, c.LayerWindow())
+	}
+	if !slices.Equal(c.EOSTokenIDs, []int{32000}) || *c.BOSTokenID != 1 || *c.PadTokenID != 0 {
+		t.Errorf("bos %v eos %v pad %v", *c.BOSTokenID, c.EOSTokenIDs, *c.PadTokenID)
+	}
+	src, err := d.OpenWeights()
+	if err != nil {
+		t.Fatalf("fused weights against the config: %v", err)
+	}
+	defer src.Close()
+	if info, _ := src.Info("model.layers.1.self_attn.qkv_proj.weight"); !slices.Equal(info.Shape, []int{3 * 64, 64}) {
+		t.Errorf("qkv_proj %v", info.Shape)
+	}
+	if info, _ := src.Info("model.layers.1.mlp.gate_up_proj.weight"); !slices.Equal(info.Shape, []int{2 * 160, 64}) {
+		t.Errorf("gate_up_proj %v", info.Shape)
+	}
+}
+
+// Phi-3.5-mini-instruct's config.json: legacy rope_scaling with type
+// longrope and 48 short and long factors (head_dim 96), a sliding window on
+// every layer, 3.82B parameters.
+func TestPhi35MiniConfig(t *testing.T) {
+	c := loadNamed(t, "phi3.5-mini.json")
+	r := c.RoPE
+	if r.Type != "longrope" || r.OriginalMaxPositions != 4096 || r.Factor != 0 || len(r.ShortFactor) != 48 || len(r.LongFactor) != 48 ||
+		r.ShortFactor[1] != 1.0199999809265137 || r.LongFactor[47] != 64.83999633789062 || r.from != "rope_scaling" {
+		t.Errorf("rope %+v", r)
+	}
+	if c.HeadDim != 96 || c.MaxPositionEmbeddings != 131072 || !slices.Equal(c.LayerWindow()[:2], []int{262144, 262144}) || c.DType != "bfloat16" {
+		t.Errorf("head_dim %d max %d windows %v dtype %s", c.HeadDim, c.MaxPositionEmbeddings, c.LayerWindow(), c.DType)
+	}
+	if n := c.ParamCount(); n != 3821079552 {
+		t.Errorf("parameter count %d", n)
+	}
+}
+
+// What Phi3Config does to the RoPE settings: "su" and "yarn" are longrope,
+// the top-level original_max_position_embeddings wins, other types are
+// refused; non-zero dropout is refused (eft has none to apply).
+func TestPhi3ConfigRules(t *testing.T) {
+	base, err := os.ReadFile(testfixtures.Path(t, "hf", "phi3", "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit := func(old, new string) []byte {
+		if !strings.Contains(string(base), old) {
+			t.Fatalf("fixture lacks %q", old)
+		}
+		return []byte(strings.Replace(string(base), old, new, 1))
+	}
+	factors := `"short_factor": [1, 1, 1, 1, 1, 1, 1, 2], "long_factor": [1, 2, 3, 4, 5, 6, 7, 8], "original_max_position_embeddings": 64`
+	for _, typ := range []string{"su", "yarn", "longrope"} {
+		c, err := ParseConfig("p/config.json", edit(`"rope_type": "default"`, factors+`, "rope_type": "`+typ+`"`))
+		if err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+		if c.RoPE.Type != "longrope" || c.RoPE.OriginalMaxPositions != 4096 || c.RoPE.LongFactor[7] != 8 {
+			t.Errorf("%s: %+v", typ, c.RoPE)
+		}
+	}
+	c, err := ParseConfig("p/config.json", edit(`"partial_rotary_factor": 1.0`, `"partial_rotary_factor": 0.5`))
+	if err != nil || c.RoPE.PartialRotary != 0.5 {
+		t.Errorf("partial rotary: %v %+v", err, c.RoPE)
+	}
+	c, err = ParseConfig("p/config.json", edit(`"sliding_window": null`, `"sliding_window": 6`))
+	if err != nil || !slices.Equal(c.LayerWindow(), []int{6, 6}) {
+		t.Errorf("sliding window: %v %v", err, c.LayerWindow())
+	}
+	for _, bad := range []struct {
+		data []byte
+		want string
+	}{
+		{edit(`"rope_type": "default"`, `"rope_type": "linear", "factor": 2`), `key "rope_parameters": rope_type "linear" is not supported by phi3`},
+		{edit(`"rope_type": "default"`, `"rope_type": "longrope", "short_factor": [1, 1], "long_factor": [1, 2]`), `needs short_factor: a list of rotary_dim/2 = 8 numbers, got 2`},
+		{edit(`"rope_type": "default"`, `"rope_type": "longrope", "short_factor": [1, 1, 1, 1, 1, 1, 1, 1], "long_factor": "x"`), `key "long_factor": want a list of numbers`},
+		{edit(`"rope_type": "default"`, `"rope_type": "longrope", "short_factor": [1, 1, 1, 1, 1, 1, 1, 0], "long_factor": [1, 1, 1, 1, 1, 1, 1, 1]`), `short_factor[7] is 0`},
+		{edit(`"resid_pdrop": 0.0`, `"resid_pdrop": 0.1`), `key "resid_pdrop": is 0.1`},
+		{edit(`"embd_pdrop": 0.0`, `"embd_pdrop": 0.1`), `key "embd_pdrop": is 0.1`},
+	} {
+		if _, err := ParseConfig("p/config.json", bad.data); err == nil || !strings.Contains(err.Error(), bad.want) || !strings.Contains(err.Error(), "p/config.json") {
+			t.Errorf("%v\nwant it to name p/config.json and say %q", err, bad.want)
+		}
 	}
 }
 
@@ -164,8 +264,9 @@ func TestConfigErrorsNameFileAndKey(t *testing.T) {
 		{"eps", edit(`"rms_norm_eps": 1e-05`, `"rms_norm_eps": 0`), `key "rms_norm_eps"`},
 		{"act", edit(`"hidden_act": "silu"`, `"hidden_act": "gelu"`), `key "hidden_act": "gelu" is not supported`},
 		{"bool", edit(`"tie_word_embeddings": false`, `"tie_word_embeddings": "no"`), `key "tie_word_embeddings": want true or false`},
-		{"eos", edit(`"eos_token_id": 2`, `"eos_token_id": 5000`), "token id 5000 is outside the vocabulary of 2048"},
-		{"rope type", edit(`"rope_type": "default"`, `"rope_type": "longrope"`), `key "rope_parameters": rope_type "longrope" is not supported`},
+		{"eos", edit(`"eos_token_id": 2`, `"eos_token_id": -1`), "token id -1 is negative"},
+		{"rope type", edit(`"rope_type": "default"`, `"rope_type": "ntk"`), `key "rope_parameters": rope_type "ntk" is not supported`},
+		{"longrope factors", edit(`"rope_type": "default"`, `"rope_type": "longrope"`), `key "rope_parameters": rope_type longrope needs short_factor: a list of rotary_dim/2 = 8 numbers, got 0`},
 		{"rope factor", edit(`"rope_type": "default"`, `"rope_type": "linear"`), `rope_type "linear" needs a positive factor`},
 		{"rope theta", edit(`"rope_theta": 10000.0`, `"rope_theta": "big"`), `key "rope_theta": want a number, got "big" (inside "rope_parameters")`},
 		{"llama3 fields", edit(`"rope_type": "default"`, `"rope_type": "llama3", "factor": 8`), "rope_type llama3 needs"},

@@ -1,9 +1,10 @@
 // Package hfmodel reads a Hugging Face model directory: which files it holds
 // (config.json, safetensors weights with or without an index, tokenizer and
 // generation files) and config.json parsed into a typed Config for the
-// architectures eft trains — llama, mistral, qwen2, qwen3, gemma — with transformers'
-// defaults for absent keys, RoPE from both `rope_theta` + `rope_scaling` and
-// transformers 5's `rope_parameters`, and per-layer sliding windows resolved.
+// architectures eft trains (Supported: llama, mistral, qwen2, qwen3, gemma,
+// phi3) with transformers' defaults for absent keys, RoPE from both
+// `rope_theta` + `rope_scaling` and transformers 5's `rope_parameters`
+// (Phi-3's longrope included), and per-layer sliding windows resolved.
 // Errors name the file and the key.
 //
 // Config.Params lists every weight tensor the config implies, with its HF name

@@ -16,8 +16,10 @@ type Param struct {
 
 // Params lists the model's weight tensors in transformers' state-dict order
 // (the order save_pretrained shards in): embeddings, then per layer the
-// attention projections (weight before bias), qwen3's q_norm and k_norm, the
-// MLP, the two layer norms; then the final norm and, unless tied, lm_head.
+// attention projections (weight before bias; phi3's o_proj before its fused
+// qkv_proj), qwen3's q_norm and k_norm, the MLP (phi3: gate_up_proj, then
+// down_proj), the two layer norms; then the final norm and, unless tied,
+// lm_head.
 func (c *Config) Params() []Param {
 	h, q, kv, ff := c.HiddenSize, c.NumAttentionHeads*c.HeadDim, c.NumKeyValueHeads*c.HeadDim, c.IntermediateSize
 	out := []Param{{"model.embed_tokens.weight", []int{c.VocabSize, h}}}
@@ -29,16 +31,26 @@ func (c *Config) Params() []Param {
 	}
 	for l := range c.NumHiddenLayers {
 		p := fmt.Sprintf("model.layers.%d.", l)
-		linear(p+"self_attn.q_proj", q, h, c.AttentionBias)
-		linear(p+"self_attn.k_proj", kv, h, c.AttentionBias)
-		linear(p+"self_attn.v_proj", kv, h, c.AttentionBias)
-		linear(p+"self_attn.o_proj", h, q, c.OutputBias)
+		if c.FusedQKV {
+			// Phi3Attention registers o_proj before qkv_proj.
+			linear(p+"self_attn.o_proj", h, q, c.OutputBias)
+			linear(p+"self_attn.qkv_proj", q+2*kv, h, c.AttentionBias)
+		} else {
+			linear(p+"self_attn.q_proj", q, h, c.AttentionBias)
+			linear(p+"self_attn.k_proj", kv, h, c.AttentionBias)
+			linear(p+"self_attn.v_proj", kv, h, c.AttentionBias)
+			linear(p+"self_attn.o_proj", h, q, c.OutputBias)
+		}
 		if c.QKNorm {
 			out = append(out, Param{p + "self_attn.q_norm.weight", []int{c.HeadDim}},
 				Param{p + "self_attn.k_norm.weight", []int{c.HeadDim}})
 		}
-		linear(p+"mlp.gate_proj", ff, h, c.MLPBias)
-		linear(p+"mlp.up_proj", ff, h, c.MLPBias)
+		if c.FusedGateUp {
+			linear(p+"mlp.gate_up_proj", 2*ff, h, c.MLPBias)
+		} else {
+			linear(p+"mlp.gate_proj", ff, h, c.MLPBias)
+			linear(p+"mlp.up_proj", ff, h, c.MLPBias)
+		}
 		linear(p+"mlp.down_proj", h, ff, c.MLPBias)
 		out = append(out, Param{p + "input_layernorm.weight", []int{h}},
 			Param{p + "post_attention_layernorm.weight", []int{h}})

@@ -104,6 +104,19 @@ func (p *parser) strList(key string) []string {
 	return l
 }
 
+// numberList reads a list of numbers; absent or null gives nil.
+func (p *parser) numberList(raw map[string]json.RawMessage, key string) []float64 {
+	v, ok := get(raw, key)
+	if !ok {
+		return nil
+	}
+	var l []float64
+	if err := json.Unmarshal(v, &l); err != nil {
+		p.fail(key, "want a list of numbers, got %s", v)
+	}
+	return l
+}
+
 // optInt reads an integer that may be null: an explicit null gives nil, an
 // absent key gives def.
 func (p *parser) optInt(key string, def *int) *int {
@@ -159,8 +172,9 @@ func (p *parser) slidingWindow(c *Config, d archDefaults) {
 	switch c.ModelType {
 	case "llama", "gemma":
 		window = 0
-	case "mistral":
-		// MistralAttention slides on every layer whenever sliding_window is set.
+	case "mistral", "phi3":
+		// MistralAttention and Phi3Attention slide on every layer whenever
+		// sliding_window is set.
 		if window > 0 {
 			for i := range types {
 				types[i] = "sliding_attention"
@@ -250,6 +264,8 @@ func (p *parser) rope() RoPE {
 		Mscale:               sub.numberFrom(params, "mscale", 0),
 		MscaleAllDim:         sub.numberFrom(params, "mscale_all_dim", 0),
 	}
+	r.ShortFactor = sub.numberList(params, "short_factor")
+	r.LongFactor = sub.numberList(params, "long_factor")
 	if _, ok := get(params, "truncate"); ok {
 		t := sub.booleanFrom(params, "truncate", true)
 		r.Truncate = &t
@@ -265,4 +281,22 @@ func (p *parser) rope() RoPE {
 		}
 	}
 	return r
+}
+
+// phi3RoPE applies what Phi3Config does to the standardised RoPE settings:
+// the legacy rope types "su" and "yarn" mean longrope, only default and
+// longrope are allowed, and the top-level original_max_position_embeddings
+// (4096 when absent) wins over one inside the RoPE dictionary.
+func (p *parser) phi3RoPE(c *Config) {
+	r := &c.RoPE
+	switch r.Type {
+	case "su", "yarn":
+		r.Type = "longrope"
+	case "default", "longrope":
+	default:
+		p.fail(r.from, "rope_type %q is not supported by phi3 (default, longrope)", r.Type)
+	}
+	if r.Type == "longrope" {
+		r.OriginalMaxPositions = p.integer("original_max_position_embeddings", 4096)
+	}
 }

@@ -56,16 +56,16 @@ func (m *Model) layerBackward(l int, a *activations, la *layerActs, needInput bo
 	be, c, ly := m.Backend, &m.Config, &m.Layers[l]
 	x := a.res[l]
 
+	iO, iGateUp, iDown := ly.linearIndex()
 	// MLP branch: res[l+1] = mid + down(act(gate(xn2)) ⊙ up(xn2)).
-	m.linearBackward(ly.Down, a.dh, a.dres, la.h, &la.lin[6], false)
+	m.linearBackward(ly.Down, a.dh, la.h, &la.lin[iDown], false, a.dres)
 	be.GatedActBackward(a.dgate, a.dup, a.dh, la.gate, la.up, c.Act)
-	m.linearBackward(ly.Gate, a.dxn, a.dgate, la.xn2, &la.lin[4], false)
-	m.linearBackward(ly.Up, a.dxn, a.dup, la.xn2, &la.lin[5], true)
+	m.projectBackward(ly.GateUp, a.dxn, la.xn2, la, iGateUp, false, a.dgate, a.dup)
 	be.RMSNormBackward(a.dres, gradOf(ly.PostNorm), a.dxn, la.mid, ly.PostNorm.W, la.rstd2)
 	// a.dres is now d loss/d mid.
 
 	// Attention branch: mid = x + o(attention(q, k, v)).
-	m.linearBackward(ly.O, a.datt, a.dres, la.att, &la.lin[3], false)
+	m.linearBackward(ly.O, a.datt, la.att, &la.lin[iO], false, a.dres)
 	be.AttentionBackward(a.dq, a.dk, a.dv, a.datt, la.att, la.lse, la.q, la.k, la.v, m.attnSpec(a, ly.Window))
 	be.RoPEBackward(a.dq, &m.rope.table, a.pos, c.Heads, c.HeadDim)
 	be.RoPEBackward(a.dk, &m.rope.table, a.pos, c.KVHeads, c.HeadDim)
@@ -81,9 +81,7 @@ func (m *Model) layerBackward(l int, a *activations, la *layerActs, needInput bo
 	if !needInput && !ly.InputNorm.Trainable() {
 		dxn = nil // nothing below wants it: weight gradients only
 	}
-	m.linearBackward(ly.Q, dxn, dq, la.xn1, &la.lin[0], false)
-	m.linearBackward(ly.K, dxn, dk, la.xn1, &la.lin[1], dxn != nil)
-	m.linearBackward(ly.V, dxn, a.dv, la.xn1, &la.lin[2], dxn != nil)
+	m.projectBackward(ly.QKV, dxn, la.xn1, la, 0, false, dq, dk, a.dv)
 	if dxn == nil {
 		return
 	}

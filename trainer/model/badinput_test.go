@@ -11,11 +11,11 @@ import (
 	"github.com/eftml/eft/trainer/model"
 )
 
-// copyModel copies the llama fixture's config and weights into a temporary
+// copyModel copies a fixture's config and weights into a temporary
 // directory the test may break.
-func copyModel(t *testing.T) string {
+func copyModel(t *testing.T, arch string) string {
 	t.Helper()
-	src := testfixtures.Path(t, "hf", "llama")
+	src := testfixtures.Path(t, "hf", arch)
 	dst := t.TempDir()
 	for _, name := range []string{"config.json", "model.safetensors"} {
 		data, err := os.ReadFile(filepath.Join(src, name))
@@ -50,41 +50,58 @@ func TestLoadRejectsBrokenDirectories(t *testing.T) {
 		breakIt     func(t *testing.T, dir string)
 		wantInError []string
 		unsupported bool
+		arch        string // llama when empty
 	}{
 		{"missing weights", func(t *testing.T, dir string) {
 			os.Remove(filepath.Join(dir, "model.safetensors"))
-		}, []string{"model.safetensors"}, false},
+		}, []string{"model.safetensors"}, false, ""},
 		{"truncated weights", func(t *testing.T, dir string) {
 			p := filepath.Join(dir, "model.safetensors")
 			info, _ := os.Stat(p)
 			if err := os.Truncate(p, info.Size()/2); err != nil {
 				t.Fatal(err)
 			}
-		}, []string{"model.safetensors"}, false},
+		}, []string{"model.safetensors"}, false, ""},
 		{"truncated header", func(t *testing.T, dir string) {
 			if err := os.Truncate(filepath.Join(dir, "model.safetensors"), 5); err != nil {
 				t.Fatal(err)
 			}
-		}, []string{"model.safetensors"}, false},
+		}, []string{"model.safetensors"}, false, ""},
 		{"shape differs from config", func(t *testing.T, dir string) {
 			editConfig(t, dir, `"intermediate_size": 160`, `"intermediate_size": 128`)
-		}, []string{"model.safetensors", "model.layers.0.mlp.gate_proj.weight", "[160 64]", "[128 64]"}, false},
+		}, []string{"model.safetensors", "model.layers.0.mlp.gate_proj.weight", "[160 64]", "[128 64]"}, false, ""},
 		{"missing tensor", func(t *testing.T, dir string) {
 			editConfig(t, dir, `"num_hidden_layers": 2`, `"num_hidden_layers": 3`)
-		}, []string{"model.layers.2."}, false},
+		}, []string{"model.layers.2."}, false, ""},
 		{"architecture not supported yet", func(t *testing.T, dir string) {
 			editConfig(t, dir, `"model_type": "llama"`, `"model_type": "gemma2"`)
-		}, []string{"gemma2"}, true},
+		}, []string{"gemma2"}, true, ""},
 		{"unknown architecture", func(t *testing.T, dir string) {
 			editConfig(t, dir, `"model_type": "llama"`, `"model_type": "frobnicator"`)
-		}, []string{"frobnicator"}, true},
+		}, []string{"frobnicator"}, true, ""},
 		{"config is not JSON", func(t *testing.T, dir string) {
 			os.WriteFile(filepath.Join(dir, "config.json"), []byte("{\"model_type\": "), 0o644)
-		}, []string{"config.json"}, false},
+		}, []string{"config.json"}, false, ""},
+		{"phi3: fused shape differs from config", func(t *testing.T, dir string) {
+			editConfig(t, dir, `"intermediate_size": 160`, `"intermediate_size": 128`)
+		}, []string{"model.safetensors", "model.layers.0.mlp.gate_up_proj.weight", "[320 64]", "[256 64]"}, false, "phi3"},
+		{"phi3: unfused checkpoint", func(t *testing.T, dir string) {
+			// llama's weights (q_proj, ..., up_proj) under a phi3 config
+			data, err := os.ReadFile(filepath.Join(testfixtures.Path(t, "hf", "llama"), "model.safetensors"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(filepath.Join(dir, "model.safetensors"), data, 0o644)
+			editConfig(t, dir, `"num_key_value_heads": 4`, `"num_key_value_heads": 2`)
+		}, []string{"has no tensor \"model.layers.0.self_attn.qkv_proj.weight\"", "a phi3 checkpoint needs it, shape [128 64]"}, false, "phi3"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := copyModel(t)
+			arch := tc.arch
+			if arch == "" {
+				arch = "llama"
+			}
+			dir := copyModel(t, arch)
 			tc.breakIt(t, dir)
 			_, err := model.Load(dir, cpu.New(0))
 			if err == nil {

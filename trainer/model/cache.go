@@ -13,6 +13,7 @@ type KVCache struct {
 	k, v   []*tensor.Tensor // per layer [MaxLen, KVHeads*HeadDim], rope applied to k
 	Len    int              // positions filled
 	MaxLen int
+	tokens []int32 // the sequence so far, to recompute it (longrope)
 
 	// Step buffers for the last number of new tokens (the prompt, then 1).
 	arena        tensor.Arena
@@ -28,7 +29,7 @@ type KVCache struct {
 func (m *Model) NewKVCache(maxLen int) *KVCache {
 	c, be := &m.Config, m.Backend
 	kvd := c.KVHeads * c.HeadDim
-	kc := &KVCache{MaxLen: maxLen, pos: make([]int32, maxLen)}
+	kc := &KVCache{MaxLen: maxLen, pos: make([]int32, maxLen), tokens: make([]int32, maxLen)}
 	kc.arena.Device = deviceMemory(be)
 	for range c.Layers {
 		kc.k = append(kc.k, be.Alloc(maxLen, kvd))
@@ -70,6 +71,15 @@ func (m *Model) Decode(kc *KVCache, tokens []int32) ([]float32, error) {
 		}
 	}
 	total := kc.Len + n
+	if r := &c.Rope; r.Type == "longrope" && kc.Len > 0 && r.longropeSeqLen(kc.Len, c.MaxPositions) != r.longropeSeqLen(total, c.MaxPositions) {
+		// The sequence outgrows longrope's original maximum: every key
+		// must now be rotated with the long factors, so the cache is
+		// recomputed from the tokens, as transformers' Phi-3 generation
+		// drops its cache at that point.
+		tokens = append(kc.tokens[:kc.Len:kc.Len], tokens...)
+		kc.Len, n = 0, total
+	}
+	copy(kc.tokens[kc.Len:total], tokens)
 	for i := kc.Len; i < total; i++ {
 		kc.pos[i] = int32(i)
 	}
@@ -89,9 +99,7 @@ func (m *Model) Decode(kc *KVCache, tokens []int32) ([]float32, error) {
 		if c.QKNorm {
 			q, k = la.qRaw, la.kRaw
 		}
-		m.linearForward(ly.Q, q, la.xn1, &la.lin[0], 0)
-		m.linearForward(ly.K, k, la.xn1, &la.lin[1], 0)
-		m.linearForward(ly.V, la.v, la.xn1, &la.lin[2], 0)
+		m.project(ly.QKV, la.xn1, la, 0, l, 0, q, k, la.v)
 		if c.QKNorm {
 			be.RMSNorm(la.q, la.qRstd, la.qRaw, ly.QNorm.W, c.NormEps)
 			be.RMSNorm(la.k, la.kRstd, la.kRaw, ly.KNorm.W, c.NormEps)
@@ -102,13 +110,13 @@ func (m *Model) Decode(kc *KVCache, tokens []int32) ([]float32, error) {
 		be.Copy(kc.v[l].SliceRows(&kc.vView, kc.Len, total), la.v)
 		be.Attention(la.att, la.lse, la.q, kc.k[l].SliceRows(&kc.kView, 0, total), kc.v[l].SliceRows(&kc.vView, 0, total),
 			attnSpecDecode(c, n, total, ly.Window))
-		m.linearForward(ly.O, la.mid, la.att, &la.lin[3], 0)
+		iO, iGateUp, iDown := ly.linearIndex()
+		m.linearForward(ly.O, la.att, &la.lin[iO], 0, la.mid)
 		be.Add(la.mid, x, 1)
 		be.RMSNorm(la.xn2, la.rstd2, la.mid, ly.PostNorm.W, c.NormEps)
-		m.linearForward(ly.Gate, la.gate, la.xn2, &la.lin[4], 0)
-		m.linearForward(ly.Up, la.up, la.xn2, &la.lin[5], 0)
+		m.project(ly.GateUp, la.xn2, la, 0, l, iGateUp, la.gate, la.up)
 		be.GatedAct(la.h, la.gate, la.up, c.Act)
-		m.linearForward(ly.Down, x, la.h, &la.lin[6], 0)
+		m.linearForward(ly.Down, la.h, &la.lin[iDown], 0, x)
 		be.Add(x, la.mid, 1)
 	}
 	kc.Len = total

@@ -9,9 +9,9 @@ import (
 )
 
 // Config is what the decoder needs to know about an architecture: sizes and
-// the switches that tell llama, mistral, qwen2, qwen3 and gemma apart.
+// the switches that tell the architectures apart (hfmodel.Supported).
 type Config struct {
-	Arch         string // model_type: llama, mistral, qwen2, qwen3, gemma
+	Arch         string // model_type: llama, mistral, qwen2, qwen3, gemma, phi3
 	Vocab        int
 	Hidden       int
 	Intermediate int
@@ -35,6 +35,10 @@ type Config struct {
 	// does. The model holds 1 + weight (added on load, taken off when
 	// saved), so the norm op and its gradient stay the same.
 	NormOffset bool
+	// FusedQKV: q, k and v come from one qkv_proj whose output rows are q,
+	// then k, then v; FusedGateUp: gate and up from one gate_up_proj
+	// (gate rows first). Phi-3 has both.
+	FusedQKV, FusedGateUp bool
 
 	// LayerWindow[l] is layer l's sliding window in tokens, 0 for full
 	// attention (mistral: every layer; qwen2: layers from max_window_layers

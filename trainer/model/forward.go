@@ -38,9 +38,7 @@ func (m *Model) layerForward(l int, a *activations, la *layerActs, seed uint64) 
 	if c.QKNorm {
 		q, k = la.qRaw, la.kRaw
 	}
-	m.linearForward(ly.Q, q, la.xn1, &la.lin[0], dropoutSeed(seed, l, 0))
-	m.linearForward(ly.K, k, la.xn1, &la.lin[1], dropoutSeed(seed, l, 1))
-	m.linearForward(ly.V, la.v, la.xn1, &la.lin[2], dropoutSeed(seed, l, 2))
+	m.project(ly.QKV, la.xn1, la, seed, l, 0, q, k, la.v)
 	if c.QKNorm {
 		be.RMSNorm(la.q, la.qRstd, la.qRaw, ly.QNorm.W, c.NormEps)
 		be.RMSNorm(la.k, la.kRstd, la.kRaw, ly.KNorm.W, c.NormEps)
@@ -49,15 +47,15 @@ func (m *Model) layerForward(l int, a *activations, la *layerActs, seed uint64) 
 	be.RoPE(la.k, &m.rope.table, a.pos, c.KVHeads, c.HeadDim)
 	be.Attention(la.att, la.lse, la.q, la.k, la.v, m.attnSpec(a, ly.Window))
 
-	m.linearForward(ly.O, la.mid, la.att, &la.lin[3], dropoutSeed(seed, l, 3))
+	iO, iGateUp, iDown := ly.linearIndex()
+	m.linearForward(ly.O, la.att, &la.lin[iO], dropoutSeed(seed, l, iO), la.mid)
 	be.Add(la.mid, x, 1)
 
 	be.RMSNorm(la.xn2, la.rstd2, la.mid, ly.PostNorm.W, c.NormEps)
-	m.linearForward(ly.Gate, la.gate, la.xn2, &la.lin[4], dropoutSeed(seed, l, 4))
-	m.linearForward(ly.Up, la.up, la.xn2, &la.lin[5], dropoutSeed(seed, l, 5))
+	m.project(ly.GateUp, la.xn2, la, seed, l, iGateUp, la.gate, la.up)
 	be.GatedAct(la.h, la.gate, la.up, c.Act)
 	out := a.res[l+1]
-	m.linearForward(ly.Down, out, la.h, &la.lin[6], dropoutSeed(seed, l, 6))
+	m.linearForward(ly.Down, la.h, &la.lin[iDown], dropoutSeed(seed, l, iDown), out)
 	be.Add(out, la.mid, 1)
 }
 

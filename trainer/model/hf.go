@@ -31,6 +31,8 @@ func FromHF(h *hfmodel.Config) (Config, error) {
 		QKNorm:        h.QKNorm,
 		EmbedScale:    h.EmbedScale,
 		NormOffset:    h.NormOffset,
+		FusedQKV:      h.FusedQKV,
+		FusedGateUp:   h.FusedGateUp,
 		TieEmbeddings: h.TieWordEmbeddings,
 		LayerWindow:   h.LayerWindow(),
 		MaxPositions:  h.MaxPositionEmbeddings,
@@ -39,7 +41,7 @@ func FromHF(h *hfmodel.Config) (Config, error) {
 			LowFreqFactor: h.RoPE.LowFreqFactor, HighFreqFactor: h.RoPE.HighFreqFactor,
 			OriginalMaxPositions: h.RoPE.OriginalMaxPositions, AttentionFactor: h.RoPE.AttentionFactor,
 			BetaFast: h.RoPE.BetaFast, BetaSlow: h.RoPE.BetaSlow, Mscale: h.RoPE.Mscale, MscaleAllDim: h.RoPE.MscaleAllDim,
-			Truncate: h.RoPE.Truncate,
+			Truncate: h.RoPE.Truncate, ShortFactor: h.RoPE.ShortFactor, LongFactor: h.RoPE.LongFactor,
 		},
 	}
 	switch h.HiddenAct {

@@ -18,7 +18,8 @@ type WeightFunc func(name string, shape []int) ([]float32, error)
 // weight in float32 on the backend.
 type Options struct {
 	// Quantize4bit, when set, holds the weight of every decoder linear
-	// layer (q, k, v, o, gate, up and down projections) 4-bit quantized in
+	// layer (q, k, v, o, gate, up and down projections, or phi3's fused
+	// qkv and gate_up ones, each as one matrix) 4-bit quantized in
 	// this format, frozen, each quantized as it is read so that the float32
 	// matrix never stays: QLoRA's load_in_4bit. transformers' bitsandbytes
 	// integration replaces every nn.Linear but the output head the same
@@ -88,15 +89,26 @@ func NewWith(c Config, be backend.Backend, weights WeightFunc, o Options) (*Mode
 		}
 		return p
 	}
-	linear := func(module string, in, out int, bias bool) *Linear {
-		lin := &Linear{Module: module, In: in, Out: out}
+	// linear loads one module; with more than one part size it is a fused
+	// projection whose output splits into those parts.
+	linear := func(module string, in int, bias bool, parts ...int) *Linear {
+		lin := &Linear{Module: module, In: in}
+		for _, n := range parts {
+			lin.Out += n
+		}
+		if len(parts) > 1 {
+			lin.Split = parts
+		}
 		if o.Quantize4bit != nil {
-			lin.W = quantized(module+".weight", out, in)
+			lin.W = quantized(module+".weight", lin.Out, in)
+			if err == nil && lin.Split != nil {
+				err = lin.splitQuantized()
+			}
 		} else {
-			lin.W = must(module+".weight", out, in)
+			lin.W = must(module+".weight", lin.Out, in)
 		}
 		if bias {
-			lin.Bias = must(module+".bias", out)
+			lin.Bias = must(module+".bias", lin.Out)
 		}
 		return lin
 	}
@@ -109,17 +121,26 @@ func NewWith(c Config, be backend.Backend, weights WeightFunc, o Options) (*Mode
 		ly := &m.Layers[l]
 		ly.InputNorm = must(p+"input_layernorm.weight", D)
 		ly.PostNorm = must(p+"post_attention_layernorm.weight", D)
-		ly.Q = linear(p+"self_attn.q_proj", D, qd, c.AttentionBias)
-		ly.K = linear(p+"self_attn.k_proj", D, kvd, c.AttentionBias)
-		ly.V = linear(p+"self_attn.v_proj", D, kvd, c.AttentionBias)
-		ly.O = linear(p+"self_attn.o_proj", qd, D, c.OutputBias)
+		if c.FusedQKV {
+			ly.QKV = []*Linear{linear(p+"self_attn.qkv_proj", D, c.AttentionBias, qd, kvd, kvd)}
+		} else {
+			ly.QKV = []*Linear{
+				linear(p+"self_attn.q_proj", D, c.AttentionBias, qd),
+				linear(p+"self_attn.k_proj", D, c.AttentionBias, kvd),
+				linear(p+"self_attn.v_proj", D, c.AttentionBias, kvd),
+			}
+		}
+		ly.O = linear(p+"self_attn.o_proj", qd, c.OutputBias, D)
 		if c.QKNorm {
 			ly.QNorm = must(p+"self_attn.q_norm.weight", c.HeadDim)
 			ly.KNorm = must(p+"self_attn.k_norm.weight", c.HeadDim)
 		}
-		ly.Gate = linear(p+"mlp.gate_proj", D, F, c.MLPBias)
-		ly.Up = linear(p+"mlp.up_proj", D, F, c.MLPBias)
-		ly.Down = linear(p+"mlp.down_proj", F, D, c.MLPBias)
+		if c.FusedGateUp {
+			ly.GateUp = []*Linear{linear(p+"mlp.gate_up_proj", D, c.MLPBias, F, F)}
+		} else {
+			ly.GateUp = []*Linear{linear(p+"mlp.gate_proj", D, c.MLPBias, F), linear(p+"mlp.up_proj", D, c.MLPBias, F)}
+		}
+		ly.Down = linear(p+"mlp.down_proj", F, c.MLPBias, D)
 		ly.Window = c.LayerWindow[l]
 	}
 	m.FinalNorm = must("model.norm.weight", D)

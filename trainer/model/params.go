@@ -48,20 +48,48 @@ type Linear struct {
 	W       *Param
 	Bias    *Param // nil when the layer has no bias
 	LoRA    *LoRA  // nil when no adapter is attached
+	// Split, when set, cuts the Out features into consecutive parts that
+	// go to separate buffers: a fused projection (phi3's qkv_proj into q,
+	// k and v, gate_up_proj into gate and up). Each part is computed from
+	// its own rows of W, the bias and LoRA's B, so nothing is copied, and
+	// the weights, the adapter and what is saved stay one module, as in
+	// the checkpoint. Nil: one output of Out features.
+	Split []int
+	// quantParts hold each part's rows of a 4-bit W (see splitQuantized).
+	quantParts []*quant.Matrix
 }
 
 // Layer is one decoder block.
 type Layer struct {
 	InputNorm, PostNorm *Param
 	QNorm, KNorm        *Param // qwen3 only
-	Q, K, V, O          *Linear
-	Gate, Up, Down      *Linear
-	Window              int // sliding window, 0 for full attention
+	// QKV makes q, k and v from the normed input: q_proj, k_proj and
+	// v_proj, or phi3's one qkv_proj split three ways.
+	QKV []*Linear
+	O   *Linear
+	// GateUp makes the MLP's gate and up: gate_proj and up_proj, or
+	// phi3's one gate_up_proj split in two.
+	GateUp []*Linear
+	Down   *Linear
+	Window int // sliding window, 0 for full attention
 }
 
-// Linears lists the block's linear layers in a fixed order.
+// Linears lists the block's linear layers in a fixed order: QKV, O,
+// GateUp, Down (seven for llama, four for phi3). A linear's index in it
+// keys its saved activations and its dropout mask.
 func (l *Layer) Linears() []*Linear {
-	return []*Linear{l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down}
+	out := make([]*Linear, 0, len(l.QKV)+len(l.GateUp)+2)
+	out = append(out, l.QKV...)
+	out = append(out, l.O)
+	out = append(out, l.GateUp...)
+	return append(out, l.Down)
+}
+
+// linearIndex returns the Linears index of O, of GateUp's first and of
+// Down.
+func (l *Layer) linearIndex() (o, gateUp, down int) {
+	o = len(l.QKV)
+	return o, o + 1, o + 1 + len(l.GateUp)
 }
 
 // Model is a loaded decoder with its weights on a backend. It is not safe
@@ -174,4 +202,5 @@ func (m *Model) ZeroGrads() {
 type views struct {
 	xd, mask, u, du, dxd tensor.Tensor // LoRA
 	logits, rows, dRows  tensor.Tensor // loss head
+	w, bias, loraB       tensor.Tensor // one part's rows of a fused linear
 }

@@ -39,9 +39,10 @@ func roundTripped(t *testing.T, dir string, o quant.Options) *model.Model {
 // the logits, loss and gradients (LoRA on every linear with non-zero B, and
 // the embeddings through modules_to_save, so input gradients flow through
 // every quantized layer) of the same model run in float32 with the
-// dequantized weights, on every fixture architecture.
+// dequantized weights, on every fixture architecture; phi3's fused weights
+// are quantized whole, as bitsandbytes quantizes the checkpoint's tensors.
 func TestQuantizedModelIsItsDequantizedWeights(t *testing.T) {
-	for _, name := range []string{"llama", "qwen2", "qwen3", "mistral"} {
+	for _, name := range []string{"llama", "qwen2", "qwen3", "mistral", "phi3"} {
 		t.Run(name, func(t *testing.T) {
 			dir := testfixtures.Path(t, "hf", name)
 			o := quant.QLoRA()
@@ -63,8 +64,9 @@ func TestQuantizedModelIsItsDequantizedWeights(t *testing.T) {
 					f32Bytes += 4 * p.W.Len()
 				}
 			}
-			if want := 7 * len(q.Layers); quantized != want {
-				t.Errorf("%d quantized weights, want %d (7 per layer)", quantized, want)
+			perLayer := len(q.Layers[0].Linears()) // 7, or phi3's 4 with qkv_proj and gate_up_proj fused
+			if want := perLayer * len(q.Layers); quantized != want {
+				t.Errorf("%d quantized weights, want %d (%d per layer)", quantized, want, perLayer)
 			}
 			t.Logf("decoder linears: %d bytes in float32, %d in NF4 (%.3f bytes a weight)", f32Bytes, qBytes, 4*float64(qBytes)/float64(f32Bytes))
 
@@ -103,7 +105,7 @@ func TestQuantizedModelIsItsDequantizedWeights(t *testing.T) {
 				t.Errorf("loss %.7f over %d tokens, dequantized model %.7f over %d", sq/float64(nq), nq, sr/float64(nr), nr)
 			}
 			gq, gr := q.TrainableParams(), ref.TrainableParams()
-			if len(gq) != len(gr) || len(gq) != 2*7*len(q.Layers)+1 {
+			if len(gq) != len(gr) || len(gq) != 2*perLayer*len(q.Layers)+1 {
 				t.Fatalf("%d and %d trainable tensors", len(gq), len(gr))
 			}
 			for i := range gq {
@@ -187,7 +189,7 @@ func TestLoadIn4bitRejects(t *testing.T) {
 			t.Errorf("training a quantized weight: %v", r)
 		}
 	}()
-	m.SetTrainable(m.Layers[0].Q.W, true)
+	m.SetTrainable(m.Layers[0].QKV[0].W, true)
 	t.Error("no panic")
 }
 

@@ -10,14 +10,14 @@ import (
 // RopeParams are the rotary-embedding settings of config.json, from either
 // transformers 5's rope_parameters or the older rope_theta + rope_scaling.
 type RopeParams struct {
-	Type          string  // default, linear, dynamic, llama3, yarn
+	Type          string  // default, linear, dynamic, llama3, yarn, longrope
 	Theta         float64 // rope_theta
 	Factor        float64 // scaling factor (linear, dynamic, llama3, yarn)
 	PartialRotary float64 // partial_rotary_factor; 0 means 1
 
 	// llama3
 	LowFreqFactor, HighFreqFactor float64
-	// llama3 and yarn; 0 means max_position_embeddings
+	// llama3, yarn and longrope; 0 means max_position_embeddings
 	OriginalMaxPositions int
 
 	// yarn
@@ -25,6 +25,13 @@ type RopeParams struct {
 	BetaFast, BetaSlow   float64 // 0 means 32 and 1
 	Mscale, MscaleAllDim float64
 	Truncate             *bool // nil means true
+
+	// longrope (Phi-3): the inverse frequencies are divided by ShortFactor
+	// while the longest sequence fits OriginalMaxPositions, by LongFactor
+	// beyond it (rotaryDim/2 entries each); Factor, when 0, is
+	// maxPositions/OriginalMaxPositions and sets the default attention
+	// factor.
+	ShortFactor, LongFactor []float64
 }
 
 func (p *RopeParams) validate(headDim int) error {
@@ -46,8 +53,14 @@ func (p *RopeParams) validate(headDim int) error {
 		if p.Factor <= 0 {
 			return fmt.Errorf("model: rope type yarn needs a positive factor, got %g", p.Factor)
 		}
+	case "longrope":
+		half := p.rotaryDim(headDim) / 2
+		if len(p.ShortFactor) != half || len(p.LongFactor) != half {
+			return fmt.Errorf("model: rope type longrope needs %d short and long factors (rotary dim / 2), got %d and %d",
+				half, len(p.ShortFactor), len(p.LongFactor))
+		}
 	default:
-		return fmt.Errorf("model: rope type %q is not supported (default, linear, dynamic, llama3, yarn)", p.Type)
+		return fmt.Errorf("model: rope type %q is not supported (default, linear, dynamic, llama3, yarn, longrope)", p.Type)
 	}
 	if d := p.rotaryDim(headDim); d <= 0 || d%2 != 0 {
 		return fmt.Errorf("model: partial_rotary_factor %g leaves %d rotary features of head_dim %d", p.PartialRotary, d, headDim)
@@ -64,8 +77,10 @@ func (p *RopeParams) rotaryDim(headDim int) int {
 
 // InvFreq returns the inverse frequencies (rotaryDim/2 of them) and the
 // attention factor that multiplies cos and sin, exactly as transformers'
-// modeling_rope_utils computes them. seqLen only matters for dynamic NTK
-// scaling, which stretches the base once a sequence outgrows maxPositions.
+// modeling_rope_utils computes them. seqLen (the longest sequence, max
+// position + 1) only matters for dynamic NTK scaling, which stretches the
+// base once a sequence outgrows maxPositions, and for longrope, which
+// switches to its long factors once one outgrows OriginalMaxPositions.
 func (p *RopeParams) InvFreq(headDim, maxPositions, seqLen int) ([]float64, float64) {
 	dim := p.rotaryDim(headDim)
 	half := dim / 2
@@ -113,8 +128,53 @@ func (p *RopeParams) InvFreq(headDim, maxPositions, seqLen int) ([]float64, floa
 		return inv, 1
 	case "yarn":
 		return p.yarn(dim, origMax)
+	case "longrope":
+		return p.longrope(dim, maxPositions, origMax, seqLen)
 	}
 	return defaultInv(p.Theta), 1
+}
+
+// longrope is _compute_longrope_parameters: 1/(ext·theta^(2i/dim)) in
+// float32, ext the short or long factors; the attention factor is
+// attention_factor, else sqrt(1 + ln(factor)/ln(original max)) for a
+// factor above 1.
+func (p *RopeParams) longrope(dim, maxPositions, origMax, seqLen int) ([]float64, float64) {
+	ext := p.ShortFactor
+	if seqLen > origMax {
+		ext = p.LongFactor
+	}
+	factor := p.Factor
+	if factor == 0 {
+		factor = float64(maxPositions) / float64(origMax)
+	}
+	attn := p.AttentionFactor
+	if attn == 0 {
+		attn = 1
+		if factor > 1 {
+			attn = math.Sqrt(1 + math.Log(factor)/math.Log(float64(origMax)))
+		}
+	}
+	inv := make([]float64, dim/2)
+	for i := range inv {
+		exp := float32(float32(2*i) / float32(dim))
+		pow := float32(math.Pow(p.Theta, float64(exp)))
+		inv[i] = float64(1 / (float32(ext[i]) * pow))
+	}
+	return inv, attn
+}
+
+// longropeSeqLen is the seqLen the table is made for when need positions
+// are in use: 0 while they fit the original maximum, one past it beyond
+// (longrope's frequencies depend on nothing else).
+func (p *RopeParams) longropeSeqLen(need, maxPositions int) int {
+	origMax := p.OriginalMaxPositions
+	if origMax == 0 {
+		origMax = maxPositions
+	}
+	if need > origMax {
+		return origMax + 1
+	}
+	return 0
 }
 
 func (p *RopeParams) yarn(dim, origMax int) ([]float64, float64) {
@@ -179,7 +239,9 @@ func ropeTable(inv []float64, attn float64, positions int, cos, sin []float32) {
 }
 
 // ropeCache keeps the cos/sin table on the backend, growing it when a batch
-// reaches further positions. For dynamic NTK scaling it follows
+// reaches further positions. For longrope it switches between the short and
+// long factors as the batch's longest sequence requires; for dynamic NTK
+// scaling it follows
 // transformers' dynamic_rope_update: the frequencies are recomputed when a
 // sequence grows past the longest seen beyond max_position_embeddings, and
 // restored once a sequence is shorter than max_position_embeddings again.
@@ -192,13 +254,19 @@ type ropeCache struct {
 func (rc *ropeCache) ensure(m *Model, need int) {
 	c := &m.Config
 	seqLen := rc.seqLen
-	if c.Rope.Type == "dynamic" {
+	switch c.Rope.Type {
+	case "dynamic":
 		switch {
 		case need > max(rc.seqLen, c.MaxPositions):
 			seqLen = need
 		case need < c.MaxPositions && rc.seqLen > c.MaxPositions:
 			seqLen = 0
 		}
+	case "longrope":
+		// transformers' longrope_frequency_update: long factors while
+		// the longest sequence outgrows the original maximum, short ones
+		// otherwise.
+		seqLen = c.Rope.longropeSeqLen(need, c.MaxPositions)
 	}
 	if rc.table.Cos != nil && need <= rc.positions && seqLen == rc.seqLen {
 		return

@@ -2,7 +2,10 @@ package model
 
 import (
 	"math"
+	"strings"
 	"testing"
+
+	"github.com/eftml/eft/trainer/cpu"
 )
 
 func defaultInvFreq(theta float64, dim int) []float64 {
@@ -138,6 +141,80 @@ func TestRopeTableScalesByAttentionFactor(t *testing.T) {
 			}
 			if got, want := float64(sin[p*2+i]), 1.5*math.Sin(float64(p)*f); math.Abs(got-want) > 1e-6 {
 				t.Fatalf("sin[%d,%d] = %v, want %v", p, i, got, want)
+			}
+		}
+	}
+}
+
+// LongRoPE as Phi-3.5-mini sets it (head_dim 96, original 4096, max
+// 131072, no factor): inv_freq[i] = 1/(ext[i]·1e4^(2i/96)) with the short
+// factors up to 4096 positions and the long ones beyond; cos and sin grow
+// by sqrt(1 + ln 32/ln 4096) either way.
+func TestRopeLongrope(t *testing.T) {
+	short, long := make([]float64, 48), make([]float64, 48)
+	for i := range short {
+		short[i], long[i] = 1+float64(i)/100, 1+float64(i)
+	}
+	p := RopeParams{Type: "longrope", Theta: 10000, OriginalMaxPositions: 4096, ShortFactor: short, LongFactor: long}
+	if err := p.validate(96); err != nil {
+		t.Fatal(err)
+	}
+	def := defaultInvFreq(10000, 96)
+	for _, c := range []struct {
+		seqLen int
+		ext    []float64
+	}{{0, short}, {4096, short}, {4097, long}, {100000, long}} {
+		inv, attn := p.InvFreq(96, 131072, c.seqLen)
+		if want := math.Sqrt(1 + math.Log(32)/math.Log(4096)); !closeRel(attn, want) || !closeRel(attn, 1.1902380714238083) {
+			t.Fatalf("attention factor %v, want %v", attn, want)
+		}
+		for i := range inv {
+			if !closeRel(inv[i], def[i]/c.ext[i]) {
+				t.Fatalf("seqLen %d: inv_freq[%d] = %v, want %v", c.seqLen, i, inv[i], def[i]/c.ext[i])
+			}
+		}
+	}
+	// An explicit factor or attention_factor wins over the lengths; a
+	// factor of at most 1 leaves cos and sin as they are.
+	p.Factor = 4
+	if _, a := p.InvFreq(96, 131072, 0); !closeRel(a, math.Sqrt(1+math.Log(4)/math.Log(4096))) {
+		t.Errorf("factor 4: attention factor %v", a)
+	}
+	p.AttentionFactor = 1.5
+	if _, a := p.InvFreq(96, 131072, 0); a != 1.5 {
+		t.Errorf("attention_factor 1.5 became %v", a)
+	}
+	p.Factor, p.AttentionFactor = 0, 0
+	if _, a := p.InvFreq(96, 4096, 0); a != 1 {
+		t.Errorf("max = original: attention factor %v", a)
+	}
+	// Partial rotary: factors for the rotated half only.
+	p.PartialRotary = 0.5
+	if err := p.validate(96); err == nil || !strings.Contains(err.Error(), "needs 24 short and long factors") {
+		t.Errorf("48 factors for 24 frequencies: %v", err)
+	}
+}
+
+// The rope table follows the batch: short factors while every sequence
+// fits the original maximum, long ones once one does not, short again
+// after (transformers' longrope_frequency_update).
+func TestRopeCacheSwitchesLongrope(t *testing.T) {
+	short, long := []float64{1, 1, 1, 1}, []float64{2, 4, 8, 16}
+	c := Config{Arch: "phi3", HeadDim: 8, MaxPositions: 64,
+		Rope: RopeParams{Type: "longrope", Theta: 10000, OriginalMaxPositions: 16, ShortFactor: short, LongFactor: long}}
+	m := &Model{Config: c, Backend: cpu.New(1)}
+	freqAt := func(i int) float64 { // the angle of position 1 (row 1 of 4 frequencies) is the frequency
+		return math.Atan2(float64(m.rope.table.Sin.F32[4+i]), float64(m.rope.table.Cos.F32[4+i]))
+	}
+	def := defaultInvFreq(10000, 8)
+	for _, step := range []struct {
+		need int
+		ext  []float64
+	}{{10, short}, {16, short}, {17, long}, {40, long}, {12, short}} {
+		m.rope.ensure(m, step.need)
+		for i := range 4 {
+			if got, want := freqAt(i), def[i]/step.ext[i]; math.Abs(got-want) > 1e-6 {
+				t.Fatalf("need %d: frequency %d is %v, want %v", step.need, i, got, want)
 			}
 		}
 	}
