@@ -10,12 +10,12 @@ import (
 )
 
 // Supported lists the model_type values eft can train.
-var Supported = []string{"llama", "mistral", "qwen2", "qwen3", "gemma", "phi3"}
+var Supported = []string{"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi3"}
 
 // knownUnsupported are architectures eft recognises but cannot train yet, so
 // the error says so instead of "unknown".
 var knownUnsupported = map[string]bool{
-	"gemma2": true, "gemma3": true, "gemma3_text": true, "phi": true,
+	"gemma3": true, "gemma3_text": true, "phi": true,
 	"gpt_neox": true, "mixtral": true, "falcon": true, "gptj": true, "gpt2": true,
 	"qwen2_moe": true, "qwen3_moe": true, "starcoder2": true, "olmo": true, "olmo2": true,
 	"deepseek_v2": true, "deepseek_v3": true, "cohere": true, "stablelm": true, "bloom": true,
@@ -49,6 +49,15 @@ type Config struct {
 	// Phi-3: q, k and v are one qkv_proj (rows: q, then k, then v) and the
 	// MLP's gate and up one gate_up_proj (rows: gate, then up).
 	FusedQKV, FusedGateUp bool
+	// Gemma-2: scores and final logits soft-capped as c·tanh(x/c)
+	// (attn_logit_softcapping, final_logit_softcapping; 0 when null), the
+	// attention scale 1/sqrt(query_pre_attn_scalar), and sandwich norms:
+	// post_attention_layernorm on the attention output,
+	// pre_feedforward_layernorm before the MLP and
+	// post_feedforward_layernorm on its output.
+	AttnSoftCap, FinalSoftCap float64
+	QueryPreAttnScalar        float64
+	SandwichNorms             bool
 
 	// SlidingWindow is the window in tokens of layers whose LayerTypes entry
 	// is "sliding_attention"; 0 when no layer slides.
@@ -173,6 +182,27 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 		c.EmbedScale, c.NormOffset = true, true
 		// GemmaMLP takes hidden_activation; hidden_act is the older key.
 		c.HiddenAct = p.str("hidden_activation", c.HiddenAct)
+	case "gemma2":
+		c.AttentionBias = p.boolean("attention_bias", false)
+		c.OutputBias = c.AttentionBias
+		c.EmbedScale, c.NormOffset, c.SandwichNorms = true, true, true
+		// Gemma2MLP reads hidden_activation only.
+		c.HiddenAct = p.str("hidden_activation", d.act)
+		c.QueryPreAttnScalar = p.number("query_pre_attn_scalar", 256)
+		c.AttnSoftCap = p.number("attn_logit_softcapping", 50)
+		c.FinalSoftCap = p.number("final_logit_softcapping", 30)
+		if isNull(p.raw, "attn_logit_softcapping") {
+			c.AttnSoftCap = 0
+		}
+		if isNull(p.raw, "final_logit_softcapping") {
+			c.FinalSoftCap = 0
+		}
+		if p.boolean("use_bidirectional_attention", false) {
+			p.fail("use_bidirectional_attention", "is true; eft trains causal decoders only")
+		}
+		if v := p.number("attention_dropout", 0); v != 0 {
+			p.fail("attention_dropout", "is %g; eft trains without attention dropout, so only 0 is supported", v)
+		}
 	case "phi3":
 		c.FusedQKV, c.FusedGateUp = true, true
 		// Phi3DecoderLayer applies dropout to both residual branches while
@@ -218,7 +248,7 @@ func intPtr(v int) *int { return &v }
 
 // defaultsFor returns transformers 5's defaults for keys a config.json omits
 // (LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config, GemmaConfig,
-// Phi3Config).
+// Gemma2Config, Phi3Config).
 func defaultsFor(modelType string) archDefaults {
 	switch modelType {
 	case "mistral":
@@ -233,6 +263,10 @@ func defaultsFor(modelType string) archDefaults {
 	case "gemma":
 		return archDefaults{vocab: 256000, hidden: 3072, intermediate: 24576, layers: 28, heads: 16, kvHeads: 16,
 			headDim: 256, maxPositions: 8192, eps: 1e-6, bos: intPtr(2), eos: []int{1}, act: "gelu_pytorch_tanh", tie: true}
+	case "gemma2":
+		return archDefaults{vocab: 256000, hidden: 2304, intermediate: 9216, layers: 26, heads: 8, kvHeads: 4,
+			headDim: 256, maxPositions: 8192, eps: 1e-6, bos: intPtr(2), eos: []int{1}, act: "gelu_pytorch_tanh", tie: true,
+			slidingWindow: 4096}
 	case "phi3":
 		return archDefaults{vocab: 32064, hidden: 3072, intermediate: 8192, layers: 32, heads: 32,
 			maxPositions: 4096, eps: 1e-5, bos: intPtr(1), eos: []int{32000}, act: "silu"}
@@ -305,6 +339,17 @@ func (c *Config) validate() error {
 		return fail("head_dim", "%d is odd; rotary embedding rotates pairs", c.HeadDim)
 	case !(c.RMSNormEps > 0) || math.IsInf(c.RMSNormEps, 0):
 		return fail("rms_norm_eps", "must be a positive number, got %g", c.RMSNormEps)
+	}
+	if c.ModelType == "gemma2" {
+		for _, f := range []struct {
+			key      string
+			v        float64
+			nullable bool // null (0) switches it off
+		}{{"attn_logit_softcapping", c.AttnSoftCap, true}, {"final_logit_softcapping", c.FinalSoftCap, true}, {"query_pre_attn_scalar", c.QueryPreAttnScalar, false}} {
+			if f.v < 0 || (f.v == 0 && !f.nullable) || math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+				return fail(f.key, "must be a positive number, got %g", f.v)
+			}
+		}
 	}
 	switch c.HiddenAct {
 	case "silu", "swish":

@@ -239,6 +239,101 @@ func TestPhi3ConfigRules(t *testing.T) {
 	}
 }
 
+// The gemma2 fixture: Gemma's (1 + w) norms and √hidden embedding scale,
+// sandwich norms, both soft caps, query_pre_attn_scalar, and layer_types'
+// sliding and full layers.
+func TestGemma2FixtureConfig(t *testing.T) {
+	d, err := Open(testfixtures.Path(t, "hf", "gemma2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := d.Config
+	if !c.EmbedScale || !c.NormOffset || !c.SandwichNorms || c.FusedQKV || c.AttentionBias || !c.TieWordEmbeddings {
+		t.Errorf("switches %+v", *c)
+	}
+	if c.AttnSoftCap != 50 || c.FinalSoftCap != 30 || c.QueryPreAttnScalar != 16 || c.HiddenAct != "gelu_pytorch_tanh" || c.HeadDim != 16 {
+		t.Errorf("caps %g/%g, scalar %g, act %s, head_dim %d", c.AttnSoftCap, c.FinalSoftCap, c.QueryPreAttnScalar, c.HiddenAct, c.HeadDim)
+	}
+	if !slices.Equal(c.LayerWindow(), []int{8, 0}) {
+		t.Errorf("windows %v, want [8 0]", c.LayerWindow())
+	}
+	src, err := d.OpenWeights()
+	if err != nil {
+		t.Fatalf("four norms a layer against the config: %v", err)
+	}
+	src.Close()
+}
+
+// Gemma-2-9B's config.json (no layer_types: every other layer slides,
+// the first included): 9.24B parameters as published.
+func TestGemma2RealConfig(t *testing.T) {
+	c := loadNamed(t, "gemma2-9b.json")
+	w := c.LayerWindow()
+	if len(w) != 42 || w[0] != 4096 || w[1] != 0 || w[40] != 4096 || w[41] != 0 {
+		t.Errorf("windows %v", w)
+	}
+	if c.QueryPreAttnScalar != 256 || c.AttnSoftCap != 50 || c.FinalSoftCap != 30 || c.RoPE.Theta != 10000 {
+		t.Errorf("scalar %g caps %g/%g rope %+v", c.QueryPreAttnScalar, c.AttnSoftCap, c.FinalSoftCap, c.RoPE)
+	}
+	if n := c.ParamCount(); n != 9241705984 {
+		t.Errorf("parameter count %d", n)
+	}
+}
+
+// Gemma2Config's rules: its defaults for absent keys, null soft caps mean
+// none, and what eft cannot train is refused with the key named.
+func TestGemma2ConfigRules(t *testing.T) {
+	base, err := os.ReadFile(testfixtures.Path(t, "hf", "gemma2", "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit := func(pairs ...string) []byte {
+		out := string(base)
+		for i := 0; i < len(pairs); i += 2 {
+			if !strings.Contains(out, pairs[i]) {
+				t.Fatalf("fixture lacks %q", pairs[i])
+			}
+			out = strings.Replace(out, pairs[i], pairs[i+1], 1)
+		}
+		return []byte(out)
+	}
+	c, err := ParseConfig("g/config.json", edit(`"attn_logit_softcapping": 50.0,`, ``, `"final_logit_softcapping": 30.0,`, ``,
+		`"query_pre_attn_scalar": 16,`, ``, `"sliding_window": 8,`, ``, `"layer_types": [
+    "sliding_attention",
+    "full_attention"
+  ],`, ``))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AttnSoftCap != 50 || c.FinalSoftCap != 30 || c.QueryPreAttnScalar != 256 || !slices.Equal(c.LayerWindow(), []int{4096, 0}) {
+		t.Errorf("defaults: caps %g/%g scalar %g windows %v", c.AttnSoftCap, c.FinalSoftCap, c.QueryPreAttnScalar, c.LayerWindow())
+	}
+	c, err = ParseConfig("g/config.json", edit(`"attn_logit_softcapping": 50.0`, `"attn_logit_softcapping": null`,
+		`"final_logit_softcapping": 30.0`, `"final_logit_softcapping": null`, `"sliding_window": 8`, `"sliding_window": null`))
+	if err != nil || c.AttnSoftCap != 0 || c.FinalSoftCap != 0 || slices.Max(c.LayerWindow()) != 0 {
+		t.Errorf("nulls: %v, caps %g/%g windows %v", err, c.AttnSoftCap, c.FinalSoftCap, c.LayerWindow())
+	}
+	for _, bad := range []struct {
+		data []byte
+		want string
+	}{
+		{edit(`"use_bidirectional_attention": null`, `"use_bidirectional_attention": true`), `key "use_bidirectional_attention": is true`},
+		{edit(`"attention_dropout": 0.0`, `"attention_dropout": 0.1`), `key "attention_dropout": is 0.1`},
+		{edit(`"attn_logit_softcapping": 50.0`, `"attn_logit_softcapping": -1`), `key "attn_logit_softcapping": must be a positive number`},
+		{edit(`"query_pre_attn_scalar": 16`, `"query_pre_attn_scalar": 0`), `key "query_pre_attn_scalar": must be a positive number`},
+		{edit(`"final_logit_softcapping": 30.0`, `"final_logit_softcapping": "30"`), `key "final_logit_softcapping": want a number`},
+		{edit(`"sliding_attention",
+    "full_attention"`, `"sliding_attention"`), `key "layer_types": has 1 entries for 2 layers`},
+		{edit(`"full_attention"
+  ]`, `"chunked_attention"
+  ]`), `key "layer_types": entry 1 is "chunked_attention"`},
+	} {
+		if _, err := ParseConfig("g/config.json", bad.data); err == nil || !strings.Contains(err.Error(), bad.want) || !strings.Contains(err.Error(), "g/config.json") {
+			t.Errorf("%v\nwant it to name g/config.json and say %q", err, bad.want)
+		}
+	}
+}
+
 func TestConfigErrorsNameFileAndKey(t *testing.T) {
 	base, err := os.ReadFile(testfixtures.Path(t, "hf", "llama", "config.json"))
 	if err != nil {

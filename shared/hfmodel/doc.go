@@ -2,7 +2,7 @@
 // (config.json, safetensors weights with or without an index, tokenizer and
 // generation files) and config.json parsed into a typed Config for the
 // architectures eft trains (Supported: llama, mistral, qwen2, qwen3, gemma,
-// phi3) with transformers' defaults for absent keys, RoPE from both
+// gemma2, phi3) with transformers' defaults for absent keys, RoPE from both
 // `rope_theta` + `rope_scaling` and transformers 5's `rope_parameters`
 // (Phi-3's longrope included), and per-layer sliding windows resolved.
 // Errors name the file and the key.

@@ -18,8 +18,8 @@ type Param struct {
 // (the order save_pretrained shards in): embeddings, then per layer the
 // attention projections (weight before bias; phi3's o_proj before its fused
 // qkv_proj), qwen3's q_norm and k_norm, the MLP (phi3: gate_up_proj, then
-// down_proj), the two layer norms; then the final norm and, unless tied,
-// lm_head.
+// down_proj), the layer norms (gemma2's four); then the final norm and,
+// unless tied, lm_head.
 func (c *Config) Params() []Param {
 	h, q, kv, ff := c.HiddenSize, c.NumAttentionHeads*c.HeadDim, c.NumKeyValueHeads*c.HeadDim, c.IntermediateSize
 	out := []Param{{"model.embed_tokens.weight", []int{c.VocabSize, h}}}
@@ -54,6 +54,10 @@ func (c *Config) Params() []Param {
 		linear(p+"mlp.down_proj", h, ff, c.MLPBias)
 		out = append(out, Param{p + "input_layernorm.weight", []int{h}},
 			Param{p + "post_attention_layernorm.weight", []int{h}})
+		if c.SandwichNorms {
+			out = append(out, Param{p + "pre_feedforward_layernorm.weight", []int{h}},
+				Param{p + "post_feedforward_layernorm.weight", []int{h}})
+		}
 	}
 	out = append(out, Param{"model.norm.weight", []int{h}})
 	if !c.TieWordEmbeddings {

@@ -180,28 +180,26 @@ func (p *parser) slidingWindow(c *Config, d archDefaults) {
 				types[i] = "sliding_attention"
 			}
 		}
+	case "gemma2":
+		// Gemma2Config: layer_types as given, else every other layer
+		// slides, starting with the first.
+		if _, ok := get(p.raw, "layer_types"); ok {
+			types = p.layerTypes(layers)
+		} else {
+			for i := range types {
+				if i%2 == 0 {
+					types[i] = "sliding_attention"
+				}
+			}
+		}
 	case "qwen2", "qwen3":
 		c.UseSlidingWindow = p.boolean("use_sliding_window", false)
 		c.MaxWindowLayers = p.integer("max_window_layers", 28)
 		if !c.UseSlidingWindow {
 			window = 0
 		}
-		if v, ok := get(p.raw, "layer_types"); ok {
-			var given []string
-			if err := json.Unmarshal(v, &given); err != nil {
-				p.fail("layer_types", "want a list of strings, got %s", v)
-				break
-			}
-			if len(given) != layers {
-				p.fail("layer_types", "has %d entries for %d layers (num_hidden_layers)", len(given), layers)
-				break
-			}
-			for i, t := range given {
-				if t != "full_attention" && t != "sliding_attention" {
-					p.fail("layer_types", "entry %d is %q; want full_attention or sliding_attention", i, t)
-				}
-			}
-			types = given
+		if _, ok := get(p.raw, "layer_types"); ok {
+			types = p.layerTypes(layers)
 		} else if window > 0 {
 			for i := c.MaxWindowLayers; i < layers; i++ {
 				types[i] = "sliding_attention"
@@ -210,6 +208,32 @@ func (p *parser) slidingWindow(c *Config, d archDefaults) {
 	}
 	c.SlidingWindow = window
 	c.LayerTypes = types
+}
+
+// layerTypes reads layer_types: one full_attention or sliding_attention
+// per layer. On an error it fails the parse and returns full attention.
+func (p *parser) layerTypes(layers int) []string {
+	types := make([]string, layers)
+	for i := range types {
+		types[i] = "full_attention"
+	}
+	v, _ := get(p.raw, "layer_types")
+	var given []string
+	if err := json.Unmarshal(v, &given); err != nil {
+		p.fail("layer_types", "want a list of strings, got %s", v)
+		return types
+	}
+	if len(given) != layers {
+		p.fail("layer_types", "has %d entries for %d layers (num_hidden_layers)", len(given), layers)
+		return types
+	}
+	for i, t := range given {
+		if t != "full_attention" && t != "sliding_attention" {
+			p.fail("layer_types", "entry %d is %q; want full_attention or sliding_attention", i, t)
+			return types
+		}
+	}
+	return given
 }
 
 // rope standardises RoPE settings the way transformers 5 does: rope_scaling

@@ -48,11 +48,14 @@ const IgnoreIndex = -100
 // Query i of a row sits at kv index QOffset+i of that row (QOffset is 0 in
 // training, the cache length in incremental decoding) and may attend kv index
 // j when SegStart(i) <= j <= QOffset+i and, with a window, QOffset+i-j <
-// Window.
+// Window. With SoftCap, each score s = Scale·q·k becomes
+// SoftCap·tanh(s/SoftCap) before the mask and the softmax (Gemma-2's
+// attn_logit_softcapping), and the backward pass carries its derivative.
 type AttentionSpec struct {
 	Batch, QLen, KVLen      int
 	Heads, KVHeads, HeadDim int
 	Scale                   float32 // multiplies q·k; usually 1/sqrt(HeadDim)
+	SoftCap                 float32 // caps the scaled scores; 0 means none
 	Window                  int     // sliding window in tokens; 0 means none
 	QOffset                 int
 	// SegStart, when set, holds for every kv position (Batch*KVLen entries)
@@ -154,6 +157,8 @@ type Backend interface {
 	// rows and their number. When grad is set it overwrites logits with
 	// gradScale·d(summed loss)/d logits (zero rows for ignored targets), so
 	// one chunk of logits serves forward and backward and the full
-	// [tokens, vocab] matrix never needs to exist twice.
-	CrossEntropy(logits *tensor.Tensor, targets []int32, grad bool, gradScale float32) (lossSum float64, counted int)
+	// [tokens, vocab] matrix never needs to exist twice. A softCap above 0
+	// scores softCap·tanh(logits/softCap) instead (Gemma-2's
+	// final_logit_softcapping), the gradient still being d/d logits.
+	CrossEntropy(logits *tensor.Tensor, targets []int32, softCap float32, grad bool, gradScale float32) (lossSum float64, counted int)
 }

@@ -71,6 +71,11 @@ func (c *CPU) Attention(out, lse, q, k, v *tensor.Tensor, spec backend.Attention
 					i := i0 + r
 					row := sc[r*nk : (r+1)*nk]
 					from, to := firstKey(s, b, i)-k0, s.QOffset+i-k0+1 // allowed [from, to)
+					if s.SoftCap > 0 {
+						for j := from; j < to; j++ {
+							row[j] = softCapped(row[j], s.SoftCap)
+						}
+					}
 					mx := float32(math.Inf(-1))
 					for _, x := range row[from:to] {
 						mx = max(mx, x)
@@ -99,7 +104,8 @@ func (c *CPU) Attention(out, lse, q, k, v *tensor.Tensor, spec backend.Attention
 // (row, kv head) so the heads sharing a kv head add into dk and dv in turn,
 // never at once. Per block of queries, with P the recomputed weights:
 // dV += Pᵀ·dO, dP = dO·Vᵀ, dS = P⊙(dP − rowsum(dO⊙O))·scale, dQ = dS·K,
-// dK += dSᵀ·Q.
+// dK += dSᵀ·Q; with a soft cap, dS also carries the cap's derivative
+// 1 − tanh²(s/cap), kept per score while P is recomputed.
 func (c *CPU) AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v *tensor.Tensor, spec backend.AttentionSpec) {
 	checkAttention("AttentionBackward", &spec, out, lse, q, k, v)
 	s := &spec
@@ -110,7 +116,12 @@ func (c *CPU) AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v *tensor.Tens
 	group := H / KV
 	ldq, ldk := H*hd, KV*hd
 	c.parallel(s.Batch*KV, 1, func(w, lo, hi int) {
-		buf := c.scratchFor(w, 2*attnBlock*s.KVLen+attnBlock)
+		area := attnBlock * s.KVLen
+		need := 2*area + attnBlock
+		if s.SoftCap > 0 {
+			need += area
+		}
+		buf := c.scratchFor(w, need)
 		for unit := lo; unit < hi; unit++ {
 			b, g := unit/KV, unit%KV
 			kb := k.F32[b*s.KVLen*ldk+g*hd:]
@@ -131,8 +142,12 @@ func (c *CPU) AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v *tensor.Tens
 					k0, k1 := firstKey(s, b, i0), s.QOffset+i1
 					nk := k1 - k0
 					p := buf[:bq*nk]
-					dp := buf[attnBlock*s.KVLen : attnBlock*s.KVLen+bq*nk]
-					delta := buf[2*attnBlock*s.KVLen : 2*attnBlock*s.KVLen+bq]
+					dp := buf[area : area+bq*nk]
+					delta := buf[2*area : 2*area+bq]
+					var capGrad []float32 // 1 − tanh²(s/cap) per score
+					if s.SoftCap > 0 {
+						capGrad = buf[2*area+attnBlock : 2*area+attnBlock+bq*nk]
+					}
 					sgemm(false, true, bq, nk, hd, s.Scale, qb[i0*ldq:], ldq, kb[k0*ldk:], ldk, 0, p, nk)
 					for r := range bq {
 						i := i0 + r
@@ -140,8 +155,19 @@ func (c *CPU) AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v *tensor.Tens
 						from, to := firstKey(s, b, i)-k0, s.QOffset+i-k0+1
 						l := lseRow[i]
 						clear(row[:from])
-						for j := from; j < to; j++ {
-							row[j] = exp32(row[j] - l)
+						if s.SoftCap > 0 {
+							cg := capGrad[r*nk : (r+1)*nk]
+							clear(cg[:from]) // masked: P is 0 there, and so must dS be
+							clear(cg[to:])
+							for j := from; j < to; j++ {
+								th := float32(math.Tanh(float64(row[j] / s.SoftCap)))
+								row[j] = exp32(s.SoftCap*th - l)
+								cg[j] = 1 - th*th
+							}
+						} else {
+							for j := from; j < to; j++ {
+								row[j] = exp32(row[j] - l)
+							}
 						}
 						clear(row[to:])
 						var d float32
@@ -156,6 +182,13 @@ func (c *CPU) AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v *tensor.Tens
 					for r := range bq {
 						pr, dr := p[r*nk:(r+1)*nk], dp[r*nk:(r+1)*nk]
 						d := delta[r]
+						if s.SoftCap > 0 {
+							cg := capGrad[r*nk : (r+1)*nk]
+							for j := range pr {
+								dr[j] = pr[j] * (dr[j] - d) * cg[j] * s.Scale
+							}
+							continue
+						}
 						for j := range pr {
 							dr[j] = pr[j] * (dr[j] - d) * s.Scale
 						}

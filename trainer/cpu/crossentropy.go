@@ -9,8 +9,10 @@ import (
 )
 
 // CrossEntropy implements backend.Backend. Each row's loss is
-// logsumexp(logits) − logits[target]; its gradient is softmax − onehot.
-func (c *CPU) CrossEntropy(logits *tensor.Tensor, targets []int32, grad bool, gradScale float32) (float64, int) {
+// logsumexp(y) − y[target] with y the logits, soft-capped when softCap > 0;
+// its gradient is softmax(y) − onehot, times dy/dlogits = 1 − (y/softCap)²
+// when capped.
+func (c *CPU) CrossEntropy(logits *tensor.Tensor, targets []int32, softCap float32, grad bool, gradScale float32) (float64, int) {
 	rows, vocab := logits.Rows(), logits.Cols()
 	if rows != len(targets) {
 		panic(fmt.Sprintf("cpu.CrossEntropy: %d targets for %v", len(targets), logits))
@@ -38,17 +40,50 @@ func (c *CPU) CrossEntropy(logits *tensor.Tensor, targets []int32, grad bool, gr
 			if t < 0 || t >= vocab {
 				panic(fmt.Sprintf("cpu.CrossEntropy: target %d outside vocabulary of %d", t, vocab))
 			}
+			// With grad the capped logits replace the row (their derivative
+			// needs them); without, they are computed as read and the row
+			// stays as it was.
+			capRead := softCap > 0 && !grad
+			if softCap > 0 && grad {
+				for j, x := range row {
+					row[j] = softCapped(x, softCap)
+				}
+			}
 			mx := float32(math.Inf(-1))
 			for _, x := range row {
+				if capRead {
+					x = softCapped(x, softCap)
+				}
 				mx = max(mx, x)
 			}
-			sum -= float64(row[t])
+			yt := row[t]
+			if capRead {
+				yt = softCapped(yt, softCap)
+			}
+			sum -= float64(yt)
 			var se float32
-			if !grad {
+			if !grad || softCap > 0 {
 				for _, x := range row {
+					if capRead {
+						x = softCapped(x, softCap)
+					}
 					se += exp32(x - mx)
 				}
 				sum += float64(mx) + math.Log(float64(se))
+			}
+			if !grad {
+				continue
+			}
+			if softCap > 0 {
+				inv := gradScale / se
+				for j, y := range row {
+					g := exp32(y-mx) * inv
+					if j == t {
+						g -= gradScale
+					}
+					th := y / softCap
+					row[j] = g * (1 - th*th)
+				}
 				continue
 			}
 			for j, x := range row { // keep the exponentials: they become the gradient
@@ -70,4 +105,10 @@ func (c *CPU) CrossEntropy(logits *tensor.Tensor, targets []int32, grad bool, gr
 		total += s
 	}
 	return total, counted
+}
+
+// softCapped is cap·tanh(x/cap) as torch computes it in float32 (Gemma-2's
+// soft-capping of attention scores and final logits).
+func softCapped(x, cap float32) float32 {
+	return cap * float32(math.Tanh(float64(x/cap)))
 }

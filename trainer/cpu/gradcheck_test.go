@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/eftml/eft/trainer/backend"
@@ -330,6 +331,9 @@ func refAttention(q, k, v []float64, s backend.AttentionSpec) []float64 {
 						d += q[(b*s.QLen+i)*H*hd+h*hd+x] * k[(b*s.KVLen+j)*KV*hd+g*hd+x]
 					}
 					sc[n] = d * float64(s.Scale)
+					if s.SoftCap > 0 {
+						sc[n] = float64(s.SoftCap) * math.Tanh(sc[n]/float64(s.SoftCap))
+					}
 					mx = max(mx, sc[n])
 				}
 				var sum float64
@@ -375,6 +379,11 @@ func TestAttentionGradient(t *testing.T) {
 		{"more than one query block", backend.AttentionSpec{Batch: 1, QLen: 70, KVLen: 70, Heads: 2, KVHeads: 1, HeadDim: 3, Window: 66,
 			SegStart: seg(5, 60, 5)}},
 		{"decode with offset", backend.AttentionSpec{Batch: 2, QLen: 2, KVLen: 7, QOffset: 5, Heads: 2, KVHeads: 1, HeadDim: 4}},
+		// Gemma-2's soft cap, small enough against these scores to bend
+		// them: with packing and a window, and over more than one block.
+		{"soft cap, packed + window", backend.AttentionSpec{Batch: 1, QLen: 12, KVLen: 12, Heads: 2, KVHeads: 1, HeadDim: 4, Window: 4,
+			SoftCap: 0.8, SegStart: seg(7, 5)}},
+		{"soft cap, two blocks", backend.AttentionSpec{Batch: 1, QLen: 70, KVLen: 70, Heads: 2, KVHeads: 2, HeadDim: 3, SoftCap: 1.1}},
 	}
 	for ci, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -471,50 +480,60 @@ func TestDropout(t *testing.T) {
 	}
 }
 
+// TestCrossEntropyGradient: plain, and with Gemma-2's final soft cap
+// (cap·tanh(logits/cap), here small enough against logits of ±3 to bend
+// them) scored and differentiated through.
 func TestCrossEntropyGradient(t *testing.T) {
 	c := newTestCPU()
 	r := rand.New(rand.NewPCG(17, 18))
 	rows, vocab := 6, 11
 	targets := []int32{3, backend.IgnoreIndex, 0, 10, backend.IgnoreIndex, 3}
 	logits := round64(randVec(r, rows*vocab, 3))
-	ref := func() float64 {
-		var s float64
-		for i, tg := range targets {
-			if tg == backend.IgnoreIndex {
-				continue
+	for _, softCap := range []float32{0, 2.5} {
+		ref := func() float64 {
+			var s float64
+			for i, tg := range targets {
+				if tg == backend.IgnoreIndex {
+					continue
+				}
+				row := slices.Clone(logits[i*vocab : (i+1)*vocab])
+				if softCap > 0 {
+					for j, x := range row {
+						row[j] = float64(softCap) * math.Tanh(x/float64(softCap))
+					}
+				}
+				mx := math.Inf(-1)
+				for _, x := range row {
+					mx = max(mx, x)
+				}
+				var se float64
+				for _, x := range row {
+					se += math.Exp(x - mx)
+				}
+				s += mx + math.Log(se) - row[tg]
 			}
-			row := logits[i*vocab : (i+1)*vocab]
-			mx := math.Inf(-1)
-			for _, x := range row {
-				mx = max(mx, x)
-			}
-			var se float64
-			for _, x := range row {
-				se += math.Exp(x - mx)
-			}
-			s += mx + math.Log(se) - row[tg]
+			return s
 		}
-		return s
-	}
-	lt := toF32(logits, rows, vocab)
-	sum, n := c.CrossEntropy(lt, targets, true, 0.25)
-	if n != 4 {
-		t.Fatalf("counted %d targets, want 4", n)
-	}
-	if want := ref(); math.Abs(sum-want) > 1e-5*math.Abs(want) {
-		t.Fatalf("loss sum %v, want %v", sum, want)
-	}
-	want := numGrad(func() float64 { return 0.25 * ref() }, logits)
-	assertClose(t, "dlogits", lt.F32, want, tolGrad)
+		lt := toF32(logits, rows, vocab)
+		sum, n := c.CrossEntropy(lt, targets, softCap, true, 0.25)
+		if n != 4 {
+			t.Fatalf("counted %d targets, want 4", n)
+		}
+		if want := ref(); math.Abs(sum-want) > 1e-5*math.Abs(want) {
+			t.Fatalf("cap %g: loss sum %v, want %v", softCap, sum, want)
+		}
+		want := numGrad(func() float64 { return 0.25 * ref() }, logits)
+		assertClose(t, fmt.Sprintf("dlogits, cap %g", softCap), lt.F32, want, tolGrad)
 
-	lt2 := toF32(logits, rows, vocab)
-	sum2, _ := c.CrossEntropy(lt2, targets, false, 0)
-	if sum2 != sum {
-		t.Fatalf("forward-only loss %v differs from %v", sum2, sum)
-	}
-	for i, v := range lt2.F32 {
-		if v != float32(logits[i]) {
-			t.Fatal("forward-only call changed the logits")
+		lt2 := toF32(logits, rows, vocab)
+		sum2, _ := c.CrossEntropy(lt2, targets, softCap, false, 0)
+		if math.Abs(sum2-sum) > 1e-6*math.Abs(sum) {
+			t.Fatalf("cap %g: forward-only loss %v differs from %v", softCap, sum2, sum)
+		}
+		for i, v := range lt2.F32 {
+			if v != float32(logits[i]) {
+				t.Fatalf("cap %g: forward-only call changed the logits", softCap)
+			}
 		}
 	}
 }

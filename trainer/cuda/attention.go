@@ -130,7 +130,7 @@ func (b *Backend) Attention(out, lse, q, k, v *tensor.Tensor, spec backend.Atten
 			for j := 0; j < L.group; j++ {
 				b.scores(&L, pq, pk, bi, j, L.scores)
 				b.kernel("attn_softmax").p(L.scores).p(pl).p(L.segPtr).i(bi).i(j).i(L.group).i(s.Heads).
-					i(s.QLen).i(s.KVLen).i(L.qoff).i(L.window)
+					i(s.QLen).i(s.KVLen).i(L.qoff).i(L.window).f(s.SoftCap)
 				b.launch(d2(s.QLen, L.kv), d1(rowThreads(s.KVLen)))
 				// O_h = P[g]·V_g
 				b.rowGemm(false, false, s.QLen, hd, s.KVLen,
@@ -144,7 +144,8 @@ func (b *Backend) Attention(out, lse, q, k, v *tensor.Tensor, spec backend.Atten
 
 // AttentionBackward implements backend.Backend. Per row and group member,
 // with P recomputed from the scores and lse: dV_g += Pᵀ·dO_h,
-// dP = dO_h·V_gᵀ, dS = P⊙(dP − rowsum(dO⊙O))·scale, dQ_h = dS·K_g,
+// dP = dO_h·V_gᵀ, dS = P⊙(dP − rowsum(dO⊙O))·scale (⊙ the soft cap's
+// derivative, kept per score while P is recomputed), dQ_h = dS·K_g,
 // dK_g += dSᵀ·Q_h.
 func (b *Backend) AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v *tensor.Tensor, spec backend.AttentionSpec) {
 	checkAttention("AttentionBackward", &spec, out, lse, q, k, v)
@@ -166,6 +167,10 @@ func (b *Backend) AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v *tensor.
 		L.segPtr = b.int32s(s.SegStart)
 		L.scores = b.scratchFor(scratchScores, 4*L.kv*L.scoreSize)
 		L.dscores = b.scratchFor(scratchDScores, 4*L.kv*L.scoreSize)
+		capGrad := uintptr(0) // the soft cap's derivative per score
+		if s.SoftCap > 0 {
+			capGrad = b.scratchFor(scratchCapGrad, 4*L.kv*L.scoreSize)
+		}
 		delta := b.attnDelta(s, po, pdo)
 		b.must(b.g.memset32(pdk, 0, dk.Len()))
 		b.must(b.g.memset32(pdv, 0, dv.Len()))
@@ -175,8 +180,8 @@ func (b *Backend) AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v *tensor.
 			for j := 0; j < L.group; j++ {
 				qh := qRow + uintptr(4*j*hd) // offset of head j's columns in the row
 				b.scores(&L, pq, pk, bi, j, L.scores)
-				b.kernel("attn_probs").p(L.scores).p(pl).p(L.segPtr).i(bi).i(j).i(L.group).i(s.Heads).
-					i(s.QLen).i(s.KVLen).i(L.qoff).i(L.window)
+				b.kernel("attn_probs").p(L.scores).p(capGrad).p(pl).p(L.segPtr).i(bi).i(j).i(L.group).i(s.Heads).
+					i(s.QLen).i(s.KVLen).i(L.qoff).i(L.window).f(s.SoftCap)
 				b.launch(d2(s.QLen, L.kv), d1(rowThreads(s.KVLen)))
 				// dV_g += P[g]ᵀ·dO_h
 				b.rowGemm(true, false, s.KVLen, hd, s.QLen,
@@ -188,7 +193,7 @@ func (b *Backend) AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v *tensor.
 					pdo+qh, L.ldq, L.group*hd,
 					pv+kvRow, L.ldk, hd,
 					L.dscores, s.KVLen, L.scoreSize, L.kv, 1, 0, L.tf32)
-				b.kernel("attn_dscores").p(L.dscores).p(L.scores).p(delta).i(bi).i(j).i(L.group).i(s.Heads).
+				b.kernel("attn_dscores").p(L.dscores).p(L.scores).p(capGrad).p(delta).i(bi).i(j).i(L.group).i(s.Heads).
 					i(s.QLen).i(s.KVLen).f(s.Scale)
 				b.launch(d2(s.QLen, L.kv), d1(rowThreads(s.KVLen)))
 				// dQ_h = dS·K_g
@@ -224,7 +229,7 @@ func (b *Backend) flashForward(s *backend.AttentionSpec, po, pl, pq, pk, pv uint
 	kr, klp := b.flashPrep(pk, s.Batch, s.KVLen, s.KVHeads, hd, scratchFlashK)
 	vr, _ := b.flashPrep(pv, s.Batch, s.KVLen, s.KVHeads, hd, scratchFlashV)
 	b.kernel(fmt.Sprintf("flash_fwd_%d", hd)).p(po).p(pl).p(qr).p(kr).p(vr).p(seg).
-		i(s.Heads).i(s.KVHeads).i(s.QLen).i(s.KVLen).i(qlp).i(klp).i(s.QOffset).i(s.Window).f(s.Scale)
+		i(s.Heads).i(s.KVHeads).i(s.QLen).i(s.KVLen).i(qlp).i(klp).i(s.QOffset).i(s.Window).f(s.Scale).f(s.SoftCap)
 	b.launch(dims{uint32(ceilDiv(s.QLen, 64)), uint32(s.Heads), uint32(s.Batch)}, d1(flashBlock))
 }
 
@@ -237,9 +242,9 @@ func (b *Backend) flashBackward(s *backend.AttentionSpec, pdq, pdk, pdv, pdo, po
 	kr, klp := b.flashPrep(pk, s.Batch, s.KVLen, s.KVHeads, hd, scratchFlashK)
 	vr, _ := b.flashPrep(pv, s.Batch, s.KVLen, s.KVHeads, hd, scratchFlashV)
 	b.kernel(fmt.Sprintf("flash_bwd_kv_%d", hd)).p(pdk).p(pdv).p(qr).p(kr).p(vr).p(dr).p(pl).p(delta).p(seg).
-		i(s.Heads).i(s.KVHeads).i(s.QLen).i(s.KVLen).i(qlp).i(klp).i(s.QOffset).i(s.Window).f(s.Scale)
+		i(s.Heads).i(s.KVHeads).i(s.QLen).i(s.KVLen).i(qlp).i(klp).i(s.QOffset).i(s.Window).f(s.Scale).f(s.SoftCap)
 	b.launch(dims{uint32(ceilDiv(s.KVLen, 64)), uint32(s.KVHeads), uint32(s.Batch)}, d1(flashBlock))
 	b.kernel(fmt.Sprintf("flash_bwd_q_%d", hd)).p(pdq).p(qr).p(kr).p(vr).p(dr).p(pl).p(delta).p(seg).
-		i(s.Heads).i(s.KVHeads).i(s.QLen).i(s.KVLen).i(qlp).i(klp).i(s.QOffset).i(s.Window).f(s.Scale)
+		i(s.Heads).i(s.KVHeads).i(s.QLen).i(s.KVLen).i(qlp).i(klp).i(s.QOffset).i(s.Window).f(s.Scale).f(s.SoftCap)
 	b.launch(dims{uint32(ceilDiv(s.QLen, 64)), uint32(s.Heads), uint32(s.Batch)}, d1(flashBlock))
 }

@@ -13,7 +13,7 @@ import (
 // tiles that do not fill 64 rows, several tiles per row, GQA groups,
 // packed segments that start inside a tile, a sliding window that leaves
 // whole tiles masked, tiles no query masks (the kernels' unmasked path),
-// and queries offset into a longer key range (decode).
+// queries offset into a longer key range (decode), and soft-capped scores.
 // Inputs and probabilities are rounded to bf16 inside the kernels, hence
 // the bf16 tolerance.
 func TestFlashAttentionAgainstCPU(t *testing.T) {
@@ -35,6 +35,10 @@ func TestFlashAttentionAgainstCPU(t *testing.T) {
 		{"decode offset hd128", backend.AttentionSpec{Batch: 1, QLen: 9, KVLen: 75, QOffset: 66, Heads: 2, KVHeads: 1, HeadDim: 128}, nil},
 		{"unmasked tiles hd32", backend.AttentionSpec{Batch: 1, QLen: 192, KVLen: 192, Heads: 2, KVHeads: 1, HeadDim: 32}, nil},
 		{"two tiles hd128", backend.AttentionSpec{Batch: 1, QLen: 80, KVLen: 80, Heads: 2, KVHeads: 2, HeadDim: 128}, nil},
+		// Gemma-2's soft cap, masked and unmasked tiles, packed and windowed.
+		{"soft cap packed hd16", backend.AttentionSpec{Batch: 2, QLen: 150, KVLen: 150, Heads: 2, KVHeads: 1, HeadDim: 16, SoftCap: 0.7}, packed},
+		{"soft cap window unmasked tiles hd64", backend.AttentionSpec{Batch: 1, QLen: 192, KVLen: 192, Heads: 4, KVHeads: 2, HeadDim: 64,
+			Window: 100, SoftCap: 0.6}, nil},
 	}
 	forEach(t, PrecisionBF16, func(t *testing.T, u underTest, c *cpu.CPU, rng *rand.Rand) {
 		for _, ac := range cases {

@@ -93,6 +93,7 @@ const (
 	scratchC       = iota // a bf16 GEMM output widened for float32 operands
 	scratchScores         // attention scores / weights
 	scratchDScores        // attention score gradients
+	scratchCapGrad        // attention soft cap's derivative per score
 	scratchDelta          // attention backward row sums
 	scratchSums           // float64 accumulators
 	scratchQuantW         // a 4-bit weight dequantized for one product

@@ -319,14 +319,16 @@ func TestStepLoopCallsNoCuMemAlloc(t *testing.T) {
 }
 
 // curveArchs are the models the loss curves train, with the modules their
-// adapter targets: llama's separate projections, and phi3's fused qkv_proj
-// (an adapter on one matrix whose output feeds q, k and v, with dropout).
+// adapter targets: llama's separate projections, phi3's fused qkv_proj (an
+// adapter on one matrix whose output feeds q, k and v, with dropout), and
+// gemma2 (soft-capped scores and logits, sandwich norms).
 var curveArchs = []struct {
 	arch    string
 	targets []string
 }{
 	{"llama", []string{"q_proj", "v_proj", "down_proj"}},
 	{"phi3", []string{"qkv_proj", "down_proj"}},
+	{"gemma2", []string{"q_proj", "v_proj", "down_proj"}},
 }
 
 // TestLossCurveMatchesCPU trains the same LoRA adapter from the same start
@@ -334,8 +336,9 @@ var curveArchs = []struct {
 // micro-batches with gradient accumulation and clipping: the loss curves
 // agree (1e-4 in fp32, 2e-2 relative in bf16 with bf16 frozen weights).
 // The emulator runs llama's fp32 curve only (bf16 there adds nothing the
-// parity tests do not check and costs seconds); phi3's bf16 curve runs
-// there too, for its fused frozen weights read a part at a time in bf16.
+// parity tests do not check and costs seconds); the other archs' bf16
+// curves run there too: phi3's fused frozen weights read a part at a time
+// in bf16, gemma2's soft caps in the flash kernels and the loss.
 func TestLossCurveMatchesCPU(t *testing.T) {
 	for _, a := range curveArchs {
 		t.Run(a.arch, func(t *testing.T) { lossCurveMatchesCPU(t, a.arch, a.targets, model.Options{}) })
@@ -343,8 +346,9 @@ func TestLossCurveMatchesCPU(t *testing.T) {
 }
 
 // QLoRA: the base linears held in NF4 (double quantization, as Axolotl's
-// qlora), products through MatMulQuant on both backends; phi3's fused
-// weights are quantized whole and multiplied a part at a time.
+// qlora), products through MatMulQuant on both backends, for every arch
+// of curveArchs; phi3's fused weights are quantized whole and multiplied
+// a part at a time.
 func TestQLoRALossCurveMatchesCPU(t *testing.T) {
 	o := quant.QLoRA()
 	for _, a := range curveArchs {

@@ -287,7 +287,7 @@ func (b *Backend) Dropout(out, mask, x *tensor.Tensor, p float32, seed uint64) {
 }
 
 // CrossEntropy implements backend.Backend; it waits for the loss.
-func (b *Backend) CrossEntropy(logits *tensor.Tensor, targets []int32, grad bool, gradScale float32) (float64, int) {
+func (b *Backend) CrossEntropy(logits *tensor.Tensor, targets []int32, softCap float32, grad bool, gradScale float32) (float64, int) {
 	rows, vocab := logits.Rows(), logits.Cols()
 	if rows != len(targets) {
 		panic(fmt.Sprintf("cuda.CrossEntropy: %d targets for %v", len(targets), logits))
@@ -313,7 +313,7 @@ func (b *Backend) CrossEntropy(logits *tensor.Tensor, targets []int32, grad bool
 		acc := b.scratchFor(scratchSums, 8)
 		b.must(b.g.memset32(acc, 0, 2))
 		pt := b.int32s(targets)
-		b.kernel("cross_entropy").p(pl).p(pt).i(vocab).i(g).f(gradScale).p(acc)
+		b.kernel("cross_entropy").p(pl).p(pt).i(vocab).f(softCap).i(g).f(gradScale).p(acc)
 		b.launch(d1(rows), d1(rowThreads(vocab)))
 		b.must(b.g.dtoh(unsafe.Pointer(&sum), acc, 8))
 	})

@@ -332,6 +332,11 @@ func TestAttentionAgainstCPU(t *testing.T) {
 			[]int32{0, 1, 2, 0, 1, 2, 3, 0, 0, 1}},
 		{"sliding window", backend.AttentionSpec{Batch: 1, QLen: 12, KVLen: 12, Heads: 3, KVHeads: 3, HeadDim: 4, Window: 4}, nil},
 		{"decode offset", backend.AttentionSpec{Batch: 1, QLen: 3, KVLen: 11, QOffset: 8, Heads: 4, KVHeads: 1, HeadDim: 8, Window: 6}, nil},
+		// Gemma-2's attn_logit_softcapping, small enough to bend these scores.
+		{"soft cap, packed", backend.AttentionSpec{Batch: 2, QLen: 10, KVLen: 10, Heads: 2, KVHeads: 1, HeadDim: 8, SoftCap: 0.7},
+			[]int32{0, 1, 2, 0, 1, 2, 3, 0, 0, 1}},
+		{"soft cap, decode offset", backend.AttentionSpec{Batch: 1, QLen: 3, KVLen: 11, QOffset: 8, Heads: 4, KVHeads: 2, HeadDim: 8,
+			Window: 6, SoftCap: 0.5}, nil},
 	}
 	for _, p := range []Precision{PrecisionFP32, PrecisionBF16} {
 		t.Run(p.String(), func(t *testing.T) {
@@ -402,15 +407,15 @@ func TestMLPDropoutCrossEntropy(t *testing.T) {
 
 		rows, vocab := 7, 1000
 		targets := []int32{5, -100, 999, 0, 17, -100, 512}
-		for _, grad := range []bool{false, true} {
-			lg := newPair(b, randomVals(rng, rows*vocab, 3), rows, vocab)
-			ws, wn := c.CrossEntropy(lg.h, targets, grad, 0.2)
-			gs, gn := b.CrossEntropy(lg.d, targets, grad, 0.2)
-			if gn != wn || math.Abs(gs-ws) > 1e-4*math.Abs(ws) {
-				t.Errorf("CrossEntropy(grad=%v) = %v over %d, want %v over %d", grad, gs, gn, ws, wn)
-			}
-			if grad {
-				lg.check(t, b, "CrossEntropy gradient", u.tol)
+		for _, softCap := range []float32{0, 2} { // 2: Gemma-2's final soft cap, bending logits of ±3
+			for _, grad := range []bool{false, true} {
+				lg := newPair(b, randomVals(rng, rows*vocab, 3), rows, vocab)
+				ws, wn := c.CrossEntropy(lg.h, targets, softCap, grad, 0.2)
+				gs, gn := b.CrossEntropy(lg.d, targets, softCap, grad, 0.2)
+				if gn != wn || math.Abs(gs-ws) > 1e-4*math.Abs(ws) {
+					t.Errorf("CrossEntropy(cap=%g, grad=%v) = %v over %d, want %v over %d", softCap, grad, gs, gn, ws, wn)
+				}
+				lg.check(t, b, fmt.Sprintf("CrossEntropy(cap=%g, grad=%v) logits or gradient", softCap, grad), u.tol)
 			}
 		}
 	})

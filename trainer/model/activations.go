@@ -21,6 +21,8 @@ type layerActs struct {
 	q, k, v      *tensor.Tensor // q and k after norm and rope
 	att, lse     *tensor.Tensor // attention output and log-sum-exp
 	mid          *tensor.Tensor // residual stream after attention
+	ao, rstdAO   *tensor.Tensor // attention output before its norm (sandwich norms)
+	mo, rstdMO   *tensor.Tensor // MLP output before its norm (sandwich norms)
 	xn2, rstd2   *tensor.Tensor
 	gate, up, h  *tensor.Tensor // MLP: h = act(gate)⊙up
 	lin          [7]linearActs  // by Layer.Linears order
@@ -40,6 +42,7 @@ type activations struct {
 	// gradient buffers, shared by all layers
 	dres, dxn, dq, dk, dv, datt, dh, dgate, dup, dxf *tensor.Tensor
 	dqRaw, dkRaw                                     *tensor.Tensor
+	dbranch                                          *tensor.Tensor // a branch's gradient before its output norm
 	du, dxd                                          *tensor.Tensor // LoRA: [n, max r], [n, max in]
 }
 
@@ -107,6 +110,9 @@ func (m *Model) activationsFor(rows, cols int) *activations {
 	if c.QKNorm {
 		a.dqRaw, a.dkRaw = ar.Alloc(n, qd), ar.Alloc(n, kvd)
 	}
+	if c.SandwichNorms {
+		a.dbranch = ar.Alloc(n, c.Hidden)
+	}
 	a.dh, a.dgate, a.dup = ar.Alloc(n, c.Intermediate), ar.Alloc(n, c.Intermediate), ar.Alloc(n, c.Intermediate)
 	if r > 0 {
 		maxIn := max(c.Hidden, c.Intermediate, qd)
@@ -133,6 +139,10 @@ func (m *Model) allocLayerActs(ar *tensor.Arena, la *layerActs, rows, cols, l in
 	}
 	la.att, la.lse = ar.Alloc(n, qd), ar.Alloc(rows*c.Heads*cols)
 	la.mid = ar.Alloc(n, c.Hidden)
+	if c.SandwichNorms {
+		la.ao, la.rstdAO = ar.Alloc(n, c.Hidden), ar.Alloc(n)
+		la.mo, la.rstdMO = ar.Alloc(n, c.Hidden), ar.Alloc(n)
+	}
 	la.xn2, la.rstd2 = ar.Alloc(n, c.Hidden), ar.Alloc(n)
 	la.gate, la.up, la.h = ar.Alloc(n, c.Intermediate), ar.Alloc(n, c.Intermediate), ar.Alloc(n, c.Intermediate)
 	for i := range m.Layers {
@@ -159,7 +169,7 @@ func (m *Model) attnSpec(a *activations, window int) backend.AttentionSpec {
 	return backend.AttentionSpec{
 		Batch: a.rows, QLen: a.cols, KVLen: a.cols,
 		Heads: c.Heads, KVHeads: c.KVHeads, HeadDim: c.HeadDim,
-		Scale: attnScale(c.HeadDim), Window: window, SegStart: a.seg,
+		Scale: c.attnScale(), SoftCap: c.AttnSoftCap, Window: window, SegStart: a.seg,
 	}
 }
 
@@ -169,6 +179,6 @@ func attnSpecDecode(c *Config, n, total, window int) backend.AttentionSpec {
 	return backend.AttentionSpec{
 		Batch: 1, QLen: n, KVLen: total, QOffset: total - n,
 		Heads: c.Heads, KVHeads: c.KVHeads, HeadDim: c.HeadDim,
-		Scale: attnScale(c.HeadDim), Window: window,
+		Scale: c.attnScale(), SoftCap: c.AttnSoftCap, Window: window,
 	}
 }

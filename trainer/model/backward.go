@@ -36,7 +36,7 @@ func (m *Model) lowestTrainableLayer() int {
 	}
 	for l := range m.Layers {
 		ly := &m.Layers[l]
-		for _, p := range []*Param{ly.InputNorm, ly.PostNorm, ly.QNorm, ly.KNorm} {
+		for _, p := range []*Param{ly.InputNorm, ly.PostNorm, ly.AttnOutNorm, ly.MLPOutNorm, ly.QNorm, ly.KNorm} {
 			if p.Trainable() {
 				return l
 			}
@@ -57,15 +57,25 @@ func (m *Model) layerBackward(l int, a *activations, la *layerActs, needInput bo
 	x := a.res[l]
 
 	iO, iGateUp, iDown := ly.linearIndex()
-	// MLP branch: res[l+1] = mid + down(act(gate(xn2)) ⊙ up(xn2)).
-	m.linearBackward(ly.Down, a.dh, la.h, &la.lin[iDown], false, a.dres)
+	// MLP branch: res[l+1] = mid + down(act(gate(xn2)) ⊙ up(xn2)), the
+	// branch normalised first with sandwich norms.
+	dDown := a.dres
+	if ly.MLPOutNorm != nil {
+		dDown = m.branchNormBackward(a, ly.MLPOutNorm, la.mo, la.rstdMO)
+	}
+	m.linearBackward(ly.Down, a.dh, la.h, &la.lin[iDown], false, dDown)
 	be.GatedActBackward(a.dgate, a.dup, a.dh, la.gate, la.up, c.Act)
 	m.projectBackward(ly.GateUp, a.dxn, la.xn2, la, iGateUp, false, a.dgate, a.dup)
 	be.RMSNormBackward(a.dres, gradOf(ly.PostNorm), a.dxn, la.mid, ly.PostNorm.W, la.rstd2)
 	// a.dres is now d loss/d mid.
 
-	// Attention branch: mid = x + o(attention(q, k, v)).
-	m.linearBackward(ly.O, a.datt, la.att, &la.lin[iO], false, a.dres)
+	// Attention branch: mid = x + o(attention(q, k, v)), normalised first
+	// with sandwich norms.
+	dO := a.dres
+	if ly.AttnOutNorm != nil {
+		dO = m.branchNormBackward(a, ly.AttnOutNorm, la.ao, la.rstdAO)
+	}
+	m.linearBackward(ly.O, a.datt, la.att, &la.lin[iO], false, dO)
 	be.AttentionBackward(a.dq, a.dk, a.dv, a.datt, la.att, la.lse, la.q, la.k, la.v, m.attnSpec(a, ly.Window))
 	be.RoPEBackward(a.dq, &m.rope.table, a.pos, c.Heads, c.HeadDim)
 	be.RoPEBackward(a.dk, &m.rope.table, a.pos, c.KVHeads, c.HeadDim)
@@ -92,6 +102,15 @@ func (m *Model) layerBackward(l int, a *activations, la *layerActs, needInput bo
 	// Only the norm weight wants a gradient: send dx to a scratch buffer.
 	be.Zero(a.dxf)
 	be.RMSNormBackward(a.dxf, gradOf(ly.InputNorm), dxn, x, ly.InputNorm.W, la.rstd1)
+}
+
+// branchNormBackward carries a.dres, the gradient of a residual branch
+// after its output norm (sandwich norms), back through the norm into
+// a.dbranch, which it returns; the norm's weight gets its gradient.
+func (m *Model) branchNormBackward(a *activations, norm *Param, x, rstd *tensor.Tensor) *tensor.Tensor {
+	m.Backend.Zero(a.dbranch)
+	m.Backend.RMSNormBackward(a.dbranch, gradOf(norm), a.dres, x, norm.W, rstd)
+	return a.dbranch
 }
 
 // gradOf is p's gradient, or nil for a frozen p, as the backend's

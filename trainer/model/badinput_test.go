@@ -74,8 +74,11 @@ func TestLoadRejectsBrokenDirectories(t *testing.T) {
 			editConfig(t, dir, `"num_hidden_layers": 2`, `"num_hidden_layers": 3`)
 		}, []string{"model.layers.2."}, false, ""},
 		{"architecture not supported yet", func(t *testing.T, dir string) {
+			editConfig(t, dir, `"model_type": "llama"`, `"model_type": "gpt_neox"`)
+		}, []string{"gpt_neox"}, true, ""},
+		{"gemma2 config over llama weights", func(t *testing.T, dir string) {
 			editConfig(t, dir, `"model_type": "llama"`, `"model_type": "gemma2"`)
-		}, []string{"gemma2"}, true, ""},
+		}, []string{`has no tensor "model.layers.0.pre_feedforward_layernorm.weight"`, "a gemma2 checkpoint needs it"}, false, ""},
 		{"unknown architecture", func(t *testing.T, dir string) {
 			editConfig(t, dir, `"model_type": "llama"`, `"model_type": "frobnicator"`)
 		}, []string{"frobnicator"}, true, ""},

@@ -111,12 +111,12 @@ func (m *Model) Decode(kc *KVCache, tokens []int32) ([]float32, error) {
 		be.Attention(la.att, la.lse, la.q, kc.k[l].SliceRows(&kc.kView, 0, total), kc.v[l].SliceRows(&kc.vView, 0, total),
 			attnSpecDecode(c, n, total, ly.Window))
 		iO, iGateUp, iDown := ly.linearIndex()
-		m.linearForward(ly.O, la.att, &la.lin[iO], 0, la.mid)
+		m.branchOut(ly.O, ly.AttnOutNorm, la.att, &la.lin[iO], 0, la.mid, la.ao, la.rstdAO)
 		be.Add(la.mid, x, 1)
 		be.RMSNorm(la.xn2, la.rstd2, la.mid, ly.PostNorm.W, c.NormEps)
 		m.project(ly.GateUp, la.xn2, la, 0, l, iGateUp, la.gate, la.up)
 		be.GatedAct(la.h, la.gate, la.up, c.Act)
-		m.linearForward(ly.Down, la.h, &la.lin[iDown], 0, x)
+		m.branchOut(ly.Down, ly.MLPOutNorm, la.h, &la.lin[iDown], 0, x, la.mo, la.rstdMO)
 		be.Add(x, la.mid, 1)
 	}
 	kc.Len = total
@@ -125,5 +125,6 @@ func (m *Model) Decode(kc *KVCache, tokens []int32) ([]float32, error) {
 	be.MatMul(kc.logits, kc.xf, m.LMHead.W, false, true, 1, 0)
 	out := make([]float32, c.Vocab)
 	be.Download(out, kc.logits)
+	c.capLogits(out)
 	return out, nil
 }

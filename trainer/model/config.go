@@ -39,6 +39,18 @@ type Config struct {
 	// then k, then v; FusedGateUp: gate and up from one gate_up_proj
 	// (gate rows first). Phi-3 has both.
 	FusedQKV, FusedGateUp bool
+	// Gemma-2: AttnSoftCap caps every attention score s (after the
+	// scale) as AttnSoftCap·tanh(s/AttnSoftCap) before the mask and
+	// softmax; FinalSoftCap caps the logits the same way. 0 means none.
+	AttnSoftCap, FinalSoftCap float32
+	// QueryPreAttnScalar, when set, makes the attention scale
+	// 1/sqrt(QueryPreAttnScalar) instead of 1/sqrt(HeadDim) (Gemma-2).
+	QueryPreAttnScalar float64
+	// SandwichNorms: each block also normalises its attention output and
+	// its MLP output before they join the residual stream (Gemma-2's
+	// post_attention_layernorm and post_feedforward_layernorm; its
+	// pre_feedforward_layernorm is then the norm before the MLP).
+	SandwichNorms bool
 
 	// LayerWindow[l] is layer l's sliding window in tokens, 0 for full
 	// attention (mistral: every layer; qwen2: layers from max_window_layers
@@ -62,6 +74,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("model: %d sliding-window entries for %d layers", len(c.LayerWindow), c.Layers)
 	case c.NormEps <= 0:
 		return fmt.Errorf("model: rms_norm_eps %g must be positive", c.NormEps)
+	case c.AttnSoftCap < 0 || c.FinalSoftCap < 0 || c.QueryPreAttnScalar < 0:
+		return fmt.Errorf("model: soft caps %g, %g and query_pre_attn_scalar %g must not be negative", c.AttnSoftCap, c.FinalSoftCap, c.QueryPreAttnScalar)
 	}
 	return c.Rope.validate(c.HeadDim)
 }
@@ -82,6 +96,9 @@ func (c *Config) ParamCount() int {
 	if c.QKNorm {
 		layer += 2 * c.HeadDim
 	}
+	if c.SandwichNorms {
+		layer += 2 * c.Hidden
+	}
 	n := c.Layers*layer + c.Vocab*c.Hidden + c.Hidden
 	if !c.TieEmbeddings {
 		n += c.Vocab * c.Hidden
@@ -97,6 +114,27 @@ func (c *Config) embedScale() float32 {
 		return 1
 	}
 	return float32(math.Sqrt(float64(c.Hidden)))
+}
+
+// attnScale multiplies q·k: 1/sqrt(query_pre_attn_scalar) when set
+// (Gemma-2), else 1/sqrt(head_dim).
+func (c *Config) attnScale() float32 {
+	if c.QueryPreAttnScalar > 0 {
+		return float32(1 / math.Sqrt(c.QueryPreAttnScalar))
+	}
+	return float32(1 / math.Sqrt(float64(c.HeadDim)))
+}
+
+// capLogits applies the final soft cap to logits handed out (the loss head
+// caps inside CrossEntropy): cap·tanh(x/cap) in float32, as torch.
+func (c *Config) capLogits(logits []float32) {
+	if c.FinalSoftCap <= 0 {
+		return
+	}
+	cp := c.FinalSoftCap
+	for i, x := range logits {
+		logits[i] = cp * float32(math.Tanh(float64(x/cp)))
+	}
 }
 
 // normOffset is what the model adds to a norm weight it loads (and takes

@@ -2,12 +2,10 @@ package model
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/eftml/eft/trainer/backend"
+	"github.com/eftml/eft/trainer/tensor"
 )
-
-func attnScale(headDim int) float32 { return float32(1 / math.Sqrt(float64(headDim))) }
 
 // dropoutSeed keys the mask of one linear in one layer of one micro-batch,
 // so a recomputed forward pass (gradient checkpointing) draws the same mask.
@@ -48,15 +46,27 @@ func (m *Model) layerForward(l int, a *activations, la *layerActs, seed uint64) 
 	be.Attention(la.att, la.lse, la.q, la.k, la.v, m.attnSpec(a, ly.Window))
 
 	iO, iGateUp, iDown := ly.linearIndex()
-	m.linearForward(ly.O, la.att, &la.lin[iO], dropoutSeed(seed, l, iO), la.mid)
+	m.branchOut(ly.O, ly.AttnOutNorm, la.att, &la.lin[iO], dropoutSeed(seed, l, iO), la.mid, la.ao, la.rstdAO)
 	be.Add(la.mid, x, 1)
 
 	be.RMSNorm(la.xn2, la.rstd2, la.mid, ly.PostNorm.W, c.NormEps)
 	m.project(ly.GateUp, la.xn2, la, seed, l, iGateUp, la.gate, la.up)
 	be.GatedAct(la.h, la.gate, la.up, c.Act)
 	out := a.res[l+1]
-	m.linearForward(ly.Down, la.h, &la.lin[iDown], dropoutSeed(seed, l, iDown), out)
+	m.branchOut(ly.Down, ly.MLPOutNorm, la.h, &la.lin[iDown], dropoutSeed(seed, l, iDown), out, la.mo, la.rstdMO)
 	be.Add(out, la.mid, 1)
+}
+
+// branchOut sets y to a residual branch's output projection of x, through
+// the branch's output norm when it has one (sandwich norms: the projection
+// goes to pre, and 1/rms to rstd, for the backward pass).
+func (m *Model) branchOut(lin *Linear, norm *Param, x *tensor.Tensor, la *linearActs, seed uint64, y, pre, rstd *tensor.Tensor) {
+	if norm == nil {
+		m.linearForward(lin, x, la, seed, y)
+		return
+	}
+	m.linearForward(lin, x, la, seed, pre)
+	m.Backend.RMSNorm(y, rstd, pre, norm.W, m.Config.NormEps)
 }
 
 func (m *Model) layerActsFor(a *activations, l int) *layerActs {
@@ -94,6 +104,7 @@ func (m *Model) Logits(b *Batch) ([]float32, error) {
 		m.Backend.MatMul(lg, a.xf.SliceRows(&m.views.rows, r0, r1), m.LMHead.W, false, true, 1, 0)
 		m.Backend.Download(out[r0*m.Config.Vocab:r1*m.Config.Vocab], lg)
 	}
+	m.Config.capLogits(out)
 	return out, nil
 }
 
@@ -150,7 +161,7 @@ func (m *Model) lossHead(b *Batch, a *activations, grad bool, gradScale float32)
 		lg := a.logits.Prefix(&m.views.logits, r1-r0, m.Config.Vocab)
 		x := a.xf.SliceRows(&m.views.rows, r0, r1)
 		be.MatMul(lg, x, m.LMHead.W, false, true, 1, 0)
-		s, n := be.CrossEntropy(lg, targets, grad, gradScale)
+		s, n := be.CrossEntropy(lg, targets, m.Config.FinalSoftCap, grad, gradScale)
 		total += s
 		counted += n
 		if grad {

@@ -120,7 +120,13 @@ func NewWith(c Config, be backend.Backend, weights WeightFunc, o Options) (*Mode
 		p := fmt.Sprintf("model.layers.%d.", l)
 		ly := &m.Layers[l]
 		ly.InputNorm = must(p+"input_layernorm.weight", D)
-		ly.PostNorm = must(p+"post_attention_layernorm.weight", D)
+		if c.SandwichNorms {
+			ly.AttnOutNorm = must(p+"post_attention_layernorm.weight", D)
+			ly.PostNorm = must(p+"pre_feedforward_layernorm.weight", D)
+			ly.MLPOutNorm = must(p+"post_feedforward_layernorm.weight", D)
+		} else {
+			ly.PostNorm = must(p+"post_attention_layernorm.weight", D)
+		}
 		if c.FusedQKV {
 			ly.QKV = []*Linear{linear(p+"self_attn.qkv_proj", D, c.AttentionBias, qd, kvd, kvd)}
 		} else {

@@ -61,8 +61,15 @@ type Linear struct {
 
 // Layer is one decoder block.
 type Layer struct {
+	// InputNorm comes before the attention, PostNorm before the MLP
+	// (llama's post_attention_layernorm, gemma2's pre_feedforward_layernorm).
 	InputNorm, PostNorm *Param
-	QNorm, KNorm        *Param // qwen3 only
+	// AttnOutNorm and MLPOutNorm normalise the attention's and the MLP's
+	// outputs before they join the residual stream (gemma2's
+	// post_attention_layernorm and post_feedforward_layernorm); nil
+	// elsewhere.
+	AttnOutNorm, MLPOutNorm *Param
+	QNorm, KNorm            *Param // qwen3 only
 	// QKV makes q, k and v from the normed input: q_proj, k_proj and
 	// v_proj, or phi3's one qkv_proj split three ways.
 	QKV []*Linear
@@ -142,6 +149,9 @@ func (m *Model) Params() []*Param {
 			ps = append(ps, l.QNorm, l.KNorm)
 		}
 		ps = append(ps, l.PostNorm)
+		if l.AttnOutNorm != nil {
+			ps = append(ps, l.AttnOutNorm, l.MLPOutNorm)
+		}
 	}
 	ps = append(ps, m.FinalNorm)
 	if m.LMHead != m.Embed {

@@ -2,56 +2,12 @@ package model_test
 
 import (
 	"math"
-	"slices"
 	"strings"
 	"testing"
 
-	"github.com/eftml/eft/shared/safetensors"
-	"github.com/eftml/eft/shared/testfixtures"
 	"github.com/eftml/eft/trainer/cpu"
 	"github.com/eftml/eft/trainer/model"
 )
-
-// A full fine-tune of phi3 saves what it loaded in the checkpoint's layout:
-// the fused qkv_proj and gate_up_proj, value for value.
-func TestPhi3StateDictIsTheCheckpointLayout(t *testing.T) {
-	dir := testfixtures.Path(t, "hf", "phi3")
-	m, err := model.Load(dir, cpu.New(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := len(m.Layers[0].Linears()); n != 4 {
-		t.Errorf("%d linear modules a layer, want 4 (qkv_proj, o_proj, gate_up_proj, down_proj)", n)
-	}
-	src, err := safetensors.Open(dir + "/model.safetensors")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	saved, err := m.StateDict(safetensors.F32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := src.Names()
-	if len(saved) != len(names) {
-		t.Errorf("%d tensors saved, the checkpoint has %d", len(saved), len(names))
-	}
-	for _, nt := range saved {
-		want, err := src.Float32s(nt.Name)
-		if err != nil {
-			t.Errorf("saved %s: %v", nt.Name, err)
-			continue
-		}
-		info, _ := src.Info(nt.Name)
-		got, err := nt.Tensor.Float32s()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !slices.Equal(nt.Tensor.Shape, info.Shape) || !slices.Equal(got, want) {
-			t.Errorf("%s: saved %v differs from the checkpoint's %v", nt.Name, nt.Tensor.Shape, info.Shape)
-		}
-	}
-}
 
 // Phi-3's longrope on the phi3 fixture (original maximum 8, partial rotary
 // 0.5: 4 short and 4 long factors): a sequence that outgrows 8 tokens is

@@ -15,7 +15,7 @@ import (
 // own loader gives the same logits back, from F32 exactly and from BF16
 // and sharded F16 within their rounding. Tied embeddings (qwen2) are saved once.
 func TestStateDictRoundTrip(t *testing.T) {
-	for _, arch := range []string{"llama", "qwen2", "phi3"} {
+	for _, arch := range []string{"llama", "qwen2", "phi3", "gemma2"} {
 		src := testfixtures.Path(t, "hf", arch)
 		m, err := model.Load(src, cpu.New(0))
 		if err != nil {

@@ -29,6 +29,9 @@ __device__ __forceinline__ unsigned pack_bf16(float lo, float hi) {
 #endif
 }
 
+// Gemma-2's soft cap of attention scores and final logits: cap·tanh(x/cap).
+__device__ __forceinline__ float soft_capped(float x, float cap) { return cap * tanhf(x / cap); }
+
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;

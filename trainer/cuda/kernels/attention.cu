@@ -11,9 +11,10 @@ __device__ __forceinline__ int first_key(const int* seg, int b, int kvlen, int p
 }
 
 // attn_softmax turns scores into weights in place and writes each query's
-// log-sum-exp into lse [batch, heads, qlen]. Grid (qlen, kv_heads).
+// log-sum-exp into lse [batch, heads, qlen]; softcap > 0 caps the scores
+// first. Grid (qlen, kv_heads).
 extern "C" __global__ void attn_softmax(float* s, float* lse, const int* seg, int b, int j, int group, int heads,
-                                        int qlen, int kvlen, int qoff, int window) {
+                                        int qlen, int kvlen, int qoff, int window, float softcap) {
     __shared__ float sh[32];
     int i = blockIdx.x, g = blockIdx.y;
     int h = g * group + j;
@@ -21,7 +22,10 @@ extern "C" __global__ void attn_softmax(float* s, float* lse, const int* seg, in
     int p = qoff + i;
     int from = first_key(seg, b, kvlen, p, window), to = p + 1;
     float mx = EFT_NEG_INF;
-    for (int k = from + threadIdx.x; k < to; k += blockDim.x) mx = fmaxf(mx, row[k]);
+    for (int k = from + threadIdx.x; k < to; k += blockDim.x) {
+        if (softcap > 0.0f) row[k] = soft_capped(row[k], softcap);
+        mx = fmaxf(mx, row[k]);
+    }
     mx = block_max(mx, sh);
     float sum = 0.0f;
     for (int k = from + threadIdx.x; k < to; k += blockDim.x) sum += expf(row[k] - mx);
@@ -31,26 +35,42 @@ extern "C" __global__ void attn_softmax(float* s, float* lse, const int* seg, in
     if (threadIdx.x == 0) lse[((long long)b * heads + h) * qlen + i] = mx + logf(sum);
 }
 
-// attn_probs recomputes the weights from scores and lse (backward pass).
-extern "C" __global__ void attn_probs(float* s, const float* lse, const int* seg, int b, int j, int group, int heads,
-                                      int qlen, int kvlen, int qoff, int window) {
+// attn_probs recomputes the weights from scores and lse (backward pass);
+// with softcap > 0 the scores are capped first and cap_grad (laid out as s)
+// receives the cap's derivative 1 − tanh²(score/softcap).
+extern "C" __global__ void attn_probs(float* s, float* cap_grad, const float* lse, const int* seg, int b, int j, int group, int heads,
+                                      int qlen, int kvlen, int qoff, int window, float softcap) {
     int i = blockIdx.x, g = blockIdx.y;
     int h = g * group + j;
-    float* row = s + ((long long)g * qlen + i) * kvlen;
+    long long off = ((long long)g * qlen + i) * kvlen;
+    float* row = s + off;
     int p = qoff + i;
     int from = first_key(seg, b, kvlen, p, window), to = p + 1;
     float l = lse[((long long)b * heads + h) * qlen + i];
-    for (int k = threadIdx.x; k < kvlen; k += blockDim.x) row[k] = (k >= from && k < to) ? expf(row[k] - l) : 0.0f;
+    for (int k = threadIdx.x; k < kvlen; k += blockDim.x) {
+        bool vis = k >= from && k < to;
+        if (softcap > 0.0f) {
+            float th = vis ? tanhf(row[k] / softcap) : 0.0f;
+            row[k] = vis ? expf(softcap * th - l) : 0.0f;
+            cap_grad[off + k] = 1.0f - th * th;
+            continue;
+        }
+        row[k] = vis ? expf(row[k] - l) : 0.0f;
+    }
 }
 
-// attn_dscores: ds = p⊙(dp − delta)·scale, in place in dp. Grid (qlen, kv_heads).
-extern "C" __global__ void attn_dscores(float* dp, const float* p, const float* delta, int b, int j, int group, int heads,
-                                        int qlen, int kvlen, float scale) {
+// attn_dscores: ds = p⊙(dp − delta)·scale, times cap_grad when soft-capped,
+// in place in dp. Grid (qlen, kv_heads).
+extern "C" __global__ void attn_dscores(float* dp, const float* p, const float* cap_grad, const float* delta, int b, int j, int group,
+                                        int heads, int qlen, int kvlen, float scale) {
     int i = blockIdx.x, g = blockIdx.y;
     int h = g * group + j;
     long long off = ((long long)g * qlen + i) * kvlen;
     float d = delta[((long long)b * heads + h) * qlen + i];
-    for (int k = threadIdx.x; k < kvlen; k += blockDim.x) dp[off + k] = p[off + k] * (dp[off + k] - d) * scale;
+    for (int k = threadIdx.x; k < kvlen; k += blockDim.x) {
+        float ds = p[off + k] * (dp[off + k] - d) * scale;
+        dp[off + k] = cap_grad ? ds * cap_grad[off + k] : ds;
+    }
 }
 
 // attn_delta: delta[b, h, i] = Σ_x out[t, h, x]·dout[t, h, x] for t = b·qlen+i;

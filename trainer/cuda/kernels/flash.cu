@@ -6,7 +6,10 @@
 // once in a kernel per key tile (dK, dV; no atomics: a block owns its keys
 // for every query head of the kv group) and once in a kernel per query tile
 // (dQ). Tiles wholly masked (causal, packed segments, sliding window) are
-// skipped, and tiles wholly visible to a warp skip the mask.
+// skipped, and tiles wholly visible to a warp skip the mask. A softcap
+// above 0 (Gemma-2) turns each scaled score s into softcap·tanh(s/softcap)
+// before the mask, and the backward kernels multiply dS by its derivative
+// 1 − tanh², recomputed with the probabilities.
 //
 // The backend's tensors are float32 [batch, len, heads, hd] (q, k, v, out,
 // dout, dq, dk, dv) and [batch, heads, qlen] (lse, delta). flash_prep first
@@ -43,6 +46,14 @@ __device__ __forceinline__ int flash_first_key(const int* seg, int b, int kvlen,
     int lo = seg ? seg[(long long)b * kvlen + p] : 0;
     if (window > 0 && p - window + 1 > lo) lo = p - window + 1;
     return lo;
+}
+
+// flash_cap caps a raw score x (before scale) and returns it unscaled again,
+// so the kernels' scale·log2(e) exponent stays as it is; th receives
+// tanh(scale·x/softcap) for the derivative.
+__device__ __forceinline__ float flash_cap(float x, float scale, float softcap, float* th) {
+    *th = tanhf(x * scale / softcap);
+    return softcap * *th / scale;
 }
 
 __device__ __forceinline__ int warp_max_int(int v) {
@@ -137,7 +148,7 @@ __device__ __forceinline__ int flash_block_first_key(const int* seg, int b, int 
 // (flash_prep); qlp, klp their padded lengths.
 template <int HD>
 __device__ void flash_fwd(float* out, float* lse, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr, const int* seg, int heads,
-                          int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff, int window, float scale) {
+                          int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff, int window, float scale, float softcap) {
     const int BQ = 64, BK = 64, KP = HD / 2 + 4;
     __shared__ __align__(16) unsigned ks[BK * KP];
     __shared__ __align__(16) unsigned vs[BK * KP];
@@ -180,6 +191,11 @@ __device__ void flash_fwd(float* out, float* lse, const bf16_t* qr, const bf16_t
                 mma16816(s[n], qa[kk], bb);
                 mma16816(s[n + 1], qa[kk], bb + 2);
             }
+        if (softcap > 0.0f) {
+            float th;
+            for (int n = 0; n < BK / 8; n++)
+                for (int e = 0; e < 4; e++) s[n][e] = flash_cap(s[n][e], scale, softcap, &th);
+        }
         bool whole = rowsReal && k0 >= loAll && k0 + BK - 1 <= qoff + q0 && k0 + BK <= kvlen;
         for (int r = 0; r < 2; r++) {
             float mx = EFT_NEG_INF;
@@ -247,7 +263,7 @@ __device__ void flash_fwd(float* out, float* lse, const bf16_t* qr, const bf16_t
 template <int HD>
 __device__ void flash_bwd_kv(float* dk, float* dv, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr, const bf16_t* dr,
                              const float* lse, const float* delta, const int* seg, int heads,
-                             int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff, int window, float scale) {
+                             int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff, int window, float scale, float softcap) {
     const int BK = 64, BQ = HD <= 64 ? 64 : 32, QP = HD / 2 + 4;
     __shared__ __align__(16) unsigned qs[BQ * QP];
     __shared__ __align__(16) unsigned ds[BQ * QP];
@@ -315,9 +331,15 @@ __device__ void flash_bwd_kv(float* dk, float* dv, const bf16_t* qr, const bf16_
                 for (int e = 0; e < 4; e++) {
                     int key = key0 + gr + 8 * (e >> 1), qi = n * 8 + 2 * tg + (e & 1), i = i0 + qi;
                     bool vis = whole || (i < qlen && key < kvlen && key >= los[qi] && key <= qoff + i);
-                    float p = vis ? exp2f(pt[n][e] * sl2 - lses[qi]) : 0.0f;
+                    float x = pt[n][e], dcap = 1.0f;
+                    if (softcap > 0.0f) {
+                        float th;
+                        x = flash_cap(x, scale, softcap, &th);
+                        dcap = 1.0f - th * th;
+                    }
+                    float p = vis ? exp2f(x * sl2 - lses[qi]) : 0.0f;
                     pt[n][e] = p;
-                    dpt[n][e] = p * (dpt[n][e] - dels[qi]);
+                    dpt[n][e] = p * (dpt[n][e] - dels[qi]) * dcap;
                 }
             for (int kk = 0; kk < BQ / 16; kk++) {
                 unsigned pa[4] = {pack_bf16(pt[2 * kk][0], pt[2 * kk][1]), pack_bf16(pt[2 * kk][2], pt[2 * kk][3]),
@@ -357,7 +379,7 @@ __device__ void flash_bwd_kv(float* dk, float* dv, const bf16_t* qr, const bf16_
 template <int HD>
 __device__ void flash_bwd_q(float* dq, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr, const bf16_t* dr,
                             const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen,
-                            int qlp, int klp, int qoff, int window, float scale) {
+                            int qlp, int klp, int qoff, int window, float scale, float softcap) {
     const int BQ = 64, BK = HD <= 64 ? 64 : 32, KP = HD / 2 + 4;
     __shared__ __align__(16) unsigned ks[BK * KP];
     __shared__ __align__(16) unsigned vs[BK * KP];
@@ -415,8 +437,14 @@ __device__ void flash_bwd_q(float* dq, const bf16_t* qr, const bf16_t* kr, const
             for (int e = 0; e < 4; e++) {
                 int r = e >> 1, key = k0 + n * 8 + 2 * tg + (e & 1);
                 bool vis = whole || (key >= lo[r] && key <= pos[r] && key < kvlen);
-                float p = vis ? exp2f(s[n][e] * sl2 - ls[r]) : 0.0f;
-                s[n][e] = p * (dp[n][e] - de[r]);
+                float x = s[n][e], dcap = 1.0f;
+                if (softcap > 0.0f) {
+                    float th;
+                    x = flash_cap(x, scale, softcap, &th);
+                    dcap = 1.0f - th * th;
+                }
+                float p = vis ? exp2f(x * sl2 - ls[r]) : 0.0f;
+                s[n][e] = p * (dp[n][e] - de[r]) * dcap;
             }
         for (int kk = 0; kk < BK / 16; kk++) {
             unsigned sa[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
@@ -446,67 +474,67 @@ extern "C" __global__ void flash_prep_16(bf16_t* rows, const float* src, int len
     flash_prep<16>(rows, src, len, heads, lp);
 }
 extern "C" __global__ void flash_fwd_16(float* out, float* lse, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr, const int* seg,
-        int heads, int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff, int window, float scale) {
-    flash_fwd<16>(out, lse, qr, kr, vr, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
+        int heads, int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff, int window, float scale, float softcap) {
+    flash_fwd<16>(out, lse, qr, kr, vr, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale, softcap);
 }
 extern "C" __global__ void flash_bwd_kv_16(float* dk, float* dv, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr,
         const bf16_t* dr, const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qlp,
-        int klp, int qoff, int window, float scale) {
-    flash_bwd_kv<16>(dk, dv, qr, kr, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
+        int klp, int qoff, int window, float scale, float softcap) {
+    flash_bwd_kv<16>(dk, dv, qr, kr, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale, softcap);
 }
 extern "C" __global__ void flash_bwd_q_16(float* dq, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr, const bf16_t* dr,
         const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff,
-        int window, float scale) {
-    flash_bwd_q<16>(dq, qr, kr, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
+        int window, float scale, float softcap) {
+    flash_bwd_q<16>(dq, qr, kr, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale, softcap);
 }
 extern "C" __global__ void flash_prep_32(bf16_t* rows, const float* src, int len, int heads, int lp) {
     flash_prep<32>(rows, src, len, heads, lp);
 }
 extern "C" __global__ void flash_fwd_32(float* out, float* lse, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr, const int* seg,
-        int heads, int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff, int window, float scale) {
-    flash_fwd<32>(out, lse, qr, kr, vr, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
+        int heads, int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff, int window, float scale, float softcap) {
+    flash_fwd<32>(out, lse, qr, kr, vr, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale, softcap);
 }
 extern "C" __global__ void flash_bwd_kv_32(float* dk, float* dv, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr,
         const bf16_t* dr, const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qlp,
-        int klp, int qoff, int window, float scale) {
-    flash_bwd_kv<32>(dk, dv, qr, kr, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
+        int klp, int qoff, int window, float scale, float softcap) {
+    flash_bwd_kv<32>(dk, dv, qr, kr, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale, softcap);
 }
 extern "C" __global__ void flash_bwd_q_32(float* dq, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr, const bf16_t* dr,
         const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff,
-        int window, float scale) {
-    flash_bwd_q<32>(dq, qr, kr, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
+        int window, float scale, float softcap) {
+    flash_bwd_q<32>(dq, qr, kr, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale, softcap);
 }
 extern "C" __global__ void flash_prep_64(bf16_t* rows, const float* src, int len, int heads, int lp) {
     flash_prep<64>(rows, src, len, heads, lp);
 }
 extern "C" __global__ void flash_fwd_64(float* out, float* lse, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr, const int* seg,
-        int heads, int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff, int window, float scale) {
-    flash_fwd<64>(out, lse, qr, kr, vr, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
+        int heads, int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff, int window, float scale, float softcap) {
+    flash_fwd<64>(out, lse, qr, kr, vr, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale, softcap);
 }
 extern "C" __global__ void flash_bwd_kv_64(float* dk, float* dv, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr,
         const bf16_t* dr, const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qlp,
-        int klp, int qoff, int window, float scale) {
-    flash_bwd_kv<64>(dk, dv, qr, kr, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
+        int klp, int qoff, int window, float scale, float softcap) {
+    flash_bwd_kv<64>(dk, dv, qr, kr, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale, softcap);
 }
 extern "C" __global__ void flash_bwd_q_64(float* dq, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr, const bf16_t* dr,
         const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff,
-        int window, float scale) {
-    flash_bwd_q<64>(dq, qr, kr, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
+        int window, float scale, float softcap) {
+    flash_bwd_q<64>(dq, qr, kr, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale, softcap);
 }
 extern "C" __global__ void flash_prep_128(bf16_t* rows, const float* src, int len, int heads, int lp) {
     flash_prep<128>(rows, src, len, heads, lp);
 }
 extern "C" __global__ void flash_fwd_128(float* out, float* lse, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr, const int* seg,
-        int heads, int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff, int window, float scale) {
-    flash_fwd<128>(out, lse, qr, kr, vr, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
+        int heads, int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff, int window, float scale, float softcap) {
+    flash_fwd<128>(out, lse, qr, kr, vr, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale, softcap);
 }
 extern "C" __global__ void flash_bwd_kv_128(float* dk, float* dv, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr,
         const bf16_t* dr, const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qlp,
-        int klp, int qoff, int window, float scale) {
-    flash_bwd_kv<128>(dk, dv, qr, kr, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
+        int klp, int qoff, int window, float scale, float softcap) {
+    flash_bwd_kv<128>(dk, dv, qr, kr, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale, softcap);
 }
 extern "C" __global__ void flash_bwd_q_128(float* dq, const bf16_t* qr, const bf16_t* kr, const bf16_t* vr, const bf16_t* dr,
         const float* lse, const float* delta, const int* seg, int heads, int kvheads, int qlen, int kvlen, int qlp, int klp, int qoff,
-        int window, float scale) {
-    flash_bwd_q<128>(dq, qr, kr, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale);
+        int window, float scale, float softcap) {
+    flash_bwd_q<128>(dq, qr, kr, vr, dr, lse, delta, seg, heads, kvheads, qlen, kvlen, qlp, klp, qoff, window, scale, softcap);
 }

@@ -217,3 +217,17 @@ func maxMagnitude(v []float32) float64 {
 	}
 	return m
 }
+
+// Phi-3's fused module names do not exist in Gemma-2 either: targeting one
+// is an error listing the modules there are.
+func TestGemma2RejectsFusedTargets(t *testing.T) {
+	m, err := model.Load(testfixtures.Path(t, "hf", "gemma2"), cpu.New(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = lora.Attach(m, peft.NewConfig(4, 8, 0, []string{"qkv_proj", "o_proj"}), 1)
+	if err == nil || !strings.Contains(err.Error(), "target module(s) qkv_proj not found") ||
+		!strings.Contains(err.Error(), "down_proj, gate_proj, k_proj, o_proj, q_proj, up_proj, v_proj") {
+		t.Errorf("phi3 targets on gemma2: %v", err)
+	}
+}
