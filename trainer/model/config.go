@@ -11,7 +11,7 @@ import (
 // Config is what the decoder needs to know about an architecture: sizes and
 // the switches that tell the architectures apart (hfmodel.Supported).
 type Config struct {
-	Arch         string // model_type: llama, mistral, qwen2, qwen3, gemma, phi3
+	Arch         string // model_type: llama, mistral, qwen2, qwen3, gemma, gemma2, phi3
 	Vocab        int
 	Hidden       int
 	Intermediate int
