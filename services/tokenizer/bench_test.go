@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"bufio"
+	"compress/gzip"
 	"context"
 	"math/rand/v2"
 	"os"
@@ -162,6 +163,7 @@ func runPreprocessBench(b *testing.B, path string, n int, yaml string) {
 			for _, s := range t.Samples {
 				texts = append(texts, tok.Decode(s.InputIDs, false))
 			}
+			dumpTexts(b, texts)
 		}
 	}
 	var ev events.DatasetTokenized
@@ -217,6 +219,31 @@ func runPreprocessBench(b *testing.B, path string, n int, yaml string) {
 	b.ReportMetric(tokens/best[0].Seconds()/(float64(rawTokens)/best[1].Seconds()), "of-raw-cold")
 	b.ReportMetric(tokens/float64(n), "tokens/row")
 	b.ReportMetric(ev.PackingEfficiency, "packing")
+}
+
+// dumpTexts writes the samples' text, one JSON string a line, gzipped, to
+// the file EFT_PIPELINE_BENCH_DUMP names (when set): the input of
+// testdata/tokenizers/gen/bench.mjs, which times Hugging Face's own
+// tokenizer on the same text.
+func dumpTexts(b *testing.B, texts []string) {
+	path := os.Getenv("EFT_PIPELINE_BENCH_DUMP")
+	if path == "" {
+		return
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	zw := gzip.NewWriter(f)
+	var line []byte
+	for _, t := range texts {
+		line = append(datasets.AppendJSON(line[:0], t), '\n')
+		zw.Write(line)
+	}
+	if err := zw.Close(); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // BenchmarkPreprocessChat: n synthetic multi-turn conversations with the

@@ -111,6 +111,21 @@ func (t *Template) AppendRender(dst []byte, req Request) ([]byte, error) {
 	return out, nil
 }
 
+// Probe watches what a render does with placeholder strings (jinja.Probe).
+type Probe = jinja.Probe
+
+// ProbeRender renders the conversation like Render while p watches it.
+func (t *Template) ProbeRender(req Request, p *Probe) (string, error) {
+	res, err := t.tpl.ProbeRender(t.vars(req), envFor(req.Now), p)
+	if err != nil {
+		return "", t.renderError(err)
+	}
+	return res.Text, nil
+}
+
+// Trim is what the trim filter makes of a string (Python's str.strip()).
+func Trim(s string) string { return jinja.Trim(s) }
+
 // vars are the variables a render sees, as transformers passes them.
 func (t *Template) vars(req Request) map[string]any {
 	vars := make(map[string]any, len(req.SpecialTokens)+len(req.Kwargs)+4)
@@ -181,7 +196,7 @@ func transformersEnv(now func() time.Time) *jinja.Env {
 		Filters:   map[string]jinja.Filter{"tojson": hfToJSON},
 		Globals: map[string]any{
 			"raise_exception": raiseException,
-			"strftime_now": &jinja.Callable{Name: "strftime_now", Fn: func(args []any, kwargs []jinja.KeywordArg) (any, error) {
+			"strftime_now": &jinja.Callable{Name: "strftime_now", Volatile: true, Fn: func(args []any, kwargs []jinja.KeywordArg) (any, error) {
 				if len(args) != 1 || len(kwargs) > 0 {
 					return nil, &jinja.Error{Kind: jinja.TypeError, Msg: fmt.Sprintf("strftime_now() takes 1 positional argument but %d were given", len(args))}
 				}

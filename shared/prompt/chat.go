@@ -34,6 +34,8 @@ type renderer interface {
 	Render(messages []any, kwargs map[string]any) (string, error)
 	// AppendRender is Render into a reused buffer.
 	AppendRender(dst []byte, messages []any, kwargs map[string]any) ([]byte, error)
+	// ProbeRender is Render watched by a probe (chattemplate.Probe).
+	ProbeRender(messages []any, kwargs map[string]any, p *chattemplate.Probe) (string, error)
 }
 
 // chatTemplate is Axolotl's chat_template strategy: the conversation
@@ -46,14 +48,19 @@ type renderer interface {
 // Where a turn's tokens are: Axolotl renders the conversation up to the
 // turn twice, with the content and with "[[dummy_message]]", and diffs the
 // token ids. eft finds the characters of the content in the text of the
-// whole conversation (contentSpans: through the conversation's shape, one
-// cached render per shape; findTurn: diffing against the conversation
-// rendered with the turn's content replaced), then takes the tokens that
-// overlap them. It is Axolotl's span for templates that render a turn the
-// same whatever follows it, and the right one for those that do not
-// (Qwen3's think block on the last turn), where Axolotl's prefix indices
-// are off; and a content that begins or ends like the dummy keeps its
-// first and last tokens.
+// whole conversation (through the conversation's shape, one cached render
+// per shape; else findTurn: diffing against the conversation rendered with
+// the turn's content replaced), then takes the tokens that overlap them. It
+// is Axolotl's span for templates that render a turn the same whatever
+// follows it, and the right one for those that do not (Qwen3's think block
+// on the last turn), where Axolotl's prefix indices are off; and a content
+// that begins or ends like the dummy keeps its first and last tokens.
+//
+// Rendering: when the shape's render showed (through a jinja Probe) that
+// the template only copies contents into its text, never looks into them,
+// a conversation's text is written from its shape — glue and contents —
+// without rendering it: the same text, at a fraction of the cost
+// (TestWrittenTextsEqualRendered holds every named template to that).
 type chatTemplate struct {
 	enc           *encoder
 	tpl           renderer
@@ -73,7 +80,9 @@ type chatTemplate struct {
 	// says mistral.
 	skipFirstSystem bool
 	kwargs          map[string]any
-	shapes          shapeCache
+	// alwaysRender turns off writing texts from shapes (tests compare).
+	alwaysRender bool
+	shapes       shapeCache
 }
 
 func newChatTemplate(cfg *config.Config, ds *config.Dataset, enc *encoder, env Env) (Strategy, error) {
@@ -214,14 +223,36 @@ func (s *chatTemplate) Tokenize(dst []packing.Sample, row datasets.Object) ([]pa
 	}
 	scratch := scratchPool.Get().(*labelScratch)
 	defer scratchPool.Put(scratch)
-	rendered, err := s.tpl.AppendRender(scratch.text[:0], messages, s.kwargs)
-	scratch.text = rendered
+	contents := contentsOf(messages, scratch.contents[:0])
+	scratch.contents = contents
+	sh, err := s.shapeOf(messages)
 	if err != nil {
 		return dst, err
 	}
+	// The text: written from the shape when the template only copies the
+	// contents (no render), else rendered; spans[i] is where message i's
+	// content is in it, when known.
+	var spans []span
+	placed := false
+	if sh != nil && sh.direct && !s.alwaysRender {
+		scratch.text, spans, placed = sh.write(scratch.text[:0], contents, scratch.spans[:0])
+	}
+	if !placed {
+		rendered, err := s.tpl.AppendRender(scratch.text[:0], messages, s.kwargs)
+		scratch.text = rendered
+		if err != nil {
+			return dst, err
+		}
+		if sh != nil {
+			spans, placed = sh.locate(rendered, contents, scratch.spans[:0])
+		}
+	}
+	if spans != nil {
+		scratch.spans = spans
+	}
 	// text lives in the scratch buffer until this call returns: nothing
 	// below keeps it (the encoder's caches copy their keys).
-	text := unsafe.String(unsafe.SliceData(rendered), len(rendered))
+	text := unsafe.String(unsafe.SliceData(scratch.text), len(scratch.text))
 	ids, offsets := s.enc.encodeOffsets(text, scratch.offsets)
 	scratch.offsets = offsets
 	labels := make([]int32, len(ids))
@@ -235,13 +266,9 @@ func (s *chatTemplate) Tokenize(dst []packing.Sample, row datasets.Object) ([]pa
 			need = append(need, i)
 		}
 	}
-	spans, ok, err := s.contentSpans(messages, need, text)
-	if err != nil {
-		return dst, err
-	}
 	eosID := s.enc.eos
 	lastEOS, lastEOT := -1, -1
-	for k, i := range need {
+	for _, i := range need {
 		train := s.trainsTurn(turns[i])
 		if i == 0 && s.skipFirstSystem {
 			if role, _ := turns[0].msg.Get("role"); role == "system" {
@@ -249,8 +276,8 @@ func (s *chatTemplate) Tokenize(dst []packing.Sample, row datasets.Object) ([]pa
 			}
 		}
 		var start, end int
-		if ok {
-			start, end = tokenRange(spans[k], offsets)
+		if placed && spans[i].from >= 0 {
+			start, end = tokenRange(spans[i], offsets)
 		} else if start, end, err = s.findTurn(messages, i, text, offsets); err != nil {
 			return dst, err
 		}
@@ -315,8 +342,10 @@ func (s *chatTemplate) findTurn(messages []any, i int, text string, offsets []to
 // labelScratch holds a conversation's rendered text and token offsets while
 // it is labelled, reused from one conversation to the next.
 type labelScratch struct {
-	text    []byte
-	offsets []tokenizer.Offset
+	text     []byte
+	offsets  []tokenizer.Offset
+	contents []string
+	spans    []span
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(labelScratch) }}
@@ -369,98 +398,165 @@ func (s *chatTemplate) trainsTurn(t turn) bool {
 	return slices.Contains(s.rolesToTrain, name)
 }
 
-// contentSpans finds the content of turns need in text. It renders the
-// conversation's shape — every string content replaced by its own dummy,
-// which leaves the render depending only on the roles and other keys, so it
-// is cached per shape — and checks that putting each message's content back
-// where its dummy is gives text exactly; then the contents' places are
-// known. Otherwise (a template that trims or rewrites content, or writes
-// differently around it) ok is false and each turn is found on its own
-// (findTurn).
-func (s *chatTemplate) contentSpans(messages []any, need []int, text string) ([]span, bool, error) {
-	if len(need) == 0 {
-		return nil, true, nil
-	}
-	contents := make([]string, len(messages))
+// shapeOf returns the conversation's shape: the render of the messages
+// with every string content replaced by its own placeholder, which depends
+// only on the roles and other keys, so it is cached per shape. nil when the
+// template cannot be cut at the placeholders.
+func (s *chatTemplate) shapeOf(messages []any) (*shape, error) {
 	keySpace := keyPool.Get().(*[]byte)
 	defer keyPool.Put(keySpace)
 	key := (*keySpace)[:0]
-	for i, m := range messages {
-		msg := m.(datasets.Object)
-		if c, ok := msg.Get("content"); ok {
-			if str, isStr := c.(string); isStr {
-				contents[i] = str
-			}
-		}
-		key = appendShapeKey(append(key, '\n'), msg)
+	for _, m := range messages {
+		key = appendShapeKey(append(key, '\n'), m.(datasets.Object))
 	}
 	*keySpace = key
-	sh, err := s.shapes.get(key, func() (*shape, error) { return s.renderShape(messages) })
-	if err != nil || sh == nil {
-		return nil, false, err
+	return s.shapes.get(key, func() (*shape, error) { return s.renderShape(messages) })
+}
+
+// contentsOf lists each message's content, "" where it is not a string.
+func contentsOf(messages []any, dst []string) []string {
+	for _, m := range messages {
+		c, _ := m.(datasets.Object).Get("content")
+		str, _ := c.(string)
+		dst = append(dst, str)
 	}
-	all := make([]span, len(messages))
-	in := 0
-	for k, i := range sh.order {
-		glue := sh.glue[k]
-		if !strings.HasPrefix(text[in:], glue) || !strings.HasPrefix(text[in+len(glue):], contents[i]) {
-			return nil, false, nil
-		}
-		in += len(glue)
-		all[i] = span{in, in + len(contents[i])}
-		in += len(contents[i])
-	}
-	if text[in:] != sh.glue[len(sh.order)] {
-		return nil, false, nil
-	}
-	spans := make([]span, len(need))
-	for k, i := range need {
-		if !slices.Contains(sh.order, i) {
-			return nil, false, nil // a content that is not a string
-		}
-		spans[k] = all[i]
-	}
-	return spans, true, nil
+	return dst
 }
 
 // shape is the render of a conversation with its contents replaced by
-// dummies, cut at the dummies: glue[k] comes before the content of message
-// order[k], glue[len(order)] after the last.
+// placeholders, cut at them: glue[k] comes before the content of message
+// order[k] (trimmed first when trimmed[k]), glue[len(order)] after the last.
+// direct says the template only copies the contents into its text (a
+// jinja Probe saw it look into none), so any conversation of this shape
+// renders as its glue and contents: no render needed.
 type shape struct {
-	order []int
-	glue  []string
+	order   []int
+	trimmed []bool
+	glue    []string
+	direct  bool
 }
 
+// maxWritten bounds a text written from a shape, as the renderer bounds
+// its output (a longer one is rendered, and fails there).
+const maxWritten = 64 << 20
+
+// write appends the text of a conversation of this shape to dst, and the
+// place of each message's content to spans (from -1 where the message has
+// no string content). ok is false when a content is empty or blank: the
+// probe saw non-empty placeholders, and a template may test a content's
+// truth, trimmed or not.
+func (sh *shape) write(dst []byte, contents []string, spans []span) (text []byte, _ []span, ok bool) {
+	spans = noSpans(spans, len(contents))
+	total := 0
+	for _, g := range sh.glue {
+		total += len(g)
+	}
+	for _, i := range sh.order {
+		if chattemplate.Trim(contents[i]) == "" {
+			return dst, spans, false
+		}
+		total += len(contents[i])
+	}
+	if total > maxWritten {
+		return dst, spans, false
+	}
+	dst = slices.Grow(dst, total)
+	for k, i := range sh.order {
+		dst = append(dst, sh.glue[k]...)
+		c := contents[i]
+		if sh.trimmed[k] {
+			c = chattemplate.Trim(c)
+		}
+		spans[i] = span{len(dst), len(dst) + len(c)}
+		dst = append(dst, c...)
+	}
+	return append(dst, sh.glue[len(sh.order)]...), spans, true
+}
+
+// locate checks that a rendered text is this shape's glue with the
+// contents where the placeholders were, and returns where each content is
+// (from -1 where the message has no string content). ok is false otherwise
+// (a template that rewrites contents or writes differently around them).
+func (sh *shape) locate(text []byte, contents []string, spans []span) (_ []span, ok bool) {
+	spans = noSpans(spans, len(contents))
+	in := 0
+	for k, i := range sh.order {
+		glue, c := sh.glue[k], contents[i]
+		if sh.trimmed[k] {
+			c = chattemplate.Trim(c)
+		}
+		if !hasPrefixAt(text, in, glue) || !hasPrefixAt(text, in+len(glue), c) {
+			return spans, false
+		}
+		in += len(glue)
+		spans[i] = span{in, in + len(c)}
+		in += len(c)
+	}
+	return spans, string(text[in:]) == sh.glue[len(sh.order)]
+}
+
+// hasPrefixAt says whether text[at:] begins with prefix.
+func hasPrefixAt(text []byte, at int, prefix string) bool {
+	return len(text)-at >= len(prefix) && string(text[at:at+len(prefix)]) == prefix
+}
+
+func noSpans(spans []span, n int) []span {
+	spans = slices.Grow(spans[:0], n)[:n]
+	for i := range spans {
+		spans[i] = span{-1, -1}
+	}
+	return spans
+}
+
+// placeholder is the content renderShape gives message i, and its trimmed
+// form: what the probe's trim filter returns for it, so the text shows
+// which occurrence was trimmed.
+func placeholder(i int) (plain, trimmed string) {
+	n := strconv.Itoa(i)
+	return placeholderMarker + n + "]]", placeholderMarker + n + "|trim]]"
+}
+
+const placeholderMarker = "[[dummy_message_"
+
 // renderShape renders messages with every string content replaced by its
-// own dummy and cuts the text at them. It returns nil when a dummy is not
-// there exactly once, or the dummies are out of order.
+// own placeholder, watched by a jinja Probe, and cuts the text at them. It
+// returns nil when a placeholder is not there exactly once (plain or
+// trimmed), or the placeholders are out of order.
 func (s *chatTemplate) renderShape(messages []any) (*shape, error) {
 	swapped := slices.Clone(messages)
+	probe := &chattemplate.Probe{Marker: placeholderMarker, Trimmed: map[string]string{}}
 	var order []int
-	var dummies []string
 	for i, m := range messages {
 		msg := m.(datasets.Object)
 		if c, ok := msg.Get("content"); ok {
 			if _, isStr := c.(string); isStr {
-				d := "[[dummy_message_" + strconv.Itoa(i) + "]]"
-				swapped[i] = withContent(msg, d)
+				plain, trimmed := placeholder(i)
+				swapped[i] = withContent(msg, plain)
+				probe.Trimmed[plain], probe.Trimmed[trimmed] = trimmed, trimmed
 				order = append(order, i)
-				dummies = append(dummies, d)
 			}
 		}
 	}
-	other, err := s.tpl.Render(swapped, s.kwargs)
+	other, err := s.tpl.ProbeRender(swapped, s.kwargs, probe)
 	if err != nil {
 		return nil, err
 	}
-	sh := &shape{order: order}
+	sh := &shape{order: order, direct: probe.Looked == ""}
 	at := 0
-	for _, d := range dummies {
-		j := strings.Index(other[at:], d)
-		if j < 0 || strings.Contains(other[at+j+len(d):], d) || strings.Contains(other[:at], d) {
+	for _, i := range order {
+		plain, trimmed := placeholder(i)
+		if strings.Count(other, plain)+strings.Count(other, trimmed) != 1 {
 			return nil, nil
 		}
+		j, isTrimmed, d := strings.Index(other[at:], plain), false, plain
+		if j < 0 {
+			j, isTrimmed, d = strings.Index(other[at:], trimmed), true, trimmed
+		}
+		if j < 0 {
+			return nil, nil // before an earlier placeholder
+		}
 		sh.glue = append(sh.glue, other[at:at+j])
+		sh.trimmed = append(sh.trimmed, isTrimmed)
 		at += j + len(d)
 	}
 	sh.glue = append(sh.glue, other[at:])
@@ -816,4 +912,8 @@ func (r templateRenderer) Render(messages []any, kwargs map[string]any) (string,
 
 func (r templateRenderer) AppendRender(dst []byte, messages []any, kwargs map[string]any) ([]byte, error) {
 	return r.tpl.AppendRender(dst, chattemplate.Request{Messages: messages, SpecialTokens: r.specials, Kwargs: kwargs})
+}
+
+func (r templateRenderer) ProbeRender(messages []any, kwargs map[string]any, p *chattemplate.Probe) (string, error) {
+	return r.tpl.ProbeRender(chattemplate.Request{Messages: messages, SpecialTokens: r.specials, Kwargs: kwargs}, p)
 }

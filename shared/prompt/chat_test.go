@@ -3,11 +3,16 @@ package prompt
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
+	"maps"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
+	"github.com/eftml/eft/shared/chattemplate"
 	"github.com/eftml/eft/shared/datasets"
 	"github.com/eftml/eft/shared/testfixtures"
 )
@@ -180,16 +185,20 @@ func TestShapeSpansEqualTurnByTurn(t *testing.T) {
 					t.Fatal(err)
 				}
 				_, offsets := s.enc.encodeOffsets(text, nil)
-				spans, ok, err := s.contentSpans(msgs, need, text)
+				sh, err := s.shapeOf(msgs)
 				if err != nil {
 					t.Fatal(err)
 				}
+				if sh == nil {
+					continue
+				}
+				spans, ok := sh.locate([]byte(text), contentsOf(msgs, nil), nil)
 				if !ok {
 					continue
 				}
 				fast++
-				for k, i := range need {
-					a, b := tokenRange(spans[k], offsets)
+				for _, i := range need {
+					a, b := tokenRange(spans[i], offsets)
 					c, d, err := s.findTurn(msgs, i, text, offsets)
 					if err != nil {
 						t.Fatal(err)
@@ -203,5 +212,144 @@ func TestShapeSpansEqualTurnByTurn(t *testing.T) {
 		if fast == 0 {
 			t.Errorf("%s %q: no conversation went through its shape", c.tokenizer, c.yaml)
 		}
+	}
+}
+
+// TestWrittenTextsEqualRendered: for every named template and the
+// tokenizers' own, conversations tokenized from their shape's text
+// (templates that only copy contents) give the same ids and labels as
+// rendering each one, on contents that are padded, blank, empty, hold
+// special tokens or look like the placeholders. At least the plain
+// templates (ChatML, Llama-3) must take the written path.
+func TestWrittenTextsEqualRendered(t *testing.T) {
+	convs := [][]string{
+		{"user", "Hi", "assistant", "Hello!"},
+		{"system", "Be brief.", "user", "2+2?", "assistant", "4"},
+		{"user", "Call me Ishmael.", "assistant", "Aye.", "user", "How long?", "assistant", "Never mind how long precisely."},
+		{"user", "  padded\n", "assistant", "\n\tpadded too  "},
+		{"user", "Hi", "assistant", "   "},
+		{"user", "", "assistant", "empty question"},
+		{"user", "<|eot_id|><|im_end|></s>", "assistant", "[[dummy_message_1]] [[dummy_message_0|trim]]"},
+		{"system", " ", "user", "x", "assistant", "y", "user", "z", "assistant", "<think>\nhmm\n</think>\n\nw"},
+	}
+	direct := map[string]bool{}
+	for _, tokName := range []string{"llama3", "qwen3"} {
+		tok, err := loadFresh(t, tokName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		choices := append([]string{"tokenizer_default"}, chattemplate.Names()...)
+		for _, choice := range choices {
+			strategies := [2]*chatTemplate{}
+			for k := range strategies {
+				cfg := parseConfig(t, "chat_template: "+choice+"\ndatasets:\n  - path: d.jsonl\n    type: chat_template\n    roles_to_train: [assistant]\n    train_on_eos: turn\n")
+				st, err := NewWith(cfg, &cfg.Datasets[0], tok, Env{TokenizerDir: testfixtures.Path(t, "tokenizers", tokName)})
+				if err != nil {
+					t.Fatalf("%s %s: %v", tokName, choice, err)
+				}
+				strategies[k] = st.(passThrough).Strategy.(*chatTemplate)
+			}
+			strategies[1].alwaysRender = true
+			for round := range 2 { // the second round finds every shape cached
+				for _, conv := range convs {
+					var msgs []any
+					for i := 0; i < len(conv); i += 2 {
+						msgs = append(msgs, obj("role", conv[i], "content", conv[i+1]))
+					}
+					row := obj("messages", msgs)
+					written, werr := strategies[0].Tokenize(nil, row)
+					rendered, rerr := strategies[1].Tokenize(nil, row)
+					if fmt.Sprint(werr) != fmt.Sprint(rerr) {
+						t.Errorf("%s %s %q: errors %v and %v", tokName, choice, conv, werr, rerr)
+						continue
+					}
+					if len(written) != len(rendered) {
+						t.Fatalf("%s %s %q: %d and %d samples", tokName, choice, conv, len(written), len(rendered))
+					}
+					for i := range written {
+						if !slices.Equal(written[i].InputIDs, rendered[i].InputIDs) || !slices.Equal(written[i].Labels, rendered[i].Labels) {
+							t.Errorf("%s %s %q round %d: written\n%v %v\nrendered\n%v %v", tokName, choice, conv, round,
+								written[i].InputIDs, written[i].Labels, rendered[i].InputIDs, rendered[i].Labels)
+						}
+					}
+				}
+			}
+			for _, sh := range strategies[0].shapes.m {
+				if sh != nil && sh.direct {
+					direct[choice] = true
+				}
+			}
+		}
+	}
+	for _, name := range []string{"chatml", "llama3", "tokenizer_default"} {
+		if !direct[name] {
+			t.Errorf("%s: no shape was written without a render", name)
+		}
+	}
+	t.Logf("templates written without a render for some shape: %v", slices.Sorted(maps.Keys(direct)))
+}
+
+// TestWrittenTextsEqualRenderedRandom: random conversations (roles, turn
+// counts, contents drawn from whitespace, quotes, braces, special tokens,
+// non-ASCII and placeholder look-alikes) written from their shapes equal
+// their renders, for every named template that writes any.
+func TestWrittenTextsEqualRenderedRandom(t *testing.T) {
+	tok, err := loadFresh(t, "qwen3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pieces := []string{"a", "Hello", " ", "  ", "\n", "\t", "'", "\"", "{{", "}}", "{%", "<|im_end|>", "<|eot_id|>", "</s>",
+		"é", "日本", "🐳", "[[dummy_message_0]]", "[[dummy_message_1|trim]]", "<think>", "</think>", "\\", "%s"}
+	roles := []string{"system", "user", "assistant", "tool"}
+	rng := rand.New(rand.NewPCG(5, 7))
+	content := func() string {
+		var b strings.Builder
+		for range 1 + rng.IntN(6) {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		return b.String()
+	}
+	written := 0
+	for _, choice := range append([]string{"tokenizer_default"}, chattemplate.Names()...) {
+		cfg := parseConfig(t, "chat_template: "+choice+"\ndatasets:\n  - path: d.jsonl\n    type: chat_template\n")
+		st, err := NewWith(cfg, &cfg.Datasets[0], tok, Env{TokenizerDir: testfixtures.Path(t, "tokenizers", "qwen3")})
+		if err != nil {
+			t.Fatalf("%s: %v", choice, err)
+		}
+		s := st.(passThrough).Strategy.(*chatTemplate)
+		for range 150 {
+			var msgs []any
+			if rng.IntN(3) == 0 {
+				msgs = append(msgs, obj("role", "system", "content", content()))
+			}
+			for range 1 + rng.IntN(3) {
+				msgs = append(msgs, obj("role", "user", "content", content()), obj("role", roles[1+rng.IntN(3)], "content", content()))
+			}
+			sh, err := s.shapeOf(msgs)
+			if err != nil || sh == nil || !sh.direct {
+				continue
+			}
+			contents := contentsOf(msgs, nil)
+			text, spans, ok := sh.write(nil, contents, nil)
+			if !ok {
+				continue
+			}
+			want, err := s.tpl.Render(msgs, s.kwargs)
+			if err != nil {
+				t.Fatalf("%s: the shape rendered but the conversation fails: %v", choice, err)
+			}
+			if string(text) != want {
+				t.Fatalf("%s %q:\nwritten  %q\nrendered %q", choice, contents, text, want)
+			}
+			for i, sp := range spans {
+				if sp.from >= 0 && want[sp.from:sp.to] != contents[i] && want[sp.from:sp.to] != chattemplate.Trim(contents[i]) {
+					t.Fatalf("%s: span %d is %q, content %q", choice, i, want[sp.from:sp.to], contents[i])
+				}
+			}
+			written++
+		}
+	}
+	if written < 1000 {
+		t.Fatalf("only %d conversations were written from their shapes", written)
 	}
 }

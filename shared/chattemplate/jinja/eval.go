@@ -86,11 +86,15 @@ func (t *Template) AppendRender(dst []byte, vars map[string]any, env *Env) ([]by
 	if env == nil {
 		env = &Env{}
 	}
+	return t.render(dst, vars, env, nil)
+}
+
+func (t *Template) render(dst []byte, vars map[string]any, env *Env, probe *Probe) ([]byte, []Span, error) {
 	top := &frame{vars: make(map[string]any, len(vars))}
 	for k, v := range vars {
 		top.vars[k] = FromGo(v)
 	}
-	r := &renderer{env: env, maxOut: env.MaxOutput, maxSteps: env.MaxSteps}
+	r := &renderer{env: env, maxOut: env.MaxOutput, maxSteps: env.MaxSteps, probe: probe}
 	if r.maxOut <= 0 {
 		r.maxOut = 64 << 20
 	}
@@ -180,6 +184,7 @@ type renderer struct {
 	maxOut   int
 	steps    int
 	maxSteps int
+	probe    *Probe // nil unless ProbeRender
 }
 
 func (r *renderer) step() error {
@@ -239,6 +244,9 @@ func (r *renderer) exec(n node, f *frame) error {
 		if err != nil {
 			return err
 		}
+		if r.probe != nil {
+			r.look("printing a list or dict", nonString(v))
+		}
 		return r.write(pyStr(v))
 	case *ifNode:
 		for i, test := range n.tests {
@@ -281,6 +289,9 @@ func (r *renderer) exec(n node, f *frame) error {
 		v, err := r.eval(&call, f)
 		if err != nil {
 			return err
+		}
+		if r.probe != nil {
+			r.look("printing a list or dict", nonString(v))
 		}
 		return r.write(pyStr(v))
 	case *filterBlockNode:
@@ -338,6 +349,9 @@ func (r *renderer) assign(t target, v any, f *frame) error {
 		ns.attrs.Set(t.attr, v)
 		return nil
 	case t.tuple != nil:
+		if r.probe != nil {
+			r.lookString("unpacking a string", v)
+		}
 		items, err := unpack(v, len(t.tuple))
 		if err != nil {
 			return err
@@ -413,6 +427,9 @@ func (r *renderer) execFor(n *forNode, f *frame) error {
 }
 
 func (r *renderer) runLoop(n *forNode, iv any, f *frame, depth0 int) error {
+	if r.probe != nil {
+		r.lookString("iterating over a string", iv)
+	}
 	items, err := iterate(iv)
 	if err != nil {
 		return err
@@ -632,11 +649,17 @@ func (r *renderer) eval(x expr, f *frame) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		if r.probe != nil {
+			r.lookString("attribute "+n.attr+" of a string", obj)
+		}
 		return getattr(obj, n.attr)
 	case *getitemExpr:
 		obj, err := r.eval(n.obj, f)
 		if err != nil {
 			return nil, err
+		}
+		if r.probe != nil {
+			r.lookString("indexing a string", obj)
 		}
 		if s, ok := n.key.(*sliceExpr); ok {
 			return r.evalSlice(obj, s, f)
@@ -644,6 +667,9 @@ func (r *renderer) eval(x expr, f *frame) (any, error) {
 		key, err := r.eval(n.key, f)
 		if err != nil {
 			return nil, err
+		}
+		if r.probe != nil {
+			r.look("a key", key)
 		}
 		return getitem(obj, key)
 	case *callExpr:
@@ -654,6 +680,12 @@ func (r *renderer) eval(x expr, f *frame) (any, error) {
 		args, kwargs, err := r.evalArgs(n, f)
 		if err != nil {
 			return nil, err
+		}
+		if c, isFunc := fn.(*Callable); isFunc && r.probe != nil {
+			r.lookArgs("calling "+c.Name, args, kwargs)
+			if c.Volatile && r.probe.Looked == "" {
+				r.probe.Looked = "calling " + c.Name + " (its result changes between renders)"
+			}
 		}
 		return r.call(fn, args, kwargs)
 	case *filterExpr:
@@ -673,8 +705,10 @@ func (r *renderer) eval(x expr, f *frame) (any, error) {
 		case "not":
 			return !truthy(v), nil
 		case "-":
+			r.look("negating", v)
 			return negate(v)
 		}
+		r.look("unary +", v)
 		return positive(v)
 	case *binExpr:
 		if n.op == "+" {
@@ -700,6 +734,9 @@ func (r *renderer) eval(x expr, f *frame) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		if r.probe != nil {
+			r.look("operator "+n.op, l, rv)
+		}
 		if n.op == "*" && repeatSize(l, rv) > int64(r.maxOut) {
 			return nil, errorf(RuntimeError, "repetition exceeds %d items", r.maxOut)
 		}
@@ -714,6 +751,9 @@ func (r *renderer) eval(x expr, f *frame) (any, error) {
 			v, err := r.eval(p, f)
 			if err != nil {
 				return nil, err
+			}
+			if r.probe != nil {
+				r.look("~ on a list or dict", nonString(v))
 			}
 			b.WriteString(pyStr(v))
 			if b.Len() > r.maxOut {
@@ -730,6 +770,9 @@ func (r *renderer) eval(x expr, f *frame) (any, error) {
 			rv, err := r.eval(n.rest[i], f)
 			if err != nil {
 				return nil, err
+			}
+			if r.probe != nil {
+				r.probeCompare(op, l, rv)
 			}
 			ok, err := compare(op, l, rv)
 			if err != nil {
@@ -779,6 +822,9 @@ func (r *renderer) eval(x expr, f *frame) (any, error) {
 			k, err := r.eval(n.keys[i], f)
 			if err != nil {
 				return nil, err
+			}
+			if r.probe != nil {
+				r.look("a dict key", k)
 			}
 			if err := checkHashable(k); err != nil {
 				return nil, err
@@ -841,6 +887,9 @@ func (r *renderer) evalSum(n *binExpr, f *frame) (any, error) {
 		}
 		if len(run) > 0 {
 			acc, run = joinStrings(run, runLen), run[:0]
+		}
+		if r.probe != nil {
+			r.probeSum(acc, v)
 		}
 		sum, err := binaryOp("+", acc, v)
 		if err != nil {
@@ -959,6 +1008,9 @@ func (r *renderer) evalSlice(obj any, s *sliceExpr, f *frame) (any, error) {
 		}
 		bounds[i] = v
 	}
+	if r.probe != nil {
+		r.look("slice bounds", bounds[:]...)
+	}
 	return sliceValue(obj, bounds[0], bounds[1], bounds[2])
 }
 
@@ -966,6 +1018,11 @@ func (r *renderer) applyFilter(n *filterExpr, v any, f *frame) (any, error) {
 	args, kwargs, err := r.evalArgs(&n.call, f)
 	if err != nil {
 		return nil, err
+	}
+	if r.probe != nil {
+		if out, decided := r.probeFilter(n.name, v, args, kwargs); decided {
+			return out, nil
+		}
 	}
 	if fl, ok := r.env.Filters[n.name]; ok {
 		return fl(v, args, kwargs)
@@ -985,6 +1042,12 @@ func (r *renderer) evalTest(n *testExpr, f *frame) (any, error) {
 	args, _, err := r.evalArgs(&n.call, f)
 	if err != nil {
 		return nil, err
+	}
+	if r.probe != nil {
+		r.look("the arguments of test "+n.name, args...)
+		if !typeTests[n.name] {
+			r.look("test "+n.name, v)
+		}
 	}
 	t, ok := builtinTests[n.name]
 	if !ok {

@@ -82,6 +82,9 @@ type KeywordArg struct {
 type Callable struct {
 	Name string
 	Fn   func(args []any, kwargs []KeywordArg) (any, error)
+	// Volatile marks a function whose result changes from one render to
+	// the next (a clock): a Probe counts calling it as looking.
+	Volatile bool
 }
 
 // Dict is a Python dict: keys in insertion order.
