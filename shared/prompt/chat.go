@@ -292,14 +292,15 @@ func (s *chatTemplate) Tokenize(dst []packing.Sample, row datasets.Object) ([]pa
 			option string
 			last   *int
 		}{{true, s.trainOnEOT, &lastEOT}, {false, s.trainOnEOS, &lastEOS}} {
+			// Only a token within three of the turn's end counts.
 			idx := -1
-			for j := end; j < len(ids); j++ {
+			for j := end; j < min(len(ids), end+4); j++ {
 				if (special.eot && s.eotIDs[ids[j]]) || (!special.eot && eosID >= 0 && ids[j] == eosID) {
 					idx = j
 					break
 				}
 			}
-			if idx < 0 || idx-end > 3 {
+			if idx < 0 {
 				continue
 			}
 			*special.last = idx
@@ -701,6 +702,9 @@ func (s *chatTemplate) conversation(row datasets.Object) ([]turn, error) {
 // change what it writes), bar the training flag. Content given as a list of
 // parts is joined into one string, as Axolotl does.
 func (s *chatTemplate) transform(msg datasets.Object) (turn, error) {
+	if s.unchanged(msg) {
+		return turn{msg: msg}, nil
+	}
 	t := turn{msg: make(datasets.Object, 0, len(msg))}
 	for _, m := range s.mappings {
 		v, ok := msg.Get(m[1])
@@ -748,6 +752,34 @@ func (s *chatTemplate) transform(msg datasets.Object) (turn, error) {
 		return t, fmt.Errorf("no %q (message_property_mappings.role)", s.mappingOf("role"))
 	}
 	return t, nil
+}
+
+// unchanged says whether transform would give msg back as it is: its keys
+// are exactly the mapped properties, each its own source and in their
+// order, none null, a string role the roles mapping keeps, a string content.
+// Most datasets' messages are, and then no copy is made.
+func (s *chatTemplate) unchanged(msg datasets.Object) bool {
+	if len(msg) != len(s.mappings) {
+		return false
+	}
+	for k, m := range s.mappings {
+		f := msg[k]
+		if f.Name != m[0] || m[0] != m[1] || f.Value == nil || f.Name == s.trainingField {
+			return false
+		}
+		switch f.Name {
+		case "role":
+			r, isStr := f.Value.(string)
+			if !isStr || mapped(s.roles, r) != r {
+				return false
+			}
+		case "content":
+			if _, isStr := f.Value.(string); !isStr {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // isMapped says whether a message key is the source of a mapped property.

@@ -19,8 +19,10 @@ type encoder struct {
 	lensOnce sync.Once
 	// byteLens[id] is how many bytes of the text token id stands for, when
 	// the tokenizer spells text byte for byte (byte-level BPE without a
-	// normalizer); nil otherwise.
-	byteLens []int32
+	// normalizer); nil otherwise. 0 marks an id that is no token or stands
+	// for more than 255 bytes (its texts take EncodeOffsets): one byte an
+	// entry keeps the table of a 128k vocabulary in the CPU's cache.
+	byteLens []uint8
 }
 
 func newEncoder(tok *tokenizer.Tokenizer) *encoder {
@@ -98,13 +100,15 @@ func (e *encoder) encodeOffsets(text string, offsets []tokenizer.Offset) ([]int3
 		offsets = slices.Grow(offsets[:0], len(ids))[:len(ids)]
 		at := 0
 		ok := true
+		lens := e.byteLens
 		for i, id := range ids {
-			if int(id) >= len(e.byteLens) || e.byteLens[id] < 0 {
+			if uint(id) >= uint(len(lens)) || lens[id] == 0 {
 				ok = false
 				break
 			}
-			offsets[i] = tokenizer.Offset{Start: at, End: at + int(e.byteLens[id])}
-			at += int(e.byteLens[id])
+			n := int(lens[id])
+			offsets[i] = tokenizer.Offset{Start: at, End: at + n}
+			at += n
 		}
 		if ok && at == len(text) {
 			return ids, offsets
@@ -126,19 +130,18 @@ func (e *encoder) initByteLens() {
 	for id := range added {
 		n = max(n, int(id)+1)
 	}
-	lens := make([]int32, n)
+	lens := make([]uint8, n)
 	for id := range lens {
+		size := 0
 		if a, ok := added[int32(id)]; ok {
-			lens[id] = int32(len(a.Content))
-			continue
+			size = len(a.Content)
+		} else if tok, ok := e.tok.IDToToken(int32(id)); ok {
+			// A byte-level token is one character per byte.
+			size = utf8.RuneCountInString(tok)
 		}
-		tok, ok := e.tok.IDToToken(int32(id))
-		if !ok {
-			lens[id] = -1
-			continue
+		if size <= 255 {
+			lens[id] = uint8(size)
 		}
-		// A byte-level token is one character per byte.
-		lens[id] = int32(utf8.RuneCountInString(tok))
 	}
 	probe := offsetProbe
 	for _, a := range added {
@@ -147,7 +150,7 @@ func (e *encoder) initByteLens() {
 	enc := e.tok.EncodeOffsets(probe, false)
 	at := 0
 	for i, id := range enc.IDs {
-		if lens[id] < 0 || enc.Offsets[i] != widen(probe, tokenizer.Offset{Start: at, End: at + int(lens[id])}) {
+		if lens[id] == 0 || enc.Offsets[i] != widen(probe, tokenizer.Offset{Start: at, End: at + int(lens[id])}) {
 			return
 		}
 		at += int(lens[id])

@@ -186,7 +186,4 @@ func (r *renderer) probeSum(a, b any) {
 }
 
 // Trim is what the trim filter makes of a string: Python's str.strip().
-func Trim(s string) string {
-	out, _ := pyStrip(s, nil, true, true)
-	return out.(string)
-}
+func Trim(s string) string { return strings.TrimFunc(s, isPySpace) }
