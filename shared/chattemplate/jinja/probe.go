@@ -76,8 +76,19 @@ func (p *Probe) watched(v any, depth int) bool {
 		}
 	case *Namespace:
 		return p.watched(x.attrs, depth+1)
-	case *Macro, *Callable, *loopContext, *Iterator:
-		// Their results are watched where they are used.
+	case *Iterator:
+		if !x.made {
+			return true // a lazy generator: what it yields is not known yet
+		}
+		for _, e := range x.items {
+			if p.watched(e, depth+1) {
+				return true
+			}
+		}
+	case *loopContext:
+		return true // its items are the loop's
+	case *Macro, *Callable:
+		// What they do with watched values is watched when they are called.
 	}
 	return false
 }

@@ -65,6 +65,9 @@ func TestProbeTellsCopyingFromLooking(t *testing.T) {
 		{name: "lookup by content", src: "{{ {'a': 1}[messages[0].content] }}", looked: "a key"},
 		{name: "string plus number", src: loop("{{ (message.content ~ '') + 1 if false else '' }}")},
 		{name: "sum with a list", src: "{{ ([messages[0].content] + ['x']) | length }}"},
+		{name: "reversed then joined", src: "{{ messages | reverse | map(attribute='content') | join }}", looked: "filter map"},
+		{name: "dict view joined", src: "{{ messages[0].values() | join }}", looked: "filter join"},
+		{name: "reversed and looped", src: "{% for m in messages | reverse %}{{ m.content }}{% endfor %}", text: "[[ph1]][[ph0]]"},
 		{name: "namespace holding content printed", src: "{% set ns = namespace(c=messages[0].content) %}{{ ns }}", looked: "calling namespace"},
 	} {
 		tpl, err := Compile(c.src)
