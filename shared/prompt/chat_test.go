@@ -2,6 +2,7 @@ package prompt
 
 import (
 	"bufio"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -309,14 +310,37 @@ func TestWrittenTextsEqualRenderedRandom(t *testing.T) {
 		}
 		return b.String()
 	}
-	written := 0
+	// The named templates and the tokenizer's own, then the real templates
+	// of the conformance corpus.
+	var strategies []*chatTemplate
+	var names []string
 	for _, choice := range append([]string{"tokenizer_default"}, chattemplate.Names()...) {
 		cfg := parseConfig(t, "chat_template: "+choice+"\ndatasets:\n  - path: d.jsonl\n    type: chat_template\n")
 		st, err := NewWith(cfg, &cfg.Datasets[0], tok, Env{TokenizerDir: testfixtures.Path(t, "tokenizers", "qwen3")})
 		if err != nil {
 			t.Fatalf("%s: %v", choice, err)
 		}
-		s := st.(passThrough).Strategy.(*chatTemplate)
+		strategies, names = append(strategies, st.(passThrough).Strategy.(*chatTemplate)), append(names, choice)
+	}
+	var corpus []struct{ Name, Template string }
+	readGzipJSON(t, testfixtures.Path(t, "chattemplates", "extra_templates.json.gz"), &corpus)
+	cfg := parseConfig(t, "datasets:\n  - path: d.jsonl\n    type: chat_template\n")
+	specials := map[string]any{"bos_token": "<s>", "eos_token": "</s>"}
+	for _, c := range corpus {
+		tpl, err := chattemplate.Resolve(chattemplate.JinjaChoice, c.Template, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", c.Name, err)
+		}
+		s, err := newChatWith(cfg, &cfg.Datasets[0], newEncoder(tok), templateRenderer{tpl: tpl, specials: specials}, c.Template)
+		if err != nil {
+			t.Fatalf("%s: %v", c.Name, err)
+		}
+		strategies, names = append(strategies, s), append(names, c.Name)
+	}
+	written, direct := 0, 0
+	for n, s := range strategies {
+		choice := names[n]
+		wrote := false
 		for range 150 {
 			var msgs []any
 			if rng.IntN(3) == 0 {
@@ -347,9 +371,30 @@ func TestWrittenTextsEqualRenderedRandom(t *testing.T) {
 				}
 			}
 			written++
+			wrote = true
+		}
+		if wrote {
+			direct++
 		}
 	}
-	if written < 1000 {
+	if written < 3000 {
 		t.Fatalf("only %d conversations were written from their shapes", written)
+	}
+	t.Logf("%d conversations written from their shapes, by %d of %d templates", written, direct, len(strategies))
+}
+
+func readGzipJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.NewDecoder(zr).Decode(v); err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
 }
