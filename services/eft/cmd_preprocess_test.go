@@ -61,7 +61,7 @@ datasets:
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
 	}
-	for _, want := range []string{"(preprocess)", "ingested   48 rows (4 validation, 0 rejected)", "tokenized  48 samples", "cache key ", "sample 0 (", "(-100, ", "Count of labels:", "wrote the tokenized samples"} {
+	for _, want := range []string{"(preprocess)", "ingested   52 rows (", "0 rejected)", "tokenized  48 samples", "cache key ", "sample 0 (", "(-100, ", "Count of labels:", "wrote the tokenized samples"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("output lacks %q:\n%s", want, out)
 		}

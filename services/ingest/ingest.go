@@ -1,12 +1,12 @@
 // Package ingest is the ingest service: ConfigValidated → the config's
 // datasets read (shared/datasets: local files and folders, https URLs, hub
-// repos), rows checked against what their prompt strategy needs, merged,
-// shuffled, deduplicated and split → the normalized rows stored as
+// repos), rows checked against what their prompt strategy needs and merged
+// in config order (datasets, then test_datasets) → the normalized rows stored as
 // content-addressed artifacts (shared/prompt.RowsFormat) → DatasetIngested
 // with the counts, the rejected rows (file:line and why) and the schema seen.
 //
 // Data that cannot be used (a missing file, more bad rows than the policy
-// allows, a validation split that leaves nothing) ends the run with RunFailed
+// allows, no rows at all) ends the run with RunFailed
 // at stage ingest, the message naming the file and line.
 package ingest
 
@@ -135,23 +135,22 @@ type Split []prompt.Row
 
 // Result is what ingest made of a config's datasets.
 type Result struct {
-	Train, Validation, Test Split
-	Rejected                int64
-	RejectedSamples         []events.RowIssue
-	Duplicates              int64
-	Sources                 []events.DatasetSource
-	Schema                  []events.SchemaField
+	Train, Test     Split
+	Rejected        int64
+	RejectedSamples []events.RowIssue
+	Sources         []events.DatasetSource
+	Schema          []events.SchemaField
 }
 
-// Ingest reads cfg's datasets and test_datasets as Axolotl would before
-// tokenizing: each read and checked against its strategy's fields (relative
-// paths resolve against workDir), then merged in config order, shuffled with
-// the seed unless shuffle_merged_datasets is false, deduplicated when
-// dataset_exact_deduplication, and val_set_size split off.
+// Ingest reads cfg's datasets and test_datasets: each read and checked
+// against its strategy's fields (relative paths resolve against workDir),
+// then merged in config order. The rest of what Axolotl does between loading
+// and packing — the seeded shuffle, deduplication and the val_set_size
+// split — happens to the tokenized samples, as in Axolotl (the tokenizer
+// service): it shuffles after tokenizing, so the shuffle sees every sample a
+// row makes, and deduplicates and splits after the length filter.
 func Ingest(ctx context.Context, cfg *config.Config, workDir string, opts datasets.Options) (*Result, error) {
 	res := &Result{}
-	seed := uint64(cfg.Seed)
-	prep := datasets.PrepareOptions{Seed: seed, KeepOrder: !cfg.ShuffleMergedDatasets, Dedup: cfg.DatasetExactDeduplication, ValSetSize: cfg.ValSetSize}
 	schema := map[string][]string{}
 	var order []string
 
@@ -159,41 +158,37 @@ func Ingest(ctx context.Context, cfg *config.Config, workDir string, opts datase
 	if err != nil {
 		return nil, err
 	}
-	parts, owner := tagged(train)
-	p, err := datasets.Prepare(parts, prep)
-	if err != nil {
-		return nil, fmt.Errorf("datasets: %w", err)
-	}
-	res.Train, res.Validation = owner.rows(p.Train), owner.rows(p.Eval)
-	res.Duplicates = int64(p.Duplicates)
+	res.Train = merge(train)
 	if len(res.Train) == 0 {
 		return nil, fmt.Errorf("datasets: no rows to train on (%s)", describeSources(res.Sources))
 	}
-
 	if len(cfg.TestDatasets) > 0 {
 		test, err := loadAll(ctx, cfg.TestDatasets, "test_datasets", workDir, opts, "test", res, schema, &order)
 		if err != nil {
 			return nil, err
 		}
-		tparts, towner := tagged(test)
-		prep.ValSetSize = 0
-		tp, err := datasets.Prepare(tparts, prep)
-		if err != nil {
-			return nil, fmt.Errorf("test_datasets: %w", err)
-		}
-		rows := tp.Train
-		if cfg.DatasetExactDeduplication {
-			var seen int
-			rows, seen = datasets.Dedup(rows, p.Train)
-			tp.Duplicates += seen
-		}
-		res.Test = towner.rows(rows)
-		res.Duplicates += int64(tp.Duplicates)
+		res.Test = merge(test)
 	}
 	for _, name := range order {
 		res.Schema = append(res.Schema, events.SchemaField{Name: name, Type: strings.Join(schema[name], "|")})
 	}
 	return res, nil
+}
+
+// merge concatenates the datasets in config order (datasets'
+// concatenate_datasets), each row tagged with its entry's index.
+func merge(loaded []*datasets.Dataset) Split {
+	n := 0
+	for _, d := range loaded {
+		n += len(d.Rows)
+	}
+	out := make(Split, 0, n)
+	for i, d := range loaded {
+		for _, r := range d.Rows {
+			out = append(out, prompt.Row{Dataset: i, Source: r.Source, Fields: r.Fields})
+		}
+	}
+	return out
 }
 
 // loadAll reads the entries of one datasets list, several at a time.
@@ -266,47 +261,6 @@ func resolvePath(p, workDir string) string {
 	return p
 }
 
-// rowOwner remembers which dataset each record came from through the
-// merge: Prepare moves records around but keeps their field slices, so
-// the address of a record's first field identifies it.
-type rowOwner struct {
-	byField  map[*datasets.Field]int
-	bySource map[datasets.Source]int // rows without fields
-}
-
-func tagged(loaded []*datasets.Dataset) ([][]datasets.Record, rowOwner) {
-	o := rowOwner{byField: map[*datasets.Field]int{}, bySource: map[datasets.Source]int{}}
-	parts := make([][]datasets.Record, len(loaded))
-	for i, d := range loaded {
-		parts[i] = d.Rows
-		for j := range d.Rows {
-			if f := d.Rows[j].Fields; len(f) > 0 {
-				o.byField[&f[0]] = i
-			} else {
-				o.bySource[d.Rows[j].Source] = i
-			}
-		}
-	}
-	return parts, o
-}
-
-func (o rowOwner) rows(recs []datasets.Record) Split {
-	if recs == nil {
-		return nil
-	}
-	out := make(Split, len(recs))
-	for i, r := range recs {
-		var ds int
-		if len(r.Fields) > 0 {
-			ds = o.byField[&r.Fields[0]]
-		} else {
-			ds = o.bySource[r.Source]
-		}
-		out[i] = prompt.Row{Dataset: ds, Source: r.Source, Fields: r.Fields}
-	}
-	return out
-}
-
 func describeSources(src []events.DatasetSource) string {
 	parts := make([]string, len(src))
 	for i, s := range src {
@@ -316,28 +270,23 @@ func describeSources(src []events.DatasetSource) string {
 }
 
 // Store writes each split to the artifact store and returns the event that
-// announces them.
+// announces them. Validation rows and duplicates are the tokenizer's to
+// find (see Ingest): the event's validation_rows and duplicates stay 0.
 func (r *Result) Store(ctx context.Context, store *artifacts.Store) (events.DatasetIngested, error) {
 	out := events.DatasetIngested{
-		Format: prompt.RowsFormat, Rows: int64(len(r.Train)), ValidationRows: int64(len(r.Validation)), TestRows: int64(len(r.Test)),
-		Rejected: r.Rejected, RejectedSamples: r.RejectedSamples, Duplicates: r.Duplicates, Sources: r.Sources, Schema: r.Schema,
+		Format: prompt.RowsFormat, Rows: int64(len(r.Train)), TestRows: int64(len(r.Test)),
+		Rejected: r.Rejected, RejectedSamples: r.RejectedSamples, Sources: r.Sources, Schema: r.Schema,
 	}
 	var err error
 	if out.Train, err = putSplit(ctx, store, r.Train); err != nil {
 		return out, err
 	}
-	for _, s := range []struct {
-		rows Split
-		ref  **events.ArtifactRef
-	}{{r.Validation, &out.Validation}, {r.Test, &out.Test}} {
-		if len(s.rows) == 0 {
-			continue
-		}
-		ref, err := putSplit(ctx, store, s.rows)
+	if len(r.Test) > 0 {
+		ref, err := putSplit(ctx, store, r.Test)
 		if err != nil {
 			return out, err
 		}
-		*s.ref = &ref
+		out.Test = &ref
 	}
 	return out, nil
 }

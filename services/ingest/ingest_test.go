@@ -2,10 +2,8 @@ package ingest
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -25,43 +23,52 @@ func parse(t *testing.T, yaml string) *config.Config {
 	return cfg
 }
 
-func TestIngestMergesSplitsAndTagsDatasets(t *testing.T) {
+func TestIngestMergesInConfigOrderAndTagsDatasets(t *testing.T) {
 	dir := testfixtures.Path(t, "pipeline")
 	cfg := parse(t, `datasets:
   - path: alpaca.jsonl
     type: alpaca
   - path: notes.txt
     type: completion
-val_set_size: 0.1
+  - path: alpaca.jsonl
+    type: alpaca
+test_datasets:
+  - path: notes.txt
+    type: completion
+val_set_size: 0
 seed: 7
+dataset_exact_deduplication: true
 `)
 	res, err := Ingest(context.Background(), cfg, dir, datasets.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 45 rows, ceil(4.5) = 5 held out, the last ones of the shuffled merge.
-	if len(res.Train) != 40 || len(res.Validation) != 5 || len(res.Test) != 0 {
-		t.Fatalf("train %d, validation %d, test %d", len(res.Train), len(res.Validation), len(res.Test))
+	// Every row, duplicates included, in config order: Axolotl shuffles,
+	// deduplicates and splits tokenized samples, so the tokenizer does.
+	if len(res.Train) != 85 || len(res.Test) != 5 {
+		t.Fatalf("train %d, test %d", len(res.Train), len(res.Test))
 	}
-	counts := map[int]int{}
-	for _, r := range append(slices.Clone(res.Train), res.Validation...) {
-		counts[r.Dataset]++
-		// Every row goes to the strategy of the file it came from.
-		want := 0
-		if strings.HasSuffix(r.Source.File, "notes.txt") {
-			want = 1
-			if _, ok := r.Fields.Get("text"); !ok {
-				t.Fatalf("completion row without text: %v", r)
-			}
+	for i, r := range res.Train {
+		wantDataset, wantRow, wantFile := 0, i, "alpaca.jsonl"
+		switch {
+		case i >= 45:
+			wantDataset, wantRow = 2, i-45
+		case i >= 40:
+			wantDataset, wantRow, wantFile = 1, i-40, "notes.txt"
 		}
-		if r.Dataset != want {
-			t.Fatalf("row %v tagged with dataset %d", r.Source, r.Dataset)
+		if r.Dataset != wantDataset || r.Source.Row != wantRow || filepath.Base(r.Source.File) != wantFile {
+			t.Fatalf("row %d is %v of dataset %d, want row %d of %s (dataset %d)", i, r.Source, r.Dataset, wantRow, wantFile, wantDataset)
+		}
+		if _, ok := r.Fields.Get("output"); ok == (wantDataset == 1) {
+			t.Fatalf("row %d has the fields of another dataset: %v", i, r.Fields)
 		}
 	}
-	if counts[0] != 40 || counts[1] != 5 {
-		t.Fatalf("rows per dataset %v", counts)
+	for i, r := range res.Test {
+		if r.Dataset != 0 || r.Source.Row != i || filepath.Base(r.Source.File) != "notes.txt" {
+			t.Fatalf("test row %d is %v of dataset %d", i, r.Source, r.Dataset)
+		}
 	}
-	if res.Sources[0].Rows != 40 || res.Sources[1].Rows != 5 || res.Sources[1].Type != "completion" {
+	if len(res.Sources) != 4 || res.Sources[0].Rows != 40 || res.Sources[1].Rows != 5 || res.Sources[1].Type != "completion" || res.Sources[3].Rows != 5 {
 		t.Fatalf("sources %+v", res.Sources)
 	}
 	var names []string
@@ -70,51 +77,6 @@ seed: 7
 	}
 	if strings.Join(names, ",") != "instruction:string,input:string,output:string,text:string" {
 		t.Fatalf("schema %v", names)
-	}
-	// Shuffled with the seed: the same again, another order with another seed.
-	again, _ := Ingest(context.Background(), cfg, dir, datasets.Options{})
-	cfg.Seed = 8
-	other, _ := Ingest(context.Background(), cfg, dir, datasets.Options{})
-	if fmt.Sprint(sources(again.Train)) != fmt.Sprint(sources(res.Train)) || fmt.Sprint(sources(other.Train)) == fmt.Sprint(sources(res.Train)) {
-		t.Fatal("the merge order does not follow the seed")
-	}
-}
-
-func sources(rows Split) []datasets.Source {
-	out := make([]datasets.Source, len(rows))
-	for i, r := range rows {
-		out[i] = r.Source
-	}
-	return out
-}
-
-func TestIngestKeepsOrderDedupsAndReadsTestDatasets(t *testing.T) {
-	dir := testfixtures.Path(t, "pipeline")
-	cfg := parse(t, `datasets:
-  - path: alpaca.jsonl
-    type: alpaca
-  - path: alpaca.jsonl
-    type: alpaca
-test_datasets:
-  - path: notes.txt
-    type: completion
-shuffle_merged_datasets: false
-dataset_exact_deduplication: true
-`)
-	res, err := Ingest(context.Background(), cfg, dir, datasets.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(res.Train) != 40 || res.Duplicates != 40 || len(res.Test) != 5 {
-		t.Fatalf("train %d (dups %d), test %d", len(res.Train), res.Duplicates, len(res.Test))
-	}
-	for i, r := range res.Train {
-		if r.Source.Row != i || r.Dataset != 0 {
-			t.Fatalf("row %d is %v of dataset %d: order not kept", i, r.Source, r.Dataset)
-		}
-	}
-	if res.Test[0].Dataset != 0 || !strings.HasSuffix(res.Test[0].Source.File, "notes.txt") {
-		t.Fatalf("test rows %+v", res.Test[0])
 	}
 }
 

@@ -152,9 +152,8 @@ func runPreprocessBench(b *testing.B, path string, n int, yaml string) {
 	cfg := parseConfigTB(b, yaml)
 	env := prompt.Env{TokenizerDir: testfixtures.Path(b, "tokenizers", "llama3")}
 	src := RowsSource{
-		Train:      func(context.Context) ([]prompt.Row, error) { return prompt.ReadRows(path) },
-		Validation: func(context.Context) ([]prompt.Row, error) { return nil, nil },
-		Test:       func(context.Context) ([]prompt.Row, error) { return nil, nil },
+		Train: func(context.Context) ([]prompt.Row, error) { return prompt.ReadRows(path) },
+		Test:  func(context.Context) ([]prompt.Row, error) { return nil, nil },
 	}
 	var texts []string
 	keep := func(split string, _ []prompt.Row, t *Tokenized) {

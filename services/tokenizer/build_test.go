@@ -60,11 +60,10 @@ func mixedRows(n int) []prompt.Row {
 	return rows
 }
 
-func source(train, validation []prompt.Row) RowsSource {
+func source(train, test []prompt.Row) RowsSource {
 	return RowsSource{
-		Train:      func(context.Context) ([]prompt.Row, error) { return train, nil },
-		Validation: func(context.Context) ([]prompt.Row, error) { return validation, nil },
-		Test:       func(context.Context) ([]prompt.Row, error) { return nil, nil },
+		Train: func(context.Context) ([]prompt.Row, error) { return train, nil },
+		Test:  func(context.Context) ([]prompt.Row, error) { return test, nil },
 	}
 }
 
@@ -120,10 +119,10 @@ func TestTokenizeIsRowOrderedAndMatchesTheStrategies(t *testing.T) {
 
 func TestBuildPacksEverySampleOnce(t *testing.T) {
 	tok := llama3(t)
-	cfg := parse(t, "sequence_len: 128\nmicro_batch_size: 3\nsample_packing: true\nseed: 3\ndatasets:\n  - path: a.jsonl\n    type: alpaca\n  - path: notes.txt\n    type: completion\n")
+	cfg := parse(t, "sequence_len: 128\nmicro_batch_size: 3\nsample_packing: true\nseed: 3\nval_set_size: 40\ndatasets:\n  - path: a.jsonl\n    type: alpaca\n  - path: notes.txt\n    type: completion\n")
 	rows := mixedRows(400)
 	var kept *Tokenized
-	b, err := Build(context.Background(), cfg, tok, prompt.Env{}, source(rows, rows[:40]), Settings{Keep: func(split string, _ []prompt.Row, t *Tokenized) {
+	b, err := Build(context.Background(), cfg, tok, prompt.Env{}, source(rows, nil), Settings{Keep: func(split string, _ []prompt.Row, t *Tokenized) {
 		if split == "train" {
 			kept = t
 		}
@@ -170,7 +169,7 @@ func TestBuildPacksEverySampleOnce(t *testing.T) {
 	}
 
 	// The same inputs give the same file.
-	b2, err := Build(context.Background(), cfg, tok, prompt.Env{}, source(rows, rows[:40]), Settings{})
+	b2, err := Build(context.Background(), cfg, tok, prompt.Env{}, source(rows, nil), Settings{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -135,8 +135,8 @@ func TestPipelineOverNATS(t *testing.T) {
 	seen := p.run(t, yaml)
 	ing := payload[events.DatasetIngested](t, seen)
 	tok := payload[events.DatasetTokenized](t, seen)
-	// 57 rows; ceil(5.7) = 6 held out.
-	if ing.Rows != 51 || ing.ValidationRows != 6 || len(ing.Sources) != 3 || ing.Format != prompt.RowsFormat {
+	// All 57 rows: the tokenizer holds out val_set_size of the samples.
+	if ing.Rows != 57 || ing.ValidationRows != 0 || ing.Validation != nil || len(ing.Sources) != 3 || ing.Format != prompt.RowsFormat {
 		t.Fatalf("ingested %+v", ing)
 	}
 	if tok.CacheHit || tok.Samples == 0 || tok.MicroBatches == 0 || tok.Eval == nil || tok.PackingEfficiency <= 0 || len(tok.Tokenizer) != 2 {
@@ -202,10 +202,21 @@ func TestPipelineOverNATS(t *testing.T) {
 	if !again.CacheHit || again.Train != tok.Train || again.CacheKey != tok.CacheKey || again.Samples != tok.Samples {
 		t.Fatalf("second run: %+v", again)
 	}
-	// Anything the batches depend on changes the key.
-	other := payload[events.DatasetTokenized](t, p.run(t, strings.Replace(yaml, "sequence_len: 128", "sequence_len: 96", 1)))
-	if other.CacheHit || other.CacheKey == tok.CacheKey {
-		t.Fatalf("sequence_len changed but the cache was hit: %+v", other)
+	// Anything the batches or their order depend on changes the key.
+	for _, c := range []struct{ from, to string }{
+		{"sequence_len: 128\n", "sequence_len: 96\n"},
+		{"val_set_size: 0.1\n", "val_set_size: 0.2\n"},
+		{"sample_packing: true\n", "sample_packing: true\nseed: 7\n"},
+		{"sample_packing: true\n", "sample_packing: true\nshuffle_merged_datasets: false\n"},
+	} {
+		changed := strings.Replace(yaml, c.from, c.to, 1)
+		if changed == yaml {
+			t.Fatalf("the config has no %q", c.from)
+		}
+		other := payload[events.DatasetTokenized](t, p.run(t, changed))
+		if other.CacheHit || other.CacheKey == tok.CacheKey {
+			t.Fatalf("%q -> %q but the cache was hit: %+v", c.from, c.to, other)
+		}
 	}
 }
 

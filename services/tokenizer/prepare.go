@@ -31,11 +31,18 @@ func Strategies(cfg *config.Config, list []config.Dataset, tok *hftok.Tokenizer,
 	return out, nil
 }
 
-// Tokenized is one split's samples, in row order, after the length policy.
+// Tokenized is one split's samples after the length policy: in row order
+// from Tokenize, in Axolotl's order after Arrange.
 type Tokenized struct {
 	Samples []packing.Sample
 	// Rows[i] is the index (into the split's rows) of the row Samples[i] came from.
 	Rows []int
+	// Slot[i] is Samples[i]'s place among the Slots samples the rows made
+	// before the length policy (a row that made none takes one place, as
+	// Axolotl keeps a row per input row until its length filter): the
+	// places Axolotl's shuffle permutes (see Arrange).
+	Slot  []int
+	Slots int
 	// Tokens and Trained count the samples' tokens and trained tokens.
 	Tokens, Trained int64
 	// Truncated and Dropped count samples cut to sequence_len and samples left
@@ -101,10 +108,15 @@ func Tokenize(ctx context.Context, rows []prompt.Row, strategies []prompt.Strate
 	}
 	out.Samples = make([]packing.Sample, 0, n)
 	out.Rows = make([]int, 0, n)
+	out.Slot = make([]int, 0, n)
 	for i := range parts {
 		p := &parts[i]
 		out.Samples = append(out.Samples, p.Samples...)
 		out.Rows = append(out.Rows, p.Rows...)
+		for _, s := range p.Slot {
+			out.Slot = append(out.Slot, out.Slots+s)
+		}
+		out.Slots += p.Slots
 		out.Tokens += p.Tokens
 		out.Trained += p.Trained
 		out.Truncated += p.Truncated
@@ -134,7 +146,9 @@ func tokenizeBlock(out *Tokenized, rows []prompt.Row, lo, hi int, strategies []p
 		if err != nil {
 			return fmt.Errorf("%s: %s: %w", r.Source, strategies[r.Dataset].Name(), err)
 		}
-		for _, s := range made {
+		first := out.Slots
+		out.Slots += max(len(made), 1)
+		for k, s := range made {
 			s, fit, err := o.Length.Apply(s)
 			if err != nil {
 				return fmt.Errorf("%s: %w", r.Source, err)
@@ -153,6 +167,7 @@ func tokenizeBlock(out *Tokenized, rows []prompt.Row, lo, hi int, strategies []p
 			}
 			out.Samples = append(out.Samples, s)
 			out.Rows = append(out.Rows, i)
+			out.Slot = append(out.Slot, first+k)
 			out.Tokens += int64(len(s.InputIDs))
 			out.Trained += int64(trained)
 		}
@@ -201,7 +216,7 @@ func Pack(samples []packing.Sample, o packing.Options, dir string, workers int) 
 
 // RowsSource fetches the rows of each split; a split the dataset lacks gives nil.
 type RowsSource struct {
-	Train, Validation, Test func(ctx context.Context) ([]prompt.Row, error)
+	Train, Test func(ctx context.Context) ([]prompt.Row, error)
 }
 
 // Settings are how Build runs (not what it computes).
@@ -229,9 +244,12 @@ func (b *Built) Remove() {
 	}
 }
 
-// Build tokenizes the training split and the evaluation split (validation
-// rows, else test rows) with tok (its files in env.TokenizerDir),
-// applies excess_length_strategy, and packs each into a batch file.
+// Build tokenizes the training rows with tok (its files in
+// env.TokenizerDir), applies excess_length_strategy, puts the samples in
+// Axolotl's order (Arrange: the seeded shuffle, deduplication), holds out
+// val_set_size of them for evaluation — else evaluates on the test rows,
+// tokenized and arranged the same way — and packs each split into a batch
+// file.
 func Build(ctx context.Context, cfg *config.Config, tok *hftok.Tokenizer, env prompt.Env, src RowsSource, set Settings) (*Built, error) {
 	trainStrategies, err := Strategies(cfg, cfg.Datasets, tok, env)
 	if err != nil {
@@ -249,16 +267,25 @@ func Build(ctx context.Context, cfg *config.Config, tok *hftok.Tokenizer, env pr
 	if err != nil {
 		return nil, err
 	}
-	if set.Keep != nil {
-		set.Keep("train", rows, t)
-	}
-	rows = nil
+	order := OrderOptions{Shuffle: cfg.ShuffleMergedDatasets, Seed: uint64(cfg.Seed), Dedup: cfg.DatasetExactDeduplication}
+	duplicates := Arrange(t, order)
 	if len(t.Samples) == 0 {
 		return nil, fmt.Errorf("no training samples are left: %d were dropped (longer than sequence_len %d under excess_length_strategy %s, shorter than %d tokens, or with nothing to train on)",
 			t.Dropped, cfg.SequenceLen, orDrop(cfg.ExcessLengthStrategy), prompt.MinSampleLen)
 	}
+	val, err := SplitValidation(t, cfg.ValSetSize)
+	if err != nil {
+		return nil, err
+	}
+	if set.Keep != nil {
+		set.Keep("train", rows, t)
+		if val != nil {
+			set.Keep("eval", rows, val)
+		}
+	}
+	rows = nil
 	b.Event.Samples, b.Event.Tokens, b.Event.TrainedTokens = int64(len(t.Samples)), t.Tokens, t.Trained
-	b.Event.Dropped, b.Event.Truncated = t.Dropped, t.Truncated
+	b.Event.Dropped, b.Event.Truncated = t.Dropped+int64(duplicates), t.Truncated
 	b.Train, err = Pack(t.Samples, packing.Options{SequenceLen: cfg.SequenceLen, MicroBatchSize: cfg.MicroBatchSize, Pack: cfg.SamplePacking,
 		PadToSequenceLen: cfg.PadToSequenceLen, PadTokenID: pad, Seed: uint64(cfg.Seed)}, set.ScratchDir, set.Workers)
 	if err != nil {
@@ -268,30 +295,15 @@ func Build(ctx context.Context, cfg *config.Config, tok *hftok.Tokenizer, env pr
 	b.Event.PackingEfficiency = b.Train.Stats.Efficiency
 	t = nil
 
-	// Evaluation rows: the validation split of the datasets, else the test_datasets.
-	evalStrategies := trainStrategies
-	rows, err = src.Validation(ctx)
-	if err == nil && rows == nil {
-		if rows, err = src.Test(ctx); err == nil && rows != nil {
-			evalStrategies, err = Strategies(cfg, cfg.TestDatasets, tok, env)
+	// Evaluation samples: the validation split, else the test_datasets.
+	e := val
+	if e == nil {
+		if e, err = tokenizeTest(ctx, cfg, tok, env, src, length, order, set); err != nil {
+			b.Remove()
+			return nil, err
 		}
 	}
-	if err != nil {
-		b.Remove()
-		return nil, err
-	}
-	if len(rows) == 0 {
-		return b, nil
-	}
-	e, err := Tokenize(ctx, rows, evalStrategies, TokenizeOptions{Length: length, DropUntrained: cfg.EvalSamplePacking, Workers: set.Workers})
-	if err != nil {
-		b.Remove()
-		return nil, fmt.Errorf("evaluation rows: %w", err)
-	}
-	if set.Keep != nil {
-		set.Keep("eval", rows, e)
-	}
-	if len(e.Samples) == 0 {
+	if e == nil || len(e.Samples) == 0 {
 		return b, nil
 	}
 	b.Eval, err = Pack(e.Samples, packing.Options{SequenceLen: cfg.SequenceLen, MicroBatchSize: cfg.EvalBatchSize, Pack: cfg.EvalSamplePacking,
@@ -302,6 +314,30 @@ func Build(ctx context.Context, cfg *config.Config, tok *hftok.Tokenizer, env pr
 	}
 	b.Event.EvalMicroBatches = int64(b.Eval.Stats.MicroBatches)
 	return b, nil
+}
+
+// tokenizeTest tokenizes and arranges the test rows (nil when there are
+// none): Axolotl prepares test_datasets as it does datasets, with
+// eval_sample_packing deciding whether untrained samples are dropped.
+func tokenizeTest(ctx context.Context, cfg *config.Config, tok *hftok.Tokenizer, env prompt.Env, src RowsSource,
+	length prompt.LengthPolicy, order OrderOptions, set Settings) (*Tokenized, error) {
+	rows, err := src.Test(ctx)
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	strategies, err := Strategies(cfg, cfg.TestDatasets, tok, env)
+	if err != nil {
+		return nil, err
+	}
+	e, err := Tokenize(ctx, rows, strategies, TokenizeOptions{Length: length, DropUntrained: cfg.EvalSamplePacking, Workers: set.Workers})
+	if err != nil {
+		return nil, fmt.Errorf("evaluation rows: %w", err)
+	}
+	Arrange(e, order)
+	if set.Keep != nil {
+		set.Keep("eval", rows, e)
+	}
+	return e, nil
 }
 
 func orDrop(s string) string {

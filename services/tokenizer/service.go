@@ -40,7 +40,7 @@ const Name = "tokenizer"
 
 // cacheVersion changes whenever the same inputs would give other batches
 // (a fix in a strategy, in packing, in the batch format).
-const cacheVersion = "tokenize-1"
+const cacheVersion = "tokenize-2" // 2: Axolotl's sample order, dedup and validation split
 
 // Options configure the service. The zero value stores artifacts in
 // artifacts.DefaultBucket, fetches hub tokenizers as huggingface_hub would,
@@ -246,9 +246,8 @@ func StoredRows(store *artifacts.Store, in events.DatasetIngested, scratchDir st
 		return prompt.ReadRows(f.Name())
 	}
 	return RowsSource{
-		Train:      func(ctx context.Context) ([]prompt.Row, error) { return get(ctx, &in.Train) },
-		Validation: func(ctx context.Context) ([]prompt.Row, error) { return get(ctx, in.Validation) },
-		Test:       func(ctx context.Context) ([]prompt.Row, error) { return get(ctx, in.Test) },
+		Train: func(ctx context.Context) ([]prompt.Row, error) { return get(ctx, &in.Train) },
+		Test:  func(ctx context.Context) ([]prompt.Row, error) { return get(ctx, in.Test) },
 	}
 }
 
@@ -333,11 +332,12 @@ func cacheKey(cfg *config.Config, workDir string, in events.DatasetIngested, tok
 	}
 	input := map[string]any{
 		"version": cacheVersion, "batch_format": batches.Format,
-		"rows": []string{in.Train.SHA256, ref(in.Validation), ref(in.Test)}, "rows_format": in.Format,
+		"rows": []string{in.Train.SHA256, ref(in.Test)}, "rows_format": in.Format,
 		"tokenizer": tokenizer, "datasets": train, "test_datasets": test,
 		"train_on_inputs": cfg.TrainOnInputs, "sequence_len": cfg.SequenceLen, "excess_length_strategy": cfg.ExcessLengthStrategy,
 		"sample_packing": cfg.SamplePacking, "eval_sample_packing": cfg.EvalSamplePacking, "pad_to_sequence_len": cfg.PadToSequenceLen,
 		"micro_batch_size": cfg.MicroBatchSize, "eval_batch_size": cfg.EvalBatchSize, "seed": cfg.Seed,
+		"shuffle_merged_datasets": cfg.ShuffleMergedDatasets, "dataset_exact_deduplication": cfg.DatasetExactDeduplication, "val_set_size": cfg.ValSetSize,
 		"special_tokens": cfg.SpecialTokens, "tokens": cfg.Tokens, "chat_template": cfg.ChatTemplate,
 		"chat_template_jinja": cfg.ChatTemplateJinja, "chat_template_file": topTemplate,
 		"chat_template_kwargs": cfg.ChatTemplateKwargs, "eot_tokens": cfg.EOTTokens,

@@ -1,0 +1,325 @@
+package tokenizer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/eftml/eft/shared/datasets"
+	"github.com/eftml/eft/shared/packing"
+	"github.com/eftml/eft/shared/prompt"
+	"github.com/eftml/eft/shared/testfixtures"
+)
+
+// numpyPermutation reads np.random.default_rng(seed).permutation(n) from
+// the numpy oracle (testdata/datasets/numpy/oracle.json, made by numpy
+// itself), so the expected orders below owe nothing to eft's port.
+func numpyPermutation(t *testing.T, seed string, n int) []int {
+	t.Helper()
+	data, err := os.ReadFile(testfixtures.Path(t, "datasets", "numpy", "oracle.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var o struct {
+		Seeds []struct {
+			Seed  string `json:"seed"`
+			Perms []struct {
+				N    int   `json:"n"`
+				Perm []int `json:"perm"`
+			} `json:"permutations"`
+		} `json:"seeds"`
+	}
+	if err := json.Unmarshal(data, &o); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range o.Seeds {
+		for _, p := range s.Perms {
+			if s.Seed == seed && p.N == n && p.Perm != nil {
+				return p.Perm
+			}
+		}
+	}
+	t.Fatalf("the oracle has no full permutation of %d for seed %s", n, seed)
+	return nil
+}
+
+// orderRows is a four-dataset merge of 33 Axolotl rows: alpaca rows (one
+// too long for sequence_len 64), a completion text cut into six pieces, a
+// second alpaca file repeating three rows, and chat rows, one of them an
+// empty conversation (no sample here, an empty row in Axolotl).
+func orderRows() []prompt.Row {
+	var rows []prompt.Row
+	add := func(ds int, file string, line int, f datasets.Object) {
+		rows = append(rows, prompt.Row{Dataset: ds, Source: datasets.Source{File: file, Line: line, Row: line - 1}, Fields: f})
+	}
+	alpaca := func(i int) datasets.Object {
+		return obj("instruction", fmt.Sprintf("Name the number %d.", i), "output", fmt.Sprintf("It is %d.", i))
+	}
+	for i := range 12 {
+		f := alpaca(i)
+		if i == 5 {
+			f = obj("instruction", strings.Repeat("a very long question ", 30), "output", "ok")
+		}
+		add(0, "a.jsonl", i+1, f)
+	}
+	add(1, "notes.txt", 1, obj("text", "A short note."))
+	var log strings.Builder
+	for i := range 23 {
+		fmt.Fprintf(&log, "Day %d: the whale rose by the ship and the mate called out. ", i+1)
+	}
+	add(1, "notes.txt", 2, obj("text", log.String()))
+	add(1, "notes.txt", 3, obj("text", "Another note."))
+	for i := range 10 {
+		f := alpaca(100 + i)
+		switch i {
+		case 2:
+			f = alpaca(3) // a.jsonl row 4 again
+		case 7:
+			f = alpaca(8)
+		case 4:
+			f = alpaca(101) // this file's row 2 again
+		}
+		add(2, "b.jsonl", i+1, f)
+	}
+	msg := func(role, content string) datasets.Object { return obj("role", role, "content", content) }
+	add(3, "c.jsonl", 1, obj("messages", []any{msg("user", "Hello?"), msg("assistant", "Hi.")}))
+	add(3, "c.jsonl", 2, obj("messages", []any{}))
+	add(3, "c.jsonl", 3, obj("messages", []any{msg("user", "Where is the ship?"), msg("assistant", "In port.")}))
+	return rows
+}
+
+const orderDatasets = `datasets:
+  - path: a.jsonl
+    type: alpaca
+  - path: notes.txt
+    type: completion
+  - path: b.jsonl
+    type: alpaca
+  - path: c.jsonl
+    type: chat_template
+    chat_template: chatml
+`
+
+// axolotlRow is one row of Axolotl's tokenized merge: a sample (nil for a
+// row that tokenizes to nothing) and the input row it came from.
+type axolotlRow struct {
+	sample *packing.Sample
+	row    int
+}
+
+// axolotlMerge tokenizes the rows one at a time in config order, one
+// Axolotl row per sample (and one for a row without any).
+func axolotlMerge(t *testing.T, rows []prompt.Row, strategies []prompt.Strategy) []axolotlRow {
+	t.Helper()
+	var out []axolotlRow
+	for i, r := range rows {
+		made, err := strategies[r.Dataset].Tokenize(nil, r.Fields)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(made) == 0 {
+			out = append(out, axolotlRow{row: i})
+		}
+		for k := range made {
+			out = append(out, axolotlRow{sample: &made[k], row: i})
+		}
+	}
+	return out
+}
+
+// axolotlFilter applies handle_long_seq_in_dataset (drop outside
+// [2, seqLen]) and, when dedup, keeps the first of identical samples.
+func axolotlFilter(in []axolotlRow, seqLen int, dedup bool) []axolotlRow {
+	var out []axolotlRow
+	for _, r := range in {
+		if r.sample == nil || len(r.sample.InputIDs) < 2 || len(r.sample.InputIDs) > seqLen {
+			continue
+		}
+		if dedup && slices.ContainsFunc(out, func(o axolotlRow) bool {
+			return slices.Equal(o.sample.InputIDs, r.sample.InputIDs) && slices.Equal(o.sample.Labels, r.sample.Labels)
+		}) {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func sameRows(t *testing.T, what string, got *Tokenized, want []axolotlRow) {
+	t.Helper()
+	if got == nil {
+		t.Fatalf("%s: no samples, want %d", what, len(want))
+	}
+	wantRows := make([]int, len(want))
+	for i, w := range want {
+		wantRows[i] = w.row
+	}
+	if !slices.Equal(got.Rows, wantRows) {
+		t.Fatalf("%s: rows %v\nwant %v", what, got.Rows, wantRows)
+	}
+	for i, w := range want {
+		if !slices.Equal(got.Samples[i].InputIDs, w.sample.InputIDs) || !slices.Equal(got.Samples[i].Labels, w.sample.Labels) {
+			t.Fatalf("%s: sample %d (row %d) is not Axolotl's", what, i, w.row)
+		}
+	}
+}
+
+// TestBuildOrdersSamplesAsAxolotl builds a four-dataset config and checks
+// the training and validation samples against Axolotl's steps replayed on
+// numpy's own permutation: shuffle the 33 tokenized rows, drop by length,
+// deduplicate, hold out the last ceil(0.25 n).
+func TestBuildOrdersSamplesAsAxolotl(t *testing.T) {
+	tok := llama3(t)
+	cfg := parse(t, "sequence_len: 64\nmicro_batch_size: 2\nseed: 42\nval_set_size: 0.25\ndataset_exact_deduplication: true\n"+orderDatasets)
+	rows := orderRows()
+	strategies, err := Strategies(cfg, cfg.Datasets, tok, prompt.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged := axolotlMerge(t, rows, strategies)
+	if len(merged) != 33 {
+		t.Fatalf("the fixture makes %d Axolotl rows, the oracle permutation has 33", len(merged))
+	}
+	perm := numpyPermutation(t, "42", 33)
+	shuffled := make([]axolotlRow, len(perm))
+	for k, p := range perm {
+		shuffled[k] = merged[p]
+	}
+	kept := axolotlFilter(shuffled, 64, true)
+	// 33 rows less the long one, the empty conversation and 3 repeats.
+	if len(kept) != 28 {
+		t.Fatalf("%d rows survive; the fixture means 28", len(kept))
+	}
+	nEval := int(math.Ceil(0.25 * float64(len(kept))))
+	wantTrain, wantEval := kept[:len(kept)-nEval], kept[len(kept)-nEval:]
+
+	var gotTrain, gotEval *Tokenized
+	b, err := Build(context.Background(), cfg, tok, prompt.Env{}, source(rows, nil), Settings{Keep: func(split string, _ []prompt.Row, t *Tokenized) {
+		if split == "train" {
+			gotTrain = t
+		} else {
+			gotEval = t
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Remove()
+	sameRows(t, "train", gotTrain, wantTrain)
+	sameRows(t, "eval", gotEval, wantEval)
+	// Dropped: the long row and the three repeats (the empty conversation
+	// made no sample to drop).
+	if b.Event.Samples != 21 || b.Event.Dropped != 4 || b.Eval == nil {
+		t.Fatalf("event %+v", b.Event)
+	}
+	var tokens int64
+	for _, s := range gotTrain.Samples {
+		tokens += int64(len(s.InputIDs))
+	}
+	if b.Event.Tokens != tokens {
+		t.Fatalf("event counts %d tokens, the training samples hold %d", b.Event.Tokens, tokens)
+	}
+
+	// shuffle_merged_datasets: false keeps config order through the same
+	// filters.
+	cfg = parse(t, "sequence_len: 64\nmicro_batch_size: 2\nseed: 42\nval_set_size: 5\nshuffle_merged_datasets: false\ndataset_exact_deduplication: true\n"+orderDatasets)
+	kept = axolotlFilter(merged, 64, true)
+	b2, err := Build(context.Background(), cfg, tok, prompt.Env{}, source(rows, nil), Settings{Keep: func(split string, _ []prompt.Row, t *Tokenized) {
+		if split == "train" {
+			gotTrain = t
+		} else {
+			gotEval = t
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Remove()
+	sameRows(t, "unshuffled train", gotTrain, kept[:len(kept)-5])
+	sameRows(t, "unshuffled eval", gotEval, kept[len(kept)-5:])
+}
+
+// TestBuildOrdersTestDatasetsAsAxolotl: test_datasets are merged and
+// shuffled with the seed as datasets are, and not split.
+func TestBuildOrdersTestDatasetsAsAxolotl(t *testing.T) {
+	tok := llama3(t)
+	cfg := parse(t, "sequence_len: 64\nmicro_batch_size: 2\nseed: 0\n"+orderDatasets+`test_datasets:
+  - path: t.jsonl
+    type: alpaca
+`)
+	rows := orderRows()
+	var test []prompt.Row
+	for i := range 10 {
+		test = append(test, prompt.Row{Source: datasets.Source{File: "t.jsonl", Line: i + 1, Row: i},
+			Fields: obj("instruction", fmt.Sprintf("Test %d.", i), "output", "Yes.")})
+	}
+	var gotEval *Tokenized
+	b, err := Build(context.Background(), cfg, tok, prompt.Env{}, source(rows, test), Settings{Keep: func(split string, _ []prompt.Row, t *Tokenized) {
+		if split == "eval" {
+			gotEval = t
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Remove()
+	if want := numpyPermutation(t, "0", 10); gotEval == nil || !slices.Equal(gotEval.Rows, want) {
+		t.Fatalf("test rows in order %v, numpy's permutation is %v", gotEval.Rows, want)
+	}
+	if b.Eval == nil || b.Event.EvalMicroBatches != 5 {
+		t.Fatalf("event %+v", b.Event)
+	}
+}
+
+// TestArrangeKeepsSurvivorsInPermutedOrder checks Arrange on its own: a
+// split of 10 slots of which some samples were dropped and one row made
+// two samples follows numpy's permutation of all 10.
+func TestArrangeKeepsSurvivorsInPermutedOrder(t *testing.T) {
+	sample := func(id int32) packing.Sample {
+		return packing.Sample{InputIDs: []int32{id, id}, Labels: []int32{id, id}}
+	}
+	// Slots 0..9; slots 2 and 7 were dropped; slots 4 and 5 are one row's
+	// two pieces; slot 9 repeats slot 0's sample; slot 8 has slot 1's ids
+	// but other labels, so it is not a repeat.
+	slots := []int{0, 1, 3, 4, 5, 6, 8, 9}
+	tk := &Tokenized{Slots: 10}
+	for i, s := range slots {
+		id := int32(s)
+		if s == 9 {
+			id = 0
+		}
+		smp := sample(id)
+		if id == 8 {
+			smp = packing.Sample{InputIDs: []int32{1, 1}, Labels: []int32{prompt.IgnoreIndex, 1}}
+		}
+		tk.Samples = append(tk.Samples, smp)
+		tk.Slot = append(tk.Slot, s)
+		tk.Rows = append(tk.Rows, i)
+	}
+	tk.count()
+	if dups := Arrange(tk, OrderOptions{Shuffle: true, Seed: 1234, Dedup: true}); dups != 1 {
+		t.Fatalf("%d duplicates, want 1", dups)
+	}
+	var want []int
+	firstZero := true
+	for _, s := range numpyPermutation(t, "1234", 10) {
+		if s == 2 || s == 7 {
+			continue
+		}
+		if s == 0 || s == 9 {
+			if !firstZero {
+				continue
+			}
+			firstZero = false
+		}
+		want = append(want, s)
+	}
+	if !slices.Equal(tk.Slot, want) || tk.Tokens != 14 || tk.Trained != 13 {
+		t.Fatalf("slots %v (tokens %d), want %v", tk.Slot, tk.Tokens, want)
+	}
+}
