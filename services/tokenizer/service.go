@@ -1,6 +1,7 @@
 // Package tokenizer is the tokenizer service: DatasetIngested → the run's
 // rows tokenized and label-masked by their datasets' prompt strategies
-// (shared/prompt) on all cores, cut to sequence_len, packed into micro-batches
+// (shared/prompt) on all cores, cut to sequence_len, shuffled, deduplicated
+// and split as Axolotl does (order.go), packed into micro-batches
 // (shared/packing) and written as batch files (shared/batches) for training
 // and evaluation → DatasetTokenized, and the TrainJob on the work queue.
 //
