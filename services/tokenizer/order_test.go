@@ -50,8 +50,9 @@ func numpyPermutation(t *testing.T, seed string, n int) []int {
 
 // orderRows is a four-dataset merge of 33 Axolotl rows: alpaca rows (one
 // too long for sequence_len 64), a completion text cut into six pieces, a
-// second alpaca file repeating three rows, and chat rows, one of them an
-// empty conversation (no sample here, an empty row in Axolotl).
+// second alpaca file repeating three rows, and chat rows, one of them only
+// a system message that drop_system_message removes (no sample here; in
+// Axolotl an empty row, dropped by the length filter).
 func orderRows() []prompt.Row {
 	var rows []prompt.Row
 	add := func(ds int, file string, line int, f datasets.Object) {
@@ -88,7 +89,7 @@ func orderRows() []prompt.Row {
 	}
 	msg := func(role, content string) datasets.Object { return obj("role", role, "content", content) }
 	add(3, "c.jsonl", 1, obj("messages", []any{msg("user", "Hello?"), msg("assistant", "Hi.")}))
-	add(3, "c.jsonl", 2, obj("messages", []any{}))
+	add(3, "c.jsonl", 2, obj("messages", []any{msg("system", "Be brief.")}))
 	add(3, "c.jsonl", 3, obj("messages", []any{msg("user", "Where is the ship?"), msg("assistant", "In port.")}))
 	return rows
 }
@@ -103,6 +104,7 @@ const orderDatasets = `datasets:
   - path: c.jsonl
     type: chat_template
     chat_template: chatml
+    drop_system_message: true
 `
 
 // axolotlRow is one row of Axolotl's tokenized merge: a sample (nil for a
@@ -191,7 +193,7 @@ func TestBuildOrdersSamplesAsAxolotl(t *testing.T) {
 		shuffled[k] = merged[p]
 	}
 	kept := axolotlFilter(shuffled, 64, true)
-	// 33 rows less the long one, the empty conversation and 3 repeats.
+	// 33 rows less the long one, the emptied conversation and 3 repeats.
 	if len(kept) != 28 {
 		t.Fatalf("%d rows survive; the fixture means 28", len(kept))
 	}
@@ -212,8 +214,8 @@ func TestBuildOrdersSamplesAsAxolotl(t *testing.T) {
 	defer b.Remove()
 	sameRows(t, "train", gotTrain, wantTrain)
 	sameRows(t, "eval", gotEval, wantEval)
-	// Dropped: the long row and the three repeats (the empty conversation
-	// made no sample to drop).
+	// Dropped: the long row and the three repeats (the emptied
+	// conversation made no sample to drop).
 	if b.Event.Samples != 21 || b.Event.Dropped != 4 || b.Eval == nil {
 		t.Fatalf("event %+v", b.Event)
 	}
