@@ -14,8 +14,8 @@ import (
 // split between tokenizing and packing, in its order:
 //
 //  1. each dataset is tokenized (one row per input row, or one per
-//     sequence_len piece for completion) and the datasets concatenated in
-//     config order;
+//     sequence_len piece for completion, none for an empty text) and the
+//     datasets concatenated in config order;
 //  2. unless shuffle_merged_datasets is false, the merge is shuffled with
 //     datasets' shuffle(seed=cfg.seed) — one dataset too, and test_datasets
 //     as well: numpy's default_rng(seed).permutation(rows);
@@ -30,6 +30,18 @@ import (
 // stood among all the samples of step 1 (Tokenized.Slot), so Arrange can
 // replay the shuffle of step 2 over the same count and then keep only the
 // survivors: filtering commutes with the permutation, the count does not.
+
+// axolotlRows is how many rows Axolotl's tokenizing map makes of a row
+// that made `made` samples here: completion's batched map one per piece
+// (none for an empty text), every other strategy exactly one (an empty
+// one where eft makes no sample, e.g. a conversation drop_system_message
+// emptied; its length filter drops it).
+func axolotlRows(s prompt.Strategy, made int) int {
+	if s.Name() == "completion" {
+		return made
+	}
+	return 1
+}
 
 // OrderOptions are the dataset-level settings of one split.
 type OrderOptions struct {

@@ -37,10 +37,9 @@ type Tokenized struct {
 	Samples []packing.Sample
 	// Rows[i] is the index (into the split's rows) of the row Samples[i] came from.
 	Rows []int
-	// Slot[i] is Samples[i]'s place among the Slots samples the rows made
-	// before the length policy (a row that made none takes one place, as
-	// Axolotl keeps a row per input row until its length filter): the
-	// places Axolotl's shuffle permutes (see Arrange).
+	// Slot[i] is Samples[i]'s place among the Slots rows Axolotl's
+	// tokenizing makes of the split's rows before its length filter (see
+	// axolotlRows): the places its shuffle permutes (see Arrange).
 	Slot  []int
 	Slots int
 	// Tokens and Trained count the samples' tokens and trained tokens.
@@ -147,7 +146,7 @@ func tokenizeBlock(out *Tokenized, rows []prompt.Row, lo, hi int, strategies []p
 			return fmt.Errorf("%s: %s: %w", r.Source, strategies[r.Dataset].Name(), err)
 		}
 		first := out.Slots
-		out.Slots += max(len(made), 1)
+		out.Slots += axolotlRows(strategies[r.Dataset], len(made))
 		for k, s := range made {
 			s, fit, err := o.Length.Apply(s)
 			if err != nil {
