@@ -19,11 +19,11 @@ func samplePayloads() []Payload {
 	return []Payload{
 		RunRequested{Config: ConfigSource{FileName: "cfg.yml", YAML: "base_model: x\n", Overrides: []string{"--lora-r", "8"}}, WorkDir: "/w", Host: "h", User: "u"},
 		ConfigValidated{Resolved: "base_model: x\n", Warnings: []ConfigIssue{{File: "cfg.yml", Line: 3, Column: 1, Key: "wandb_project", Message: "ignored"}}},
-		DatasetIngested{Train: testRef, Validation: &evalRef, Format: "jsonl", Rows: 10, ValidationRows: 1, Rejected: 1,
+		DatasetIngested{Train: testRef, Test: &evalRef, Format: "jsonl", Rows: 10, TestRows: 1, Rejected: 1,
 			RejectedSamples: []RowIssue{{File: "a.jsonl", Line: 7, Reason: "missing field \"text\""}},
 			Sources:         []DatasetSource{{Path: "a.jsonl", Type: "completion", Rows: 11, Rejected: 1}},
 			Schema:          []SchemaField{{Name: "text", Type: "string"}}},
-		DatasetTokenized{Train: testRef, Eval: &evalRef, Format: "eftbatch.v1", Samples: 10, Tokens: 1000, TrainedTokens: 600,
+		DatasetTokenized{Train: testRef, Eval: &evalRef, Format: "eftbatch.v1", Samples: 10, EvalSamples: 2, Tokens: 1000, TrainedTokens: 600, Dropped: 3, Duplicates: 1,
 			MicroBatches: 4, SequenceLen: 256, MicroBatchSize: 1, SamplePacking: true, PackingEfficiency: 0.99, CacheKey: "k", Tokenizer: files},
 		TrainingStarted{Worker: "trainer@h", Device: "cpu", Method: "lora", TotalSteps: 100, Epochs: 1, ResumedFromStep: 20, Attempt: 2},
 		MetricsLogged{Step: 3, Epoch: 0.25, Values: map[string]Metric{"loss": 2.5, "learning_rate": 2e-4, "grad_norm": Metric(math.NaN())}},

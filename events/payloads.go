@@ -144,20 +144,20 @@ type DatasetSource struct {
 // DatasetIngested says the run's datasets were read, merged, split and stored
 // as normalized rows. Published by ingest; consumed by the tokenizer and the tracker.
 type DatasetIngested struct {
-	// Train holds the normalized training rows; Format says how they are encoded.
-	Train      ArtifactRef  `json:"train"`
-	Validation *ArtifactRef `json:"validation,omitempty"`
-	Test       *ArtifactRef `json:"test,omitempty"`
-	Format     string       `json:"format"`
+	// Train holds the normalized rows of datasets, merged in config order
+	// (the validation split is made after tokenizing, as Axolotl makes it:
+	// see DatasetTokenized); Test those of test_datasets. Format says how
+	// they are encoded.
+	Train  ArtifactRef  `json:"train"`
+	Test   *ArtifactRef `json:"test,omitempty"`
+	Format string       `json:"format"`
 
-	Rows           int64 `json:"rows"`
-	ValidationRows int64 `json:"validation_rows,omitempty"`
-	TestRows       int64 `json:"test_rows,omitempty"`
+	Rows     int64 `json:"rows"`
+	TestRows int64 `json:"test_rows,omitempty"`
 	// Rejected counts rows that were bad and skipped; RejectedSamples lists the
 	// first few with their file and line.
 	Rejected        int64           `json:"rejected,omitempty"`
 	RejectedSamples []RowIssue      `json:"rejected_samples,omitempty"`
-	Duplicates      int64           `json:"duplicates,omitempty"`
 	Sources         []DatasetSource `json:"sources,omitempty"`
 	Schema          []SchemaField   `json:"schema,omitempty"`
 	// CacheHit is true when an identical ingest was found and reused.
@@ -176,9 +176,6 @@ func (p DatasetIngested) Validate() error {
 	if p.Rows < 0 || p.Rejected < 0 {
 		return fmt.Errorf("negative row counts")
 	}
-	if err := validateOptionalRef("validation", p.Validation); err != nil {
-		return err
-	}
 	return validateOptionalRef("test", p.Test)
 }
 
@@ -191,7 +188,10 @@ type DatasetTokenized struct {
 	Eval   *ArtifactRef `json:"eval,omitempty"`
 	Format string       `json:"format"` // batch encoding and its version
 
+	// Samples are the training samples; EvalSamples the evaluation ones
+	// (the val_set_size split, else test_datasets).
 	Samples          int64 `json:"samples"`
+	EvalSamples      int64 `json:"eval_samples,omitempty"`
 	Tokens           int64 `json:"tokens"`
 	TrainedTokens    int64 `json:"trained_tokens"`
 	MicroBatches     int64 `json:"micro_batches"`
@@ -201,7 +201,11 @@ type DatasetTokenized struct {
 	SamplePacking    bool  `json:"sample_packing,omitempty"`
 	// PackingEfficiency is real tokens / (rows × sequence_len), in [0, 1].
 	PackingEfficiency float64 `json:"packing_efficiency,omitempty"`
+	// Dropped counts samples left out by the length policy or for having
+	// nothing to train on; Duplicates those dataset_exact_deduplication
+	// removed; Truncated those cut to sequence_len.
 	Dropped           int64   `json:"dropped,omitempty"`
+	Duplicates        int64   `json:"duplicates,omitempty"`
 	Truncated         int64   `json:"truncated,omitempty"`
 	// CacheKey is the hash of everything the result depends on; CacheHit says
 	// the result was reused rather than computed.

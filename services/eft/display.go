@@ -33,10 +33,21 @@ func describe(typ string, payload json.RawMessage) []string {
 		}
 		return lines
 	case events.DatasetIngested:
-		return []string{fmt.Sprintf("ingested   %d rows (%d validation, %d rejected)%s", p.Rows, p.ValidationRows, p.Rejected, cached(p.CacheHit))}
+		s := fmt.Sprintf("ingested   %d rows (%d rejected)", p.Rows, p.Rejected)
+		if p.TestRows > 0 {
+			s = fmt.Sprintf("ingested   %d rows, %d test rows (%d rejected)", p.Rows, p.TestRows, p.Rejected)
+		}
+		return []string{s + cached(p.CacheHit)}
 	case events.DatasetTokenized:
-		return []string{fmt.Sprintf("tokenized  %d samples, %d tokens (%d trained), %d micro-batches, packing %.3f%s",
-			p.Samples, p.Tokens, p.TrainedTokens, p.MicroBatches, p.PackingEfficiency, cached(p.CacheHit))}
+		s := fmt.Sprintf("tokenized  %d samples", p.Samples)
+		if p.EvalSamples > 0 {
+			s += fmt.Sprintf(" + %d eval", p.EvalSamples)
+		}
+		s += fmt.Sprintf(", %d tokens (%d trained), %d micro-batches, packing %.3f", p.Tokens, p.TrainedTokens, p.MicroBatches, p.PackingEfficiency)
+		if p.Dropped > 0 || p.Duplicates > 0 {
+			s += fmt.Sprintf(", %d dropped, %d duplicates", p.Dropped, p.Duplicates)
+		}
+		return []string{s + cached(p.CacheHit)}
 	case events.TrainingStarted:
 		s := fmt.Sprintf("training   %s on %s by %s, %d steps", p.Method, orDash(p.Device), p.Worker, p.TotalSteps)
 		if p.ResumedFromStep > 0 {

@@ -270,8 +270,8 @@ func describeSources(src []events.DatasetSource) string {
 }
 
 // Store writes each split to the artifact store and returns the event that
-// announces them. Validation rows and duplicates are the tokenizer's to
-// find (see Ingest): the event's validation_rows and duplicates stay 0.
+// announces them. The validation split and duplicates are the tokenizer's
+// to make and find, after tokenizing (see Ingest).
 func (r *Result) Store(ctx context.Context, store *artifacts.Store) (events.DatasetIngested, error) {
 	out := events.DatasetIngested{
 		Format: prompt.RowsFormat, Rows: int64(len(r.Train)), TestRows: int64(len(r.Test)),

@@ -217,9 +217,10 @@ func TestBuildOrdersSamplesAsAxolotl(t *testing.T) {
 	defer b.Remove()
 	sameRows(t, "train", gotTrain, wantTrain)
 	sameRows(t, "eval", gotEval, wantEval)
-	// Dropped: the long row and the three repeats (the emptied
+	// Dropped: the long row; duplicates: the three repeats (the emptied
 	// conversation made no sample to drop).
-	if b.Event.Samples != 21 || b.Event.Dropped != 4 || b.Eval == nil {
+	if b.Event.Samples != 21 || b.Event.Dropped != 1 || b.Event.Duplicates != 3 || b.Eval == nil ||
+		b.Event.EvalSamples != int64(len(gotEval.Samples)) {
 		t.Fatalf("event %+v", b.Event)
 	}
 	var tokens int64

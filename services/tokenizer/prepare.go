@@ -284,7 +284,7 @@ func Build(ctx context.Context, cfg *config.Config, tok *hftok.Tokenizer, env pr
 	}
 	rows = nil
 	b.Event.Samples, b.Event.Tokens, b.Event.TrainedTokens = int64(len(t.Samples)), t.Tokens, t.Trained
-	b.Event.Dropped, b.Event.Truncated = t.Dropped+int64(duplicates), t.Truncated
+	b.Event.Dropped, b.Event.Duplicates, b.Event.Truncated = t.Dropped, int64(duplicates), t.Truncated
 	b.Train, err = Pack(t.Samples, packing.Options{SequenceLen: cfg.SequenceLen, MicroBatchSize: cfg.MicroBatchSize, Pack: cfg.SamplePacking,
 		PadToSequenceLen: cfg.PadToSequenceLen, PadTokenID: pad, Seed: uint64(cfg.Seed)}, set.ScratchDir, set.Workers)
 	if err != nil {
@@ -311,6 +311,7 @@ func Build(ctx context.Context, cfg *config.Config, tok *hftok.Tokenizer, env pr
 		b.Remove()
 		return nil, err
 	}
+	b.Event.EvalSamples = int64(len(e.Samples))
 	b.Event.EvalMicroBatches = int64(b.Eval.Stats.MicroBatches)
 	return b, nil
 }
