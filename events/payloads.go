@@ -204,9 +204,9 @@ type DatasetTokenized struct {
 	// Dropped counts samples left out by the length policy or for having
 	// nothing to train on; Duplicates those dataset_exact_deduplication
 	// removed; Truncated those cut to sequence_len.
-	Dropped           int64   `json:"dropped,omitempty"`
-	Duplicates        int64   `json:"duplicates,omitempty"`
-	Truncated         int64   `json:"truncated,omitempty"`
+	Dropped    int64 `json:"dropped,omitempty"`
+	Duplicates int64 `json:"duplicates,omitempty"`
+	Truncated  int64 `json:"truncated,omitempty"`
 	// CacheKey is the hash of everything the result depends on; CacheHit says
 	// the result was reused rather than computed.
 	CacheKey string `json:"cache_key,omitempty"`
