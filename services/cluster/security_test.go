@@ -13,9 +13,10 @@ import (
 // What a deployed stack refuses, each through the real services: a dataset
 // outside ingest's --data-root (an absolute path, and a "../" climb out of
 // the root), a plain-http dataset URL (refused at validation, before any
-// request is made; shared/datasets refuses it again at ingest),
-// and trust_remote_code (refused at validation, saying why).
-func TestDeployedStackRefusesTraversalPlainHTTPAndRemoteCode(t *testing.T) {
+// request is made; shared/datasets refuses it again at ingest).
+// (trust_remote_code is accepted with a warning: eft runs no Python, so no
+// code from a repository can run; shared/config tests the warning.)
+func TestDeployedStackRefusesTraversalAndPlainHTTP(t *testing.T) {
 	c := newCluster(t)
 	root := filepath.Join(testfixtures.Root(t), "examples", "tiny", "data")
 	c.serve("stages", "validate", "ingest", "--data-root", root)
@@ -29,7 +30,6 @@ func TestDeployedStackRefusesTraversalPlainHTTPAndRemoteCode(t *testing.T) {
 		{"absolute path outside the root", outside, "", events.StageIngest, "outside the allowed dataset root"},
 		{"../ out of the root", climb, "", events.StageIngest, "outside the allowed dataset root"},
 		{"plain http URL", "http://127.0.0.1:9/rows.jsonl", "", events.StageValidate, "datasets[0].path: http:// is not supported"},
-		{"trust_remote_code", filepath.Join(root, "facts.jsonl"), "trust_remote_code: true\n", events.StageValidate, "eft never runs Python code from a model repository"},
 	} {
 		r := tinyRun{Steps: 1, Seed: 1, Extra: tc.extra}
 		yaml := strings.Replace(r.yaml(t), filepath.Join(root, "facts.jsonl"), tc.datasetPath, 1)

@@ -47,6 +47,17 @@ func ignored(reason string) keyRule {
 	}}
 }
 
+// approximated accepts a key eft honours in part, with a warning saying
+// what differs when it is set.
+func approximated(what string) keyRule {
+	return keyRule{check: func(d *decoder, e entry, path string) {
+		d.pos[path] = e.keyPos
+		if isActive(e.value) {
+			d.warnf(e.keyPos, path, "%s", what)
+		}
+	}}
+}
+
 // unsupported refuses a key eft knows but cannot honour, unless it is off.
 func unsupported(reason string) keyRule {
 	return unsupportedWhen(isActive, reason)
@@ -253,7 +264,12 @@ var topLevelRules = classify(
 		"quantize_moe_experts", "use_onebitllms"),
 	group(unsupported("eft trains in bf16 (GPU) or fp32 (CPU); fp8 training is not implemented"),
 		"fp8"),
-	group(unsupported("eft keeps trainable weights and optimizer state in fp32 (pure bf16 training is not implemented); use bf16: true"),
+	// Axolotl's bfloat16 loads the model in bf16 and trains without AMP.
+	// With an adapter that is what eft does (PEFT keeps adapters in fp32
+	// too); a full fine-tune differs in its master weights.
+	group(approximated("eft loads the frozen base in bf16 on a GPU as bfloat16 does, but keeps trainable weights "+
+		"(LoRA adapters, as PEFT does; every weight in a full fine-tune) and the optimizer state in fp32 with bf16 compute: "+
+		"a full fine-tune takes more memory than pure bf16 and rounds less"),
 		"bfloat16"),
 	group(unsupported("eft has no fp16 training; use bf16"),
 		"float16"),

@@ -202,8 +202,6 @@ func TestValidationRules(t *testing.T) {
 		{"max_grad_norm", base + "max_grad_norm: -1\n", "max_grad_norm", 8, "negative"},
 		{"epochs", base + "num_epochs: 0\n", "num_epochs", 8, "above 0"},
 		{"fp16", base + "fp16: true\n", "fp16", 8, "fp16 mixed precision"},
-		{"trust_remote_code", base + "trust_remote_code: true\n", "trust_remote_code", 8, "refused"},
-		{"dataset trust_remote_code", base + "test_datasets: [{path: t, trust_remote_code: true}]\n", "test_datasets[0].trust_remote_code", 8, "refused"},
 		{"model_type", base + "model_type: AutoModelForSequenceClassification\n", "model_type", 8, "causal language models"},
 		{"world_size", base + "world_size: 0\n", "world_size", 8, "at least 1"},
 		{"trainer_pool", base + "trainer_pool: gpu.h100\n", "trainer_pool", 8, "not a pool name"},
@@ -346,6 +344,28 @@ liger_rms_norm: true
 		if is, ok := findIssue(warns, key, ""); ok {
 			t.Errorf("an empty or false %s should not warn: %s", key, is)
 		}
+	}
+}
+
+// trust_remote_code (set by Axolotl's Phi-3 examples) is accepted with a
+// warning that no repository code runs, for the model and for a dataset.
+func TestTrustRemoteCodeWarns(t *testing.T) {
+	_, warns := mustParse(t, base+"trust_remote_code: true\ntest_datasets: [{path: t, trust_remote_code: true}]\n")
+	for _, key := range []string{"trust_remote_code", "test_datasets[0].trust_remote_code"} {
+		requireIssue(t, warns, key, "never runs Python code")
+	}
+}
+
+// bfloat16 (Axolotl: load in bf16, no AMP), as Phi-3.5's LoRA example sets
+// it beside bf16, is accepted with a warning saying what eft keeps in fp32;
+// bfloat16: false says nothing.
+func TestBfloat16WarnsWhatStaysFP32(t *testing.T) {
+	_, warns := mustParse(t, base+"bfloat16: true\nbf16: true\n")
+	if is := requireIssue(t, warns, "bfloat16", "keeps trainable weights"); is.Line != 8 {
+		t.Errorf("warning at line %d, want 8", is.Line)
+	}
+	if _, warns := mustParse(t, base+"bfloat16: false\n"); len(warns) != 0 {
+		t.Errorf("bfloat16: false warned: %v", warns)
 	}
 }
 

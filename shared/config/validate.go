@@ -90,8 +90,10 @@ func (d *decoder) validate(c *Config) {
 		}
 	}
 	if c.TrustRemoteCode {
-		d.fail("trust_remote_code", "refused: eft never runs Python code from a model repository; "+
-			"it reads config.json, safetensors and tokenizer.json only, so the model must be an architecture eft implements")
+		// Axolotl's examples set it for models transformers now implements
+		// (Phi-3): the config works; the repository's code is never run.
+		d.warn("trust_remote_code", "eft never runs Python code from a model repository: "+
+			"it reads config.json, safetensors and tokenizer.json and trains the architecture config.json names, which must be one eft implements")
 	}
 	if c.ModelType != "" && !strings.HasSuffix(c.ModelType, "ForCausalLM") {
 		d.fail("model_type", "not supported by eft: %s; eft trains causal language models (AutoModelForCausalLM, LlamaForCausalLM, ...)", c.ModelType)
@@ -281,7 +283,7 @@ func (d *decoder) validateDataset(c *Config, ds *Dataset, path string) {
 		d.fail(path+".path", "%s:// is not supported: eft reads hub dataset repo ids, local files and directories, and https URLs (plain http is refused)", scheme)
 	}
 	if ds.TrustRemoteCode {
-		d.fail(path+".trust_remote_code", "refused: eft never runs Python code from a dataset repository (loading scripts); use a dataset with data files (json, jsonl, parquet, csv, arrow)")
+		d.warn(path+".trust_remote_code", "eft never runs Python code from a dataset repository (loading scripts): it reads the data files (json, jsonl, parquet, csv, arrow)")
 	}
 	switch ds.DsType {
 	case "", "json", "jsonl", "csv", "parquet", "arrow", "text", "txt":
