@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"unicode/utf16"
+	"sync"
 	"unicode/utf8"
 	"unsafe"
 )
@@ -29,12 +30,32 @@ type jsonParser struct {
 	pos   int
 	depth int
 	alias bool // strings without escapes share data's memory instead of copying it
+	// fields and items hold the members of the objects and arrays being
+	// parsed (nested ones above their parents'), so that each is made once
+	// at its exact size when it closes instead of growing as it is read.
+	fields []Field
+	items  []any
+}
+
+// parsers keeps parsers with their scratch stacks between calls.
+var parsers = sync.Pool{New: func() any { return new(jsonParser) }}
+
+// parseWith runs whole on a pooled parser.
+func parseWith(data []byte, alias bool) (any, error) {
+	p := parsers.Get().(*jsonParser)
+	p.data, p.pos, p.depth, p.alias = data, 0, 0, alias
+	v, err := p.whole()
+	clear(p.fields[:cap(p.fields)]) // keep no values alive from the pool
+	clear(p.items[:cap(p.items)])
+	p.data, p.fields, p.items = nil, p.fields[:0], p.items[:0]
+	parsers.Put(p)
+	return v, err
 }
 
 // parseJSON decodes exactly one JSON value that may be surrounded by
 // whitespace.
 func parseJSON(data []byte) (any, error) {
-	return (&jsonParser{data: data}).whole()
+	return parseWith(data, false)
 }
 
 // ParseJSONShared decodes one JSON value (surrounded by whitespace or not)
@@ -43,7 +64,7 @@ func parseJSON(data []byte) (any, error) {
 // readers of large files held whole in memory, where a copy of every string
 // is most of the reading time. The error's message names the byte offset.
 func ParseJSONShared(data []byte) (any, error) {
-	v, err := (&jsonParser{data: data, alias: true}).whole()
+	v, err := parseWith(data, true)
 	if je, ok := err.(*jsonError); ok {
 		return nil, fmt.Errorf("malformed JSON at column %d: %s", je.Offset+1, je.Msg)
 	}
@@ -134,12 +155,12 @@ func (p *jsonParser) object() (any, error) {
 		return nil, err
 	}
 	p.pos++ // '{'
-	obj := Object{}
+	base := len(p.fields)
 	p.skipSpace()
 	if p.pos < len(p.data) && p.data[p.pos] == '}' {
 		p.pos++
 		p.depth--
-		return obj, nil
+		return Object{}, nil
 	}
 	for {
 		p.skipSpace()
@@ -159,7 +180,7 @@ func (p *jsonParser) object() (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		obj = obj.set(key, v)
+		p.fields = setFrom(p.fields, base, key, v)
 		p.skipSpace()
 		if p.pos >= len(p.data) {
 			return nil, p.fail("unexpected end of input in object")
@@ -170,6 +191,9 @@ func (p *jsonParser) object() (any, error) {
 		case '}':
 			p.pos++
 			p.depth--
+			obj := make(Object, len(p.fields)-base)
+			copy(obj, p.fields[base:])
+			p.fields = p.fields[:base]
 			return obj, nil
 		default:
 			return nil, p.fail("unexpected %s, expected ',' or '}' in object", p.describe())
@@ -177,24 +201,35 @@ func (p *jsonParser) object() (any, error) {
 	}
 }
 
+// setFrom is Object.set on the object held in fields[base:].
+func setFrom(fields []Field, base int, name string, v any) []Field {
+	for i := base; i < len(fields); i++ {
+		if fields[i].Name == name {
+			fields[i].Value = v
+			return fields
+		}
+	}
+	return append(fields, Field{Name: name, Value: v})
+}
+
 func (p *jsonParser) array() (any, error) {
 	if err := p.enter(); err != nil {
 		return nil, err
 	}
 	p.pos++ // '['
-	arr := []any{}
+	base := len(p.items)
 	p.skipSpace()
 	if p.pos < len(p.data) && p.data[p.pos] == ']' {
 		p.pos++
 		p.depth--
-		return arr, nil
+		return []any{}, nil
 	}
 	for {
 		v, err := p.value()
 		if err != nil {
 			return nil, err
 		}
-		arr = append(arr, v)
+		p.items = append(p.items, v)
 		p.skipSpace()
 		if p.pos >= len(p.data) {
 			return nil, p.fail("unexpected end of input in array")
@@ -205,6 +240,9 @@ func (p *jsonParser) array() (any, error) {
 		case ']':
 			p.pos++
 			p.depth--
+			arr := make([]any, len(p.items)-base)
+			copy(arr, p.items[base:])
+			p.items = p.items[:base]
 			return arr, nil
 		default:
 			return nil, p.fail("unexpected %s, expected ',' or ']' in array", p.describe())
