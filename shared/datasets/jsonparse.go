@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"unicode/utf16"
 	"sync"
+	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
 )
