@@ -398,3 +398,54 @@ func readGzipJSON(t *testing.T, path string, v any) {
 		t.Fatalf("%s: %v", path, err)
 	}
 }
+
+// FuzzWrittenEqualsRendered: for fuzzed contents and role sequences, a
+// conversation written from its shape is its render, on every named
+// template and the tokenizer's own (make fuzz runs it at length).
+func FuzzWrittenEqualsRendered(f *testing.F) {
+	f.Add(uint8(0), "Hi\x00Hello!")
+	f.Add(uint8(5), "  padded\n\x00\t\x00<|im_end|>\x00[[dummy_message_0]]")
+	f.Add(uint8(200), "a\x00 \x00é🐳\x00{{ x }}\x00%s")
+	tok, err := loadFresh(f, "qwen3")
+	if err != nil {
+		f.Fatal(err)
+	}
+	var strategies []*chatTemplate
+	for _, choice := range append([]string{"tokenizer_default"}, chattemplate.Names()...) {
+		cfg := parseConfig(f, "chat_template: "+choice+"\ndatasets:\n  - path: d.jsonl\n    type: chat_template\n")
+		st, err := NewWith(cfg, &cfg.Datasets[0], tok, Env{TokenizerDir: testfixtures.Path(f, "tokenizers", "qwen3")})
+		if err != nil {
+			f.Fatalf("%s: %v", choice, err)
+		}
+		strategies = append(strategies, st.(passThrough).Strategy.(*chatTemplate))
+	}
+	roles := []string{"system", "user", "assistant", "tool"}
+	f.Fuzz(func(t *testing.T, pick uint8, contents string) {
+		s := strategies[int(pick)%len(strategies)]
+		var msgs []any
+		for i, c := range strings.Split(contents, "\x00") {
+			role := roles[1+i%2]
+			if i == 0 && int(pick)/len(strategies)%2 == 1 {
+				role = roles[0]
+			} else if i > 2 && len(c)%5 == 0 {
+				role = roles[3]
+			}
+			msgs = append(msgs, obj("role", role, "content", c))
+		}
+		sh, err := s.shapeOf(msgs)
+		if err != nil || sh == nil || !sh.direct {
+			return
+		}
+		text, _, ok := sh.write(nil, contentsOf(msgs, nil), nil)
+		if !ok {
+			return
+		}
+		want, err := s.tpl.Render(msgs, s.kwargs)
+		if err != nil {
+			t.Fatalf("the shape rendered but the conversation fails: %v", err)
+		}
+		if string(text) != want {
+			t.Fatalf("written  %q\nrendered %q", text, want)
+		}
+	})
+}
