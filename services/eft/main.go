@@ -7,11 +7,34 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(profiled(func() int { return run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr) }))
+}
+
+// profiled runs cmd, writing a Go CPU profile of it to the file
+// EFT_CPUPROFILE names when set (for `go tool pprof`): where a command's
+// time goes, every service of an embedded run included.
+func profiled(cmd func() int) int {
+	path := os.Getenv("EFT_CPUPROFILE")
+	if path == "" {
+		return cmd()
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "eft: EFT_CPUPROFILE: %v\n", err)
+		return 1
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintf(os.Stderr, "eft: EFT_CPUPROFILE: %v\n", err)
+		return 1
+	}
+	defer pprof.StopCPUProfile()
+	return cmd()
 }
 
 // run executes one command line and returns the process exit status. Ctrl-C
