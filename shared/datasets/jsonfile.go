@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"sync"
 )
 
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
@@ -226,10 +228,12 @@ func readColumns(obj Object, name string, c *collector) error {
 // readJSONLines reads one JSON object per line; blank lines are skipped and
 // a bad line is a bad row. When allowColumns is set and the first line does
 // not parse but the whole file is one JSON object, the file is read by
-// columns instead (what pandas does for a pretty-printed object).
+// columns instead (what pandas does for a pretty-printed object). Once the
+// first row is read, the rest is parsed a batch of lines at a time on all
+// cores (readLinesInBatches).
 func readJSONLines(br *bufio.Reader, name string, c *collector, allowColumns bool) error {
 	var consumed []byte // the lines read so far, kept until the first row parses
-	lineNo, row := 0, 0
+	lineNo := 0
 	var line []byte
 	for {
 		var err error
@@ -246,6 +250,9 @@ func readJSONLines(br *bufio.Reader, name string, c *collector, allowColumns boo
 		}
 		text := bytes.TrimRight(line, "\r")
 		if len(bytes.TrimSpace(text)) == 0 {
+			if err != nil {
+				return nil
+			}
 			continue
 		}
 		v, perr := parseJSON(text)
@@ -262,25 +269,88 @@ func readJSONLines(br *bufio.Reader, name string, c *collector, allowColumns boo
 			}
 			return readJSONLines(bufio.NewReader(bytes.NewReader(whole)), name, c, false)
 		}
-		allowColumns, consumed = false, nil
-		src := Source{File: name, Line: lineNo, Row: row}
-		row++
-		if perr != nil {
-			var je *jsonError
-			msg := perr.Error()
-			if errors.As(perr, &je) {
-				msg = fmt.Sprintf("malformed JSON at column %d: %s", je.Offset+1, je.Msg)
-			}
-			c.bad(src, ProblemMalformed, msg)
-			continue
-		}
-		obj, ok := v.(Object)
-		if !ok {
-			c.bad(src, ProblemNotObject, fmt.Sprintf("line holds a JSON %s, want an object", Kind(v)))
-			continue
-		}
-		c.row(obj, src)
+		lineRow(c, Source{File: name, Line: lineNo, Row: 0}, v, perr)
 		if err != nil { // io.EOF after a last line without newline
+			return nil
+		}
+		return readLinesInBatches(br, name, c, lineNo, 1)
+	}
+}
+
+// lineRow hands one parsed line to the collector: a row, or a bad row
+// saying why.
+func lineRow(c *collector, src Source, v any, perr error) {
+	if perr != nil {
+		var je *jsonError
+		msg := perr.Error()
+		if errors.As(perr, &je) {
+			msg = fmt.Sprintf("malformed JSON at column %d: %s", je.Offset+1, je.Msg)
+		}
+		c.bad(src, ProblemMalformed, msg)
+		return
+	}
+	obj, ok := v.(Object)
+	if !ok {
+		c.bad(src, ProblemNotObject, fmt.Sprintf("line holds a JSON %s, want an object", Kind(v)))
+		return
+	}
+	c.row(obj, src)
+}
+
+// linesPerBatch is how many lines readLinesInBatches reads before parsing
+// them together.
+const linesPerBatch = 4096
+
+// readLinesInBatches reads the JSON lines after line lineNo (row row): a
+// batch of lines is read, parsed on all cores, and handed to the collector
+// in file order, so rows, line numbers and bad rows are what reading them
+// one by one gives.
+func readLinesInBatches(br *bufio.Reader, name string, c *collector, lineNo, row int) error {
+	type pending struct {
+		from, to, line int
+		v              any
+		err            error
+	}
+	var text []byte // the batch's lines, back to back
+	batch := make([]pending, 0, linesPerBatch)
+	workers := runtime.GOMAXPROCS(0)
+	for {
+		text, batch = text[:0], batch[:0]
+		atEnd := false
+		for len(batch) < linesPerBatch && !atEnd {
+			from := len(text)
+			var err error
+			text, err = readLine(br, text)
+			if err != nil && !errors.Is(err, io.EOF) {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			atEnd = err != nil
+			if len(text) == from && atEnd {
+				break
+			}
+			lineNo++
+			line := bytes.TrimRight(text[from:], "\r")
+			if len(bytes.TrimSpace(line)) == 0 {
+				continue
+			}
+			batch = append(batch, pending{from: from, to: from + len(line), line: lineNo})
+		}
+		var wg sync.WaitGroup
+		per := (len(batch) + workers - 1) / max(workers, 1)
+		for lo := 0; lo < len(batch); lo += per {
+			part := batch[lo:min(lo+per, len(batch))]
+			wg.Go(func() {
+				for i := range part {
+					part[i].v, part[i].err = parseJSON(text[part[i].from:part[i].to])
+				}
+			})
+		}
+		wg.Wait()
+		for _, p := range batch {
+			lineRow(c, Source{File: name, Line: p.line, Row: row}, p.v, p.err)
+			row++
+		}
+		if atEnd {
 			return nil
 		}
 	}

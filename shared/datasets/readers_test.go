@@ -3,6 +3,8 @@ package datasets
 import (
 	"context"
 	"errors"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -264,5 +266,65 @@ func TestCorruptBinaryFilesAreErrors(t *testing.T) {
 		if _, _, err := ReadFile(path, "", nil); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s: error = %v", name, err)
 		}
+	}
+}
+
+// TestJSONLinesInBatchesKeepFileOrder: a JSON lines file of several
+// parsing batches, with blank, malformed and non-object lines scattered
+// through it (and no newline at the end), gives each row and each bad row
+// the line and row index reading it line by line gives.
+func TestJSONLinesInBatchesKeepFileOrder(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3)) // uneven parts whatever the machine
+	var b strings.Builder
+	type want struct {
+		line, row int
+		bad       string // problem class, "" for a row
+	}
+	var wants []want
+	line, row := 0, 0
+	for i := range 3*linesPerBatch + 17 {
+		line++
+		switch {
+		case i%97 == 5:
+			b.WriteString("   \r\n") // blank: no row
+			continue
+		case i%131 == 7:
+			b.WriteString("{\"n\": " + strconv.Itoa(i) + ",\n")
+			wants = append(wants, want{line, row, ProblemMalformed})
+		case i%211 == 9:
+			b.WriteString("[" + strconv.Itoa(i) + "]\r\n")
+			wants = append(wants, want{line, row, ProblemNotObject})
+		default:
+			b.WriteString("{\"n\": " + strconv.Itoa(i) + ", \"s\": \"é\\u00e9\"}\n")
+			wants = append(wants, want{line, row, ""})
+		}
+		row++
+	}
+	data := strings.TrimSuffix(b.String(), "\n")
+	c := newCollector(nil, 1<<20)
+	if err := readJSON(strings.NewReader(data), "big.jsonl", JSONOptions{}, c); err != nil {
+		t.Fatal(err)
+	}
+	rows, problems := c.rows, c.report.Problems
+	for _, w := range wants {
+		if w.bad == "" {
+			r := rows[0]
+			rows = rows[1:]
+			if r.Source.Line != w.line || r.Source.Row != w.row {
+				t.Fatalf("row at %s, want line %d row %d", r.Source, w.line, w.row)
+			}
+			if s, _ := r.Fields.Get("s"); s != "éé" {
+				t.Fatalf("line %d: s = %q", w.line, s)
+			}
+			continue
+		}
+		p := problems[0]
+		problems = problems[1:]
+		if p.Source.Line != w.line || p.Source.Row != w.row || p.Class != w.bad {
+			t.Fatalf("problem %s (%s), want line %d row %d %s", p.Source, p.Class, w.line, w.row, w.bad)
+		}
+	}
+	if len(rows) != 0 || len(problems) != 0 {
+		t.Fatalf("%d rows and %d problems left over", len(rows), len(problems))
 	}
 }
