@@ -185,7 +185,7 @@ func inspectSamples(ctx context.Context, sys *system, v events.ConfigValidated, 
 			}
 		}
 	}
-	b, err := tokenizer.Build(ctx, cfg, tok, prompt.Env{TokenizerDir: dir, WorkDir: v.WorkDir}, tokenizer.StoredRows(store, in, ""), tokenizer.Settings{Keep: keep})
+	b, err := tokenizer.Build(ctx, cfg, tok, prompt.Env{TokenizerDir: dir, WorkDir: v.WorkDir}, tokenizer.StoredRows(store, in), tokenizer.Settings{Keep: keep})
 	if err != nil {
 		return err
 	}

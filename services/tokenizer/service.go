@@ -183,7 +183,7 @@ func (s *Service) Prepare(ctx context.Context, store *artifacts.Store, v events.
 	}
 
 	// Fetch and parse the training rows while the tokenizer loads.
-	rows := StoredRows(store, in, s.opts.ScratchDir)
+	rows := StoredRows(store, in)
 	rows.Train = prefetch(ctx, rows.Train)
 	tok, err := hftok.Load(dir)
 	if err != nil {
@@ -229,22 +229,18 @@ func (s *Service) Prepare(ctx context.Context, store *artifacts.Store, v events.
 type retryable struct{ error }
 
 // StoredRows fetches the rows of an ingested dataset's splits from the
-// store, through a temporary file in scratchDir ("" for the system's).
-func StoredRows(store *artifacts.Store, in events.DatasetIngested, scratchDir string) RowsSource {
+// store into memory (verified against their digest) and parses them there:
+// the rows keep the bytes anyway, and a file would be written and read back.
+func StoredRows(store *artifacts.Store, in events.DatasetIngested) RowsSource {
 	get := func(ctx context.Context, ref *events.ArtifactRef) ([]prompt.Row, error) {
 		if ref == nil {
 			return nil, nil
 		}
-		f, err := os.CreateTemp(scratchDir, "eft-rows-*.jsonl")
-		if err != nil {
-			return nil, retryable{err}
-		}
-		f.Close()
-		defer os.Remove(f.Name())
-		if err := store.GetFile(ctx, *ref, f.Name()); err != nil {
+		buf := bytes.NewBuffer(make([]byte, 0, ref.Size))
+		if err := store.Get(ctx, *ref, buf); err != nil {
 			return nil, retryable{fmt.Errorf("rows %s: %w", ref, err)}
 		}
-		return prompt.ReadRows(f.Name())
+		return prompt.ParseRows(buf.Bytes(), ref.String())
 	}
 	return RowsSource{
 		Train: func(ctx context.Context) ([]prompt.Row, error) { return get(ctx, &in.Train) },

@@ -58,6 +58,12 @@ func ReadRows(path string) ([]Row, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rows: %w", err)
 	}
+	return ParseRows(data, path)
+}
+
+// ParseRows is ReadRows on a rows file's bytes (named name in errors). The
+// rows' strings share data's memory: data must not change afterwards.
+func ParseRows(data []byte, name string) ([]Row, error) {
 	parts := 1
 	if len(data) >= parallelReadBytes {
 		parts = runtime.GOMAXPROCS(0)
@@ -72,7 +78,7 @@ func ReadRows(path string) ([]Row, error) {
 	n, line := 0, 0
 	for _, r := range results {
 		if r.err != nil {
-			return nil, fmt.Errorf("rows: %s:%d: %w", path, line+r.errLine, r.err)
+			return nil, fmt.Errorf("rows: %s:%d: %w", name, line+r.errLine, r.err)
 		}
 		n += len(r.rows)
 		line += r.lines
