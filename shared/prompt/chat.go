@@ -222,7 +222,7 @@ func (s *chatTemplate) Tokenize(dst []packing.Sample, row datasets.Object) ([]pa
 		messages[i] = t.msg
 	}
 	scratch := scratchPool.Get().(*labelScratch)
-	defer scratchPool.Put(scratch)
+	defer scratch.release()
 	contents := contentsOf(messages, scratch.contents[:0])
 	scratch.contents = contents
 	sh, err := s.shapeOf(messages)
@@ -350,6 +350,14 @@ type labelScratch struct {
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(labelScratch) }}
+
+// release returns the scratch to the pool, holding no contents: they may
+// share the memory of a whole rows file, which must not outlive its rows.
+func (l *labelScratch) release() {
+	clear(l.contents)
+	l.contents = l.contents[:0]
+	scratchPool.Put(l)
+}
 
 // span is a byte range [from, to) of the rendered text.
 type span struct{ from, to int }
