@@ -2,6 +2,7 @@ package lora
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -12,13 +13,19 @@ import (
 )
 
 // outputHead is the module all-linear leaves out, as PEFT does.
-const outputHead = "lm_head"
+const outputHead = peft.OutputHead
 
 // Attach puts a fresh adapter on every linear layer cfg targets (rank and
 // scaling per module, rank_pattern and alpha_pattern included), freezes every
 // base weight, and makes the adapters and cfg.ModulesToSave trainable. seed
 // draws the initial values. A target that matches nothing, or names a module
 // that cannot carry an adapter here, is an error that says so.
+//
+// On a model with tied embeddings, modules_to_save naming lm_head or
+// embed_tokens does what PEFT does (see tieOrUntie): by default the head
+// is untied and each listed layer trains its own copy; with
+// ensure_weight_tying the one shared weight trains and cfg.ModulesToSave
+// is rewritten as PEFT rewrites it.
 func Attach(m *model.Model, cfg *peft.Config, seed uint64) error {
 	if cfg.LoraDropout < 0 || cfg.LoraDropout >= 1 {
 		return fmt.Errorf("lora: lora_dropout %g outside [0, 1)", cfg.LoraDropout)
@@ -62,9 +69,44 @@ func Attach(m *model.Model, cfg *peft.Config, seed uint64) error {
 		m.SetTrainable(a, true)
 		m.SetTrainable(b, true)
 	}
+	tieOrUntie(m, cfg)
 	_, err = modulesToSave(m, cfg.ModulesToSave, true)
 	return err
 }
+
+// tieOrUntie settles a tied head for modules_to_save as PEFT (0.21) does
+// when one of the tied layers is listed (tuners_utils
+// BaseTuner._check_tied_modules, utils/other ModulesToSaveWrapper.update;
+// docs/source/package_reference/lora.md, "Weight tying"):
+//
+//   - ensure_weight_tying false (PEFT's default, and what Axolotl passes
+//     unless peft_ensure_weight_tying is set): each listed layer is wrapped
+//     in a ModulesToSaveWrapper whose trainable copy is a deepcopy of the
+//     module, so the copy of lm_head no longer shares the embeddings'
+//     weight. The listed layers train their copies and the others keep the
+//     frozen original: the model is untied (model.UntieHead). Its saved
+//     adapter holds base_model.model.lm_head.weight and/or
+//     base_model.model.model.embed_tokens.weight, and merge_and_unload
+//     returns the copies: a model whose head and embeddings differ.
+//   - ensure_weight_tying true: the embeddings get the one copy and
+//     lm_head is a wrapper around that same weight, so the gradient is
+//     the sum of both uses and the layers stay tied through training, save
+//     (both keys, equal values) and merge.
+//
+// PEFT warns in the first case that merging may go wrong: transformers'
+// save_pretrained then writes both tensors under tie_word_embeddings true.
+// eft's merger writes tie_word_embeddings false instead (services/merger).
+func tieOrUntie(m *model.Model, cfg *peft.Config) {
+	if !m.HeadTied() || !cfg.NamesEmbeddingLayer() {
+		return
+	}
+	if !cfg.TieModulesToSave(moduleOf(m.Embed)) {
+		m.UntieHead()
+	}
+}
+
+// moduleOf is a parameter's module path ("model.embed_tokens").
+func moduleOf(p *model.Param) string { return p.Name[:strings.LastIndex(p.Name, ".")] }
 
 // initFunc returns A [r, in] and B [out, r].
 type initFunc func(rng *rand.Rand, r, in, out int) ([]float32, []float32)
@@ -118,7 +160,7 @@ func modulesToSave(m *model.Model, names []string, train bool) ([]*model.Param, 
 	for _, name := range names {
 		matched := false
 		for _, p := range m.Params() {
-			module := p.Name[:strings.LastIndex(p.Name, ".")]
+			module := moduleOf(p)
 			if module == name || strings.HasSuffix(module, "."+name) {
 				if p.Quantized() {
 					return nil, fmt.Errorf("lora: modules_to_save entry %q names %s, which is loaded in 4 bits (load_in_4bit) and cannot train or be saved", name, p.Name)
@@ -178,6 +220,7 @@ func Load(m *model.Model, dir string) (*peft.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	used := map[string]bool{}
 	for _, p := range saved {
 		t, ok := a.Saved[p.Name]
 		if !ok {
@@ -187,8 +230,36 @@ func Load(m *model.Model, dir string) (*peft.Config, error) {
 			return nil, fmt.Errorf("lora: %s: saved %s has shape %v, want %v", dir, p.Name, t.Shape, p.W.Shape())
 		}
 		be.Upload(p.W, t.Data)
+		used[p.Name] = true
+	}
+	if tiedHeadSaved(m, a.Config, saved) {
+		// PEFT saved the tied head's weight too, a clone of the embeddings'.
+		head, embed := a.Saved[headWeight], a.Saved[m.Embed.Name]
+		if head == nil {
+			return nil, fmt.Errorf("lora: %s: ensure_weight_tying ties lm_head to the saved embeddings but the weights file has no %s", dir, peft.KeyPrefix+headWeight)
+		}
+		if !slices.Equal(head.Shape, embed.Shape) || !slices.Equal(head.Data, embed.Data) {
+			return nil, fmt.Errorf("lora: %s: ensure_weight_tying ties lm_head to the embeddings, but the saved %s differs from the saved %s", dir, headWeight, m.Embed.Name)
+		}
+		used[headWeight] = true
+	}
+	for _, name := range slices.Sorted(maps.Keys(a.Saved)) {
+		if !used[name] {
+			return nil, fmt.Errorf("lora: %s: the weights file holds %s, which is no weight of modules_to_save %v on this %s model (tie_word_embeddings %v)",
+				dir, peft.KeyPrefix+name, a.Config.ModulesToSave, m.Config.Arch, m.HeadTied())
+		}
 	}
 	return a.Config, nil
+}
+
+// headWeight is the output head's parameter name.
+const headWeight = peft.OutputHead + ".weight"
+
+// tiedHeadSaved reports whether an adapter of m saves lm_head.weight beside
+// the embeddings because ensure_weight_tying tied the head to their
+// trainable copy (PEFT's lm_head wrapper around that weight saves it too).
+func tiedHeadSaved(m *model.Model, cfg *peft.Config, saved []*model.Param) bool {
+	return cfg.EnsureWeightTying && m.HeadTied() && slices.Contains(saved, m.Embed)
 }
 
 func product(dims []int) int {
@@ -226,13 +297,18 @@ func Export(m *model.Model, cfg *peft.Config) (*peft.Adapter, error) {
 		be.Download(t.Data, p.W)
 		a.Saved[p.Name] = t
 	}
+	if tiedHeadSaved(m, cfg, saved) {
+		a.Saved[headWeight] = a.Saved[m.Embed.Name]
+	}
 	return a, nil
 }
 
 // Merge folds every adapter into its base weight on the model's backend,
 // W += scale·B·A, and removes the adapters (PEFT's merge_and_unload). A
 // 4-bit base weight is dequantized into float32 first and stays float32
-// (PEFT would quantize the merged weight again).
+// (PEFT would quantize the merged weight again). modules_to_save weights
+// are already the model's own: a head that Attach untied stays untied, as
+// merge_and_unload returns PEFT's separate copies.
 func Merge(m *model.Model) {
 	for _, lin := range linears(m) {
 		if lin.LoRA == nil {

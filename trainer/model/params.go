@@ -160,6 +160,27 @@ func (m *Model) Params() []*Param {
 	return ps
 }
 
+// HeadTied reports whether the output head shares the input embeddings'
+// weight (tie_word_embeddings).
+func (m *Model) HeadTied() bool { return m.LMHead == m.Embed }
+
+// UntieHead gives a tied head its own weight, lm_head.weight, starting as a
+// copy of the embeddings, and marks the model untied (Config.TieEmbeddings
+// false, so a saved state dict holds both). It is what PEFT's
+// ModulesToSaveWrapper does to a tied model when lm_head or embed_tokens is
+// in modules_to_save: the listed layer trains a copy and the other keeps the
+// original, so the two part. The copy is frozen; an untied head is left as
+// it is.
+func (m *Model) UntieHead() {
+	if !m.HeadTied() {
+		return
+	}
+	head := &Param{Name: "lm_head.weight", W: m.Backend.Alloc(m.Embed.W.Shape()...)}
+	m.Backend.Copy(head.W, m.Embed.W)
+	m.LMHead = head
+	m.Config.TieEmbeddings = false
+}
+
 // LoRAParams lists the adapter weights (A then B of each adapted linear, in
 // layer order).
 func (m *Model) LoRAParams() []*Param {

@@ -143,7 +143,11 @@ func Load(dir string) (*Adapter, error) {
 			return nil, fail("tensor %q: %v", key, err)
 		}
 		if kind == "" {
-			if _, ok := matchesName(cfg.ModulesToSave, module); !ok {
+			// With ensure_weight_tying PEFT also saves the head it tied to
+			// the embeddings' copy, though modules_to_save no longer lists
+			// it (TieModulesToSave); lora.Load checks it against the model.
+			tiedHead := cfg.EnsureWeightTying && module == OutputHead
+			if _, ok := matchesName(cfg.ModulesToSave, module); !ok && !tiedHead {
 				return nil, fail("tensor %q is neither a LoRA weight nor in modules_to_save %v", key, cfg.ModulesToSave)
 			}
 			a.Saved[module+"."+param] = &Tensor{Shape: t.Shape, Data: values}

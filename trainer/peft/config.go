@@ -33,7 +33,11 @@ type Config struct {
 	ExcludeModules []string // names or suffixes; ExcludeRegex when a string
 	ExcludeRegex   string
 	ModulesToSave  []string
-	UseRSLoRA      bool
+	// EnsureWeightTying keeps a tied head tied to the embeddings when
+	// either is in ModulesToSave (PEFT's ensure_weight_tying; see
+	// TieModulesToSave).
+	EnsureWeightTying bool
+	UseRSLoRA         bool
 	// InitLoraWeights is true, false or an init scheme name ("gaussian", ...).
 	InitLoraWeights     any
 	BaseModelNameOrPath *string
@@ -125,6 +129,7 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 	c.ExcludeModules, c.ExcludeRegex = p.namesOrRegex("exclude_modules")
 	c.ModulesToSave, _ = p.namesOrRegex("modules_to_save")
 	c.UseRSLoRA = p.boolean("use_rslora", false)
+	c.EnsureWeightTying = p.boolean("ensure_weight_tying", false)
 	c.InitLoraWeights = raw["init_lora_weights"]
 	if c.InitLoraWeights == nil {
 		c.InitLoraWeights = true
@@ -142,7 +147,7 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 	}
 	modelled := map[string]bool{}
 	for _, k := range []string{"r", "lora_alpha", "lora_dropout", "target_modules", "exclude_modules", "modules_to_save",
-		"use_rslora", "init_lora_weights", "base_model_name_or_path", "revision", "task_type", "inference_mode",
+		"ensure_weight_tying", "use_rslora", "init_lora_weights", "base_model_name_or_path", "revision", "task_type", "inference_mode",
 		"rank_pattern", "alpha_pattern", "layers_to_transform", "layers_pattern"} {
 		modelled[k] = true
 	}
@@ -196,6 +201,7 @@ func (c *Config) Encode() ([]byte, error) {
 	out["target_modules"] = namesOrRegex(c.TargetModules, c.TargetRegex)
 	out["exclude_modules"] = namesOrRegex(c.ExcludeModules, c.ExcludeRegex)
 	out["modules_to_save"] = namesOrRegex(c.ModulesToSave, "")
+	out["ensure_weight_tying"] = c.EnsureWeightTying
 	out["use_rslora"] = c.UseRSLoRA
 	out["init_lora_weights"] = c.InitLoraWeights
 	out["base_model_name_or_path"] = optStr(c.BaseModelNameOrPath)
