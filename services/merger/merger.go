@@ -8,7 +8,9 @@
 package merger
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -21,6 +23,7 @@ import (
 	"github.com/eftml/eft/services/stage"
 	"github.com/eftml/eft/shared/artifacts"
 	"github.com/eftml/eft/shared/bus"
+	"github.com/eftml/eft/shared/pyjson"
 	"github.com/eftml/eft/shared/safetensors"
 	"github.com/eftml/eft/trainer/backend"
 	"github.com/eftml/eft/trainer/cpu"
@@ -178,9 +181,14 @@ func MergeDir(baseDir, adapterDir, tokenizerDir, outDir string, o MergeOptions) 
 	if err != nil {
 		return nil, err
 	}
+	tied := m.HeadTied()
 	if _, err := lora.Load(m, adapterDir); err != nil {
 		return nil, err
 	}
+	// modules_to_save naming lm_head or embed_tokens of a tied base unties
+	// them (as PEFT's copies do): the merged model saves both, and its
+	// config says so.
+	untied := tied && !m.HeadTied()
 	if o.Quantized != nil {
 		if err := roundTripAdapted(m, *o.Quantized); err != nil {
 			return nil, err
@@ -208,12 +216,40 @@ func MergeDir(baseDir, adapterDir, tokenizerDir, outDir string, o MergeOptions) 
 			return nil, fmt.Errorf("merger: %w", err)
 		}
 		name := filepath.Base(src)
+		if name == "config.json" && untied {
+			if data, err = untieConfig(data); err != nil {
+				return nil, fmt.Errorf("merger: %s: %w", src, err)
+			}
+		}
 		if err := os.WriteFile(filepath.Join(outDir, name), data, 0o644); err != nil {
 			return nil, fmt.Errorf("merger: %w", err)
 		}
 		written = append(written, name)
 	}
 	return written, nil
+}
+
+// untieConfig returns config.json with tie_word_embeddings false, written
+// as transformers writes a config (json.dumps(indent=2, sort_keys=True) and
+// a newline). PEFT's merge_and_unload of an adapter that trained a copy of a
+// tied lm_head or embed_tokens gives a model whose two weights differ, and
+// transformers' save_pretrained writes both but keeps tie_word_embeddings
+// true, so that loaders which honour it tie them again and lose one
+// (huggingface/peft#2777, huggingface/transformers#45127). eft writes the
+// flag that matches the weights.
+func untieConfig(data []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var cfg map[string]any
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	cfg["tie_word_embeddings"] = false
+	out, err := pyjson.Marshal(cfg, pyjson.Options{Indent: "  "})
+	if err != nil {
+		return nil, err
+	}
+	return append(out, '\n'), nil
 }
 
 // roundTripAdapted replaces every adapted linear weight of m by its 4-bit

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -89,7 +90,50 @@ func LoadWith(dir string, be backend.Backend, o Options) (*Model, error) {
 	if _, err := os.Stat(name + ".index.json"); err == nil {
 		name += ".index.json"
 	}
+	if c.TieEmbeddings {
+		if c.TieEmbeddings, err = headIsEmbeddings(src, name); err != nil {
+			return nil, err
+		}
+	}
 	return NewWith(c, be, SafetensorsWeights(src, name, c.Arch), o)
+}
+
+// headIsEmbeddings reports whether a checkpoint whose config ties the head
+// to the embeddings holds no lm_head.weight of its own, or one equal to
+// model.embed_tokens.weight (some checkpoints store a redundant copy). A
+// different one is a model whose two weights parted (PEFT's merge of an
+// adapter that trained a copy of either, saved by transformers with
+// tie_word_embeddings still true): transformers 5 loads both weights and
+// leaves them untied (huggingface/transformers#42507), and so does eft.
+func headIsEmbeddings(src safetensors.Source, srcName string) (bool, error) {
+	head, ok := src.Info("lm_head.weight")
+	if !ok {
+		return true, nil
+	}
+	embed, ok := src.Info("model.embed_tokens.weight")
+	if !ok || !slices.Equal(head.Shape, embed.Shape) {
+		return false, nil // the untied load reports what is missing or misshapen
+	}
+	if head.DType == embed.DType {
+		h, err := src.Tensor("lm_head.weight")
+		if err != nil {
+			return false, fmt.Errorf("model: %s: %w", srcName, err)
+		}
+		e, err := src.Tensor("model.embed_tokens.weight")
+		if err != nil {
+			return false, fmt.Errorf("model: %s: %w", srcName, err)
+		}
+		return bytes.Equal(h.Data, e.Data), nil
+	}
+	h, err := src.Float32s("lm_head.weight")
+	if err != nil {
+		return false, fmt.Errorf("model: %s: %w", srcName, err)
+	}
+	e, err := src.Float32s("model.embed_tokens.weight")
+	if err != nil {
+		return false, fmt.Errorf("model: %s: %w", srcName, err)
+	}
+	return slices.Equal(h, e), nil
 }
 
 // ErrUnsupported marks an architecture the engine cannot run yet, as opposed
