@@ -341,7 +341,7 @@ var curveArchs = []struct {
 // in bf16, gemma2's soft caps in the flash kernels and the loss.
 func TestLossCurveMatchesCPU(t *testing.T) {
 	for _, a := range curveArchs {
-		t.Run(a.arch, func(t *testing.T) { lossCurveMatchesCPU(t, a.arch, a.targets, model.Options{}) })
+		t.Run(a.arch, func(t *testing.T) { lossCurveMatchesCPU(t, a.arch, curveAdapter(a.targets), model.Options{}, nil) })
 	}
 }
 
@@ -352,11 +352,23 @@ func TestLossCurveMatchesCPU(t *testing.T) {
 func TestQLoRALossCurveMatchesCPU(t *testing.T) {
 	o := quant.QLoRA()
 	for _, a := range curveArchs {
-		t.Run(a.arch, func(t *testing.T) { lossCurveMatchesCPU(t, a.arch, a.targets, model.Options{Quantize4bit: &o}) })
+		t.Run(a.arch, func(t *testing.T) {
+			lossCurveMatchesCPU(t, a.arch, curveAdapter(a.targets), model.Options{Quantize4bit: &o}, nil)
+		})
 	}
 }
 
-func lossCurveMatchesCPU(t *testing.T, arch string, targets []string, opts model.Options) {
+// curveAdapter is the adapter the loss curves train: r 8, alpha 16,
+// dropout 0.1 on targets.
+func curveAdapter(targets []string) func() *peft.Config {
+	return func() *peft.Config { return peft.NewConfig(8, 16, 0.1, targets) }
+}
+
+// lossCurveMatchesCPU trains the adapter newAdapter makes on arch for six
+// steps on the CPU and on each CUDA backend under test, in fp32 and bf16,
+// and compares the losses; after, when set, compares more of the trained
+// models.
+func lossCurveMatchesCPU(t *testing.T, arch string, newAdapter func() *peft.Config, opts model.Options, after func(t *testing.T, p Precision, host, dev *model.Model)) {
 	root := testfixtures.ParityDir(t)
 	ref := paritytest.OpenReference(t, filepath.Join(root, arch))
 	ids, shape := ref.IDs("input_ids")
@@ -367,8 +379,7 @@ func lossCurveMatchesCPU(t *testing.T, arch string, targets []string, opts model
 		micro = append(micro, &model.Batch{Rows: 1, Cols: cols, Tokens: row, Targets: model.ShiftLabels(row, nil, 1, cols), DropoutSeed: uint64(r + 1)})
 	}
 	curve := func(t *testing.T, m *model.Model, opt optim.Optimizer) []float64 {
-		cfg := peft.NewConfig(8, 16, 0.1, targets)
-		if err := lora.Attach(m, cfg, 42); err != nil {
+		if err := lora.Attach(m, newAdapter(), 42); err != nil {
 			t.Fatal(err)
 		}
 		if g, ok := m.Backend.(*Backend); ok && g.Precision() == PrecisionBF16 {
@@ -422,6 +433,9 @@ func lossCurveMatchesCPU(t *testing.T, arch string, targets []string, opts model
 						}
 					}
 					t.Logf("losses %.4f (cpu %.4f)", got, want)
+					if after != nil {
+						after(t, p, mc, m)
+					}
 				})
 			}
 		})
