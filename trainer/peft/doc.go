@@ -10,8 +10,9 @@
 // (names, suffixes, a regex, "all-linear", layers_to_transform,
 // exclude_modules) with a clear error for a target that matches nothing;
 // per-module rank and alpha (rank_pattern, alpha_pattern) and the scaling
-// alpha/r, or alpha/sqrt(r) with use_rslora; and merging a LoRA pair into a
-// base weight (W += scaling·B·A).
+// alpha/r, or alpha/sqrt(r) with use_rslora; modules_to_save as
+// ensure_weight_tying rewrites it for a tied model (TieModulesToSave); and
+// merging a LoRA pair into a base weight (W += scaling·B·A).
 //
 // The engine (trainer/lora) owns the LoRA forward and backward passes.
 package peft
