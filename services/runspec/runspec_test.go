@@ -80,8 +80,11 @@ func TestPeftConfigFromAxolotlKeys(t *testing.T) {
 		!slices.Equal(pc.ModulesToSave, []string{"lm_head"}) || pc.BaseModelNameOrPath == nil || *pc.BaseModelNameOrPath != "m" {
 		t.Fatalf("%+v", pc)
 	}
-	pc, err = PeftConfig(parse(t, "adapter: lora\nlora_r: 4\nlora_alpha: 8\nlora_target_modules: [q_proj, v_proj]\n"))
-	if err != nil || !slices.Equal(pc.TargetModules, []string{"q_proj", "v_proj"}) || pc.TargetRegex != "" {
+	if pc.EnsureWeightTying {
+		t.Fatal("ensure_weight_tying without peft_ensure_weight_tying")
+	}
+	pc, err = PeftConfig(parse(t, "adapter: lora\nlora_r: 4\nlora_alpha: 8\nlora_target_modules: [q_proj, v_proj]\nlora_modules_to_save: [embed_tokens, lm_head]\npeft_ensure_weight_tying: true\n"))
+	if err != nil || !slices.Equal(pc.TargetModules, []string{"q_proj", "v_proj"}) || pc.TargetRegex != "" || !pc.EnsureWeightTying {
 		t.Fatalf("%+v %v", pc, err)
 	}
 }

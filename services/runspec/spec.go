@@ -55,6 +55,7 @@ func PeftConfig(cfg *config.Config) (*peft.Config, error) {
 	}
 	pc.ModulesToSave = cfg.LoraModulesToSave
 	pc.UseRSLoRA = cfg.PeftUseRSLoRA
+	pc.EnsureWeightTying = cfg.PeftEnsureWeightTying
 	if cfg.BaseModel != "" {
 		base := cfg.BaseModel
 		pc.BaseModelNameOrPath = &base

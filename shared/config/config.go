@@ -53,6 +53,10 @@ type Config struct {
 	LoraModulesToSave []string `yaml:"lora_modules_to_save,omitempty"`
 	// PeftUseRSLoRA scales by alpha/sqrt(r) instead of alpha/r.
 	PeftUseRSLoRA bool `yaml:"peft_use_rslora"`
+	// PeftEnsureWeightTying keeps a tied model's head and embeddings one
+	// trained weight when lora_modules_to_save lists either (PEFT's
+	// ensure_weight_tying); otherwise each listed one trains its own copy.
+	PeftEnsureWeightTying bool `yaml:"peft_ensure_weight_tying"`
 	// MergeLora merges the trained adapter into the base weights after
 	// training and writes a full Hugging Face model (eft's merger service).
 	MergeLora bool `yaml:"merge_lora"`

@@ -283,7 +283,7 @@ var topLevelRules = classify(
 		"jagged_restart_steps", "jagged_restart_warmup_steps", "jagged_restart_anneal_steps"),
 	group(unsupported(whyPEFT),
 		"relora", "peft", "peft_use_dora", "peft_layer_replication", "peft_layers_pattern",
-		"peft_layers_to_transform", "peft_trainable_token_indices", "peft_ensure_weight_tying",
+		"peft_layers_to_transform", "peft_trainable_token_indices",
 		"lora_target_parameters", "lora_rank_pattern", "lora_alpha_pattern", "lisa_n_layers"),
 	group(unsupportedWhen(func(n *node) bool { return isActive(n) && strings.ToLower(n.text) != "true" }, "eft initialises LoRA weights the standard way (peft's init_lora_weights: true)"),
 		"peft_init_lora_weights"),
