@@ -2,10 +2,7 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
-	"io"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -31,21 +28,8 @@ type oracleFixture struct {
 
 func readOracle(t *testing.T, name string) oracleFixture {
 	t.Helper()
-	f, err := os.Open(testfixtures.Path(t, "tokenizers", "oracle", "oracle_"+name+".json.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var o oracleFixture
-	if err := json.Unmarshal(data, &o); err != nil {
+	if err := json.Unmarshal(testfixtures.ReadGzip(t, testfixtures.Path(t, "tokenizers", "oracle", "oracle_"+name+".json.gz")), &o); err != nil {
 		t.Fatal(err)
 	}
 	return o

@@ -2,11 +2,10 @@ package chattemplate
 
 import (
 	"bufio"
-	"compress/gzip"
+	"bytes"
 	"errors"
 	"os"
 	"sort"
-	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -63,20 +62,7 @@ func loadCorpus(t *testing.T) map[string]*corpusTemplate {
 
 func readGzipJSON(t *testing.T, parts ...string) any {
 	t.Helper()
-	f, err := os.Open(testfixtures.Path(t, parts...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	if _, err := bufio.NewReader(zr).WriteTo(&b); err != nil {
-		t.Fatal(err)
-	}
-	v, err := jinja.DecodeJSON([]byte(b.String()))
+	v, err := jinja.DecodeJSON(testfixtures.ReadGzip(t, testfixtures.Path(t, parts...)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,17 +76,8 @@ func readExpected(t *testing.T) []*jinja.Dict {
 // readJSONLines reads a gzipped JSON-lines fixture.
 func readJSONLines(t *testing.T, parts ...string) []*jinja.Dict {
 	t.Helper()
-	f, err := os.Open(testfixtures.Path(t, parts...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []*jinja.Dict
-	sc := bufio.NewScanner(zr)
+	sc := bufio.NewScanner(bytes.NewReader(testfixtures.ReadGzip(t, testfixtures.Path(t, parts...))))
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
 		v, err := jinja.DecodeJSON(sc.Bytes())

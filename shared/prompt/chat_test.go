@@ -2,7 +2,6 @@ package prompt
 
 import (
 	"bufio"
-	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -323,7 +322,9 @@ func TestWrittenTextsEqualRenderedRandom(t *testing.T) {
 		strategies, names = append(strategies, st.(passThrough).Strategy.(*chatTemplate)), append(names, choice)
 	}
 	var corpus []struct{ Name, Template string }
-	readGzipJSON(t, testfixtures.Path(t, "chattemplates", "extra_templates.json.gz"), &corpus)
+	if err := json.Unmarshal(testfixtures.ReadGzip(t, testfixtures.Path(t, "chattemplates", "extra_templates.json.gz")), &corpus); err != nil {
+		t.Fatal(err)
+	}
 	cfg := parseConfig(t, "datasets:\n  - path: d.jsonl\n    type: chat_template\n")
 	specials := map[string]any{"bos_token": "<s>", "eos_token": "</s>"}
 	for _, c := range corpus {
@@ -381,22 +382,6 @@ func TestWrittenTextsEqualRenderedRandom(t *testing.T) {
 		t.Fatalf("only %d conversations were written from their shapes", written)
 	}
 	t.Logf("%d conversations written from their shapes, by %d of %d templates", written, direct, len(strategies))
-}
-
-func readGzipJSON(t *testing.T, path string, v any) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.NewDecoder(zr).Decode(v); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
 }
 
 // FuzzWrittenEqualsRendered: for fuzzed contents and role sequences, a

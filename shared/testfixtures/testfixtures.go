@@ -4,6 +4,8 @@
 package testfixtures
 
 import (
+	"compress/gzip"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -33,6 +35,26 @@ func Root(t testing.TB) string {
 func Path(t testing.TB, parts ...string) string {
 	t.Helper()
 	return filepath.Join(append([]string{Root(t), "testdata"}, parts...)...)
+}
+
+// ReadGzip returns the decompressed bytes of a gzipped file (big fixtures
+// are committed gzipped), failing the test on any error.
+func ReadGzip(t testing.TB, path string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	data, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return data
 }
 
 // ParityDir is the directory of Hugging Face model and adapter fixtures that

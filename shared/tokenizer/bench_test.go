@@ -73,7 +73,7 @@ func BenchmarkEncodeMistralAllCores(b *testing.B) {
 // BenchmarkLoadLlama3 measures loading the 128k-token, 280k-merge Llama-3
 // tokenizer from tokenizer.json (already in memory).
 func BenchmarkLoadLlama3(b *testing.B) {
-	data := readGzipFile(b, testfixtures.Path(b, "tokenizers", "llama3", "tokenizer.json.gz"))
+	data := testfixtures.ReadGzip(b, testfixtures.Path(b, "tokenizers", "llama3", "tokenizer.json.gz"))
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := New(data, "tokenizer.json", nil, ""); err != nil {
@@ -85,7 +85,7 @@ func BenchmarkLoadLlama3(b *testing.B) {
 // TestLoadLlama3Allocation: loading Llama-3's tokenizer allocates less than
 // 100 MB in total and keeps less than that live.
 func TestLoadLlama3Allocation(t *testing.T) {
-	data := readGzipFile(t, testfixtures.Path(t, "tokenizers", "llama3", "tokenizer.json.gz"))
+	data := testfixtures.ReadGzip(t, testfixtures.Path(t, "tokenizers", "llama3", "tokenizer.json.gz"))
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)

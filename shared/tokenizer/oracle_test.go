@@ -1,10 +1,7 @@
 package tokenizer
 
 import (
-	"compress/gzip"
 	"encoding/json"
-	"io"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -28,24 +25,6 @@ func loadTestTokenizer(t testing.TB, name string) *Tokenizer {
 	return tok
 }
 
-func readGzipFile(t testing.TB, path string) []byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	data, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return data
-}
-
 // oracleFile is shared/fixtures/tokenizers/oracle/oracle_*.json: what the
 // Hugging Face tokenizers library gives for the two trained tokenizers.
 type oracleFile struct {
@@ -64,7 +43,7 @@ func TestOracleTrainedTokenizers(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			tok := loadTestTokenizer(t, name)
 			var of oracleFile
-			data := readGzipFile(t, testfixtures.Path(t, "tokenizers", "oracle", "oracle_"+name+".json.gz"))
+			data := testfixtures.ReadGzip(t, testfixtures.Path(t, "tokenizers", "oracle", "oracle_"+name+".json.gz"))
 			if err := json.Unmarshal(data, &of); err != nil {
 				t.Fatal(err)
 			}

@@ -26,7 +26,7 @@ type expected struct {
 func readJSONLines[T any](t testing.TB, path string) []T {
 	t.Helper()
 	var out []T
-	sc := bufio.NewScanner(bytes.NewReader(readGzipFile(t, path)))
+	sc := bufio.NewScanner(bytes.NewReader(testfixtures.ReadGzip(t, path)))
 	sc.Buffer(nil, 64<<20)
 	for sc.Scan() {
 		var v T

@@ -198,7 +198,7 @@ func TestMiniTokenizers(t *testing.T) {
 }
 
 func TestSpecialTokensAndAdding(t *testing.T) {
-	data := readGzipFile(t, testfixtures.Path(t, "tokenizers", "mistral_v01", "tokenizer.json.gz"))
+	data := testfixtures.ReadGzip(t, testfixtures.Path(t, "tokenizers", "mistral_v01", "tokenizer.json.gz"))
 	cfg, err := os.ReadFile(testfixtures.Path(t, "tokenizers", "mistral_v01", "tokenizer_config.json"))
 	if err != nil {
 		t.Fatal(err)
