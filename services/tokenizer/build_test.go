@@ -60,6 +60,24 @@ func mixedRows(n int) []prompt.Row {
 	return rows
 }
 
+// buildKept runs Build on rows and returns what it kept of each split (nil
+// for a split it did not make); the batch files go when the test ends.
+func buildKept(t *testing.T, cfg *config.Config, tok *hftok.Tokenizer, train, test []prompt.Row) (b *Built, kept, eval *Tokenized) {
+	t.Helper()
+	b, err := Build(context.Background(), cfg, tok, prompt.Env{}, source(train, test), Settings{Keep: func(split string, _ []prompt.Row, t *Tokenized) {
+		if split == "train" {
+			kept = t
+		} else {
+			eval = t
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Remove)
+	return b, kept, eval
+}
+
 func source(train, test []prompt.Row) RowsSource {
 	return RowsSource{
 		Train: func(context.Context) ([]prompt.Row, error) { return train, nil },
@@ -121,16 +139,7 @@ func TestBuildPacksEverySampleOnce(t *testing.T) {
 	tok := llama3(t)
 	cfg := parse(t, "sequence_len: 128\nmicro_batch_size: 3\nsample_packing: true\nseed: 3\nval_set_size: 40\ndatasets:\n  - path: a.jsonl\n    type: alpaca\n  - path: notes.txt\n    type: completion\n")
 	rows := mixedRows(400)
-	var kept *Tokenized
-	b, err := Build(context.Background(), cfg, tok, prompt.Env{}, source(rows, nil), Settings{Keep: func(split string, _ []prompt.Row, t *Tokenized) {
-		if split == "train" {
-			kept = t
-		}
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Remove()
+	b, kept, _ := buildKept(t, cfg, tok, rows, nil)
 	ev := b.Event
 	if ev.Samples != int64(len(kept.Samples)) || ev.Tokens != kept.Tokens || ev.TrainedTokens != kept.Trained || !ev.SamplePacking {
 		t.Fatalf("event %+v", ev)

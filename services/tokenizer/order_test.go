@@ -1,7 +1,6 @@
 package tokenizer
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -203,18 +202,7 @@ func TestBuildOrdersSamplesAsAxolotl(t *testing.T) {
 	nEval := int(math.Ceil(0.25 * float64(len(kept))))
 	wantTrain, wantEval := kept[:len(kept)-nEval], kept[len(kept)-nEval:]
 
-	var gotTrain, gotEval *Tokenized
-	b, err := Build(context.Background(), cfg, tok, prompt.Env{}, source(rows, nil), Settings{Keep: func(split string, _ []prompt.Row, t *Tokenized) {
-		if split == "train" {
-			gotTrain = t
-		} else {
-			gotEval = t
-		}
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Remove()
+	b, gotTrain, gotEval := buildKept(t, cfg, tok, rows, nil)
 	sameRows(t, "train", gotTrain, wantTrain)
 	sameRows(t, "eval", gotEval, wantEval)
 	// Dropped: the long row; duplicates: the three repeats (the emptied
@@ -235,17 +223,7 @@ func TestBuildOrdersSamplesAsAxolotl(t *testing.T) {
 	// filters.
 	cfg = parse(t, "sequence_len: 64\nmicro_batch_size: 2\nseed: 42\nval_set_size: 5\nshuffle_merged_datasets: false\ndataset_exact_deduplication: true\n"+orderDatasets)
 	kept = axolotlFilter(merged, 64, true)
-	b2, err := Build(context.Background(), cfg, tok, prompt.Env{}, source(rows, nil), Settings{Keep: func(split string, _ []prompt.Row, t *Tokenized) {
-		if split == "train" {
-			gotTrain = t
-		} else {
-			gotEval = t
-		}
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b2.Remove()
+	_, gotTrain, gotEval = buildKept(t, cfg, tok, rows, nil)
 	sameRows(t, "unshuffled train", gotTrain, kept[:len(kept)-5])
 	sameRows(t, "unshuffled eval", gotEval, kept[len(kept)-5:])
 }
@@ -264,16 +242,7 @@ func TestBuildOrdersTestDatasetsAsAxolotl(t *testing.T) {
 		test = append(test, prompt.Row{Source: datasets.Source{File: "t.jsonl", Line: i + 1, Row: i},
 			Fields: obj("instruction", fmt.Sprintf("Test %d.", i), "output", "Yes.")})
 	}
-	var gotEval *Tokenized
-	b, err := Build(context.Background(), cfg, tok, prompt.Env{}, source(rows, test), Settings{Keep: func(split string, _ []prompt.Row, t *Tokenized) {
-		if split == "eval" {
-			gotEval = t
-		}
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Remove()
+	b, _, gotEval := buildKept(t, cfg, tok, rows, test)
 	if want := numpyPermutation(t, "0", 10); gotEval == nil || !slices.Equal(gotEval.Rows, want) {
 		t.Fatalf("test rows in order %v, numpy's permutation is %v", gotEval.Rows, want)
 	}
