@@ -201,7 +201,9 @@ func (p *jsonParser) object() (any, error) {
 	}
 }
 
-// setFrom is Object.set on the object held in fields[base:].
+// setFrom sets name in the object held in fields[base:]: a repeated key
+// keeps its first position and takes the last value (as Python's json
+// does), a new one is appended.
 func setFrom(fields []Field, base int, name string, v any) []Field {
 	for i := base; i < len(fields); i++ {
 		if fields[i].Name == name {

@@ -41,18 +41,6 @@ func (o Object) Keys() []string {
 	return keys
 }
 
-// set replaces the value of an existing key in place (Python keeps the first
-// position and the last value for a repeated key) or appends a new one.
-func (o Object) set(name string, v any) Object {
-	for i := range o {
-		if o[i].Name == name {
-			o[i].Value = v
-			return o
-		}
-	}
-	return append(o, Field{Name: name, Value: v})
-}
-
 // MarshalJSON writes the object with its keys in order.
 func (o Object) MarshalJSON() ([]byte, error) {
 	return AppendJSON(nil, o), nil
