@@ -23,13 +23,12 @@ type AddedToken struct {
 
 // addedVocab is Hugging Face's AddedVocabulary.
 type addedVocab struct {
-	byID      map[int32]AddedToken
-	ids       map[string]int32
-	normForm  map[int32]string // normalized content, when it differs
-	special   map[string]bool
-	rawTrie   *trie // tokens matched in the raw text
-	normTrie  *trie // tokens matched in the normalized text
-	nextIDMin int32
+	byID     map[int32]AddedToken
+	ids      map[string]int32
+	normForm map[int32]string // normalized content, when it differs
+	special  map[string]bool
+	rawTrie  *trie // tokens matched in the raw text
+	normTrie *trie // tokens matched in the normalized text
 }
 
 func newAddedVocab() *addedVocab {

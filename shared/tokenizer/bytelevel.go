@@ -43,14 +43,6 @@ func byteLevelDecode(dst []byte, tok string) []byte {
 	return dst
 }
 
-// byteLevelEncode maps raw bytes to their byte-level characters.
-func byteLevelEncode(dst []byte, raw []byte) []byte {
-	for _, b := range raw {
-		dst = append(dst, byteToCharUTF8[b]...)
-	}
-	return dst
-}
-
 // appendLossyUTF8 appends p to dst, replacing each maximal invalid UTF-8
 // subsequence with U+FFFD exactly as Rust's String::from_utf8_lossy does
 // (the Unicode "maximal subpart" practice; Go's strings.ToValidUTF8 merges

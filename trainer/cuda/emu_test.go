@@ -20,7 +20,6 @@ import (
 // loop with cuBLAS's semantics. What it cannot test: the real driver,
 // cuBLASLt, NVRTC's code generation and GPU timing.
 type emuGPU struct {
-	lib                                           string
 	launchFn, lookup, lastError, mallocFn, freeFn uintptr
 	memcpyFn, memset32Fn, gemmFn                  uintptr
 	events                                        uintptr
