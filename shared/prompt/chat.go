@@ -946,14 +946,18 @@ type templateRenderer struct {
 	specials map[string]any
 }
 
+func (r templateRenderer) request(messages []any, kwargs map[string]any) chattemplate.Request {
+	return chattemplate.Request{Messages: messages, SpecialTokens: r.specials, Kwargs: kwargs}
+}
+
 func (r templateRenderer) Render(messages []any, kwargs map[string]any) (string, error) {
-	return r.tpl.Render(chattemplate.Request{Messages: messages, SpecialTokens: r.specials, Kwargs: kwargs})
+	return r.tpl.Render(r.request(messages, kwargs))
 }
 
 func (r templateRenderer) AppendRender(dst []byte, messages []any, kwargs map[string]any) ([]byte, error) {
-	return r.tpl.AppendRender(dst, chattemplate.Request{Messages: messages, SpecialTokens: r.specials, Kwargs: kwargs})
+	return r.tpl.AppendRender(dst, r.request(messages, kwargs))
 }
 
 func (r templateRenderer) ProbeRender(messages []any, kwargs map[string]any, p *chattemplate.Probe) (string, error) {
-	return r.tpl.ProbeRender(chattemplate.Request{Messages: messages, SpecialTokens: r.specials, Kwargs: kwargs}, p)
+	return r.tpl.ProbeRender(r.request(messages, kwargs), p)
 }
