@@ -132,14 +132,7 @@ func TestPhi3AdapterSavesInPEFTLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := lora.Export(m, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := a.Save(dir, safetensors.F32); err != nil {
-		t.Fatal(err)
-	}
+	dir := saveAdapter(t, m, cfg)
 	f, err := safetensors.Open(filepath.Join(dir, "adapter_model.safetensors"))
 	if err != nil {
 		t.Fatal(err)

@@ -136,6 +136,21 @@ func TestFreshAdapterIsIdentity(t *testing.T) {
 	}
 }
 
+// saveAdapter exports m's adapter and saves it as PEFT's files (f32) in a
+// new folder, which it returns.
+func saveAdapter(t *testing.T, m *model.Model, cfg *peft.Config) string {
+	t.Helper()
+	a, err := lora.Export(m, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := a.Save(dir, safetensors.F32); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // Loading a PEFT adapter and exporting it again gives PEFT's files back,
 // byte for byte.
 func TestLoadExportRoundTrip(t *testing.T) {
@@ -145,14 +160,7 @@ func TestLoadExportRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := lora.Export(m, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := t.TempDir()
-	if err := a.Save(out, safetensors.F32); err != nil {
-		t.Fatal(err)
-	}
+	out := saveAdapter(t, m, cfg)
 	for _, name := range []string{"adapter_model.safetensors", "adapter_config.json"} {
 		want, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {

@@ -261,14 +261,7 @@ func TestTiedModulesToSaveTrainSaveLoadMerge(t *testing.T) {
 				t.Errorf("head tied %v after training, want %v", m.HeadTied(), c.tied)
 			}
 
-			a, err := lora.Export(m, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dir := t.TempDir()
-			if err := a.Save(dir, safetensors.F32); err != nil {
-				t.Fatal(err)
-			}
+			dir := saveAdapter(t, m, cfg)
 			f, err := safetensors.Open(filepath.Join(dir, peft.WeightsFile))
 			if err != nil {
 				t.Fatal(err)
