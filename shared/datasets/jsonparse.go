@@ -1,6 +1,7 @@
 package datasets
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"strconv"
@@ -305,12 +306,23 @@ func (p *jsonParser) number() (any, error) {
 func (p *jsonParser) str() (string, error) {
 	p.pos++ // opening quote
 	start := p.pos
-	// Fast path: no escapes.
+	// Fast path: no escapes. Eight bytes at a time while none of them ends
+	// the string, starts an escape or is a control character; high gathers
+	// the bytes' top bits, so that an ASCII string skips the UTF-8 check.
+	var high uint64
+	for p.pos+8 <= len(p.data) {
+		x := binary.LittleEndian.Uint64(p.data[p.pos:])
+		if hasByteBelow(x, 0x20)|hasByte(x, '"')|hasByte(x, '\\') != 0 {
+			break
+		}
+		high |= x
+		p.pos += 8
+	}
 	for p.pos < len(p.data) {
 		c := p.data[p.pos]
 		if c == '"' {
 			s := p.data[start:p.pos]
-			if !utf8.Valid(s) {
+			if high&highBits != 0 && !utf8.Valid(s) {
 				return "", p.fail("string is not valid UTF-8")
 			}
 			p.pos++
@@ -325,6 +337,7 @@ func (p *jsonParser) str() (string, error) {
 		if c < 0x20 {
 			return "", p.fail("control character 0x%02x in string", c)
 		}
+		high |= uint64(c)
 		p.pos++
 	}
 	buf := append([]byte(nil), p.data[start:p.pos]...)
@@ -393,6 +406,17 @@ func (p *jsonParser) str() (string, error) {
 		}
 	}
 }
+
+// Byte tests on eight bytes at once (a uint64): each is non-zero exactly
+// when some byte of x is below n (n <= 0x80), or equals c.
+const (
+	lowBits  = 0x0101010101010101
+	highBits = 0x8080808080808080
+)
+
+func hasByteBelow(x uint64, n byte) uint64 { return (x - lowBits*uint64(n)) & ^x & highBits }
+
+func hasByte(x uint64, c byte) uint64 { return hasByteBelow(x^(lowBits*uint64(c)), 1) }
 
 func (p *jsonParser) hex4() (rune, bool) {
 	if len(p.data)-p.pos < 4 {
