@@ -1,10 +1,12 @@
 package batches
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"math"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 
@@ -85,10 +87,23 @@ func BenchmarkWriteBatches(b *testing.B) {
 		tokens += n
 	}
 	o := packing.Options{SequenceLen: 4096, MicroBatchSize: 2, Pack: true, PadTokenID: 128001, Seed: 1}
-	for _, mode := range []string{"serial", "parallel"} {
+	// file: parallel, into a file on disk through a buffer, as the tokenizer
+	// stage writes (the file's writes take as long as the encoding here).
+	for _, mode := range []string{"serial", "parallel", "file"} {
 		b.Run(mode, func(b *testing.B) {
 			for b.Loop() {
-				w, err := NewWriter(io.Discard, o.PadTokenID)
+				var dst io.Writer = io.Discard
+				var f *os.File
+				var bw *bufio.Writer
+				if mode == "file" {
+					var err error
+					if f, err = os.CreateTemp(b.TempDir(), "batches"); err != nil {
+						b.Fatal(err)
+					}
+					bw = bufio.NewWriterSize(f, 1<<20)
+					dst = bw
+				}
+				w, err := NewWriter(dst, o.PadTokenID)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -113,6 +128,13 @@ func BenchmarkWriteBatches(b *testing.B) {
 				}
 				if err := w.Close(); err != nil {
 					b.Fatal(err)
+				}
+				if f != nil {
+					if err := bw.Flush(); err != nil {
+						b.Fatal(err)
+					}
+					f.Close()
+					os.Remove(f.Name())
 				}
 			}
 			b.ReportMetric(float64(tokens)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
