@@ -15,14 +15,20 @@ import (
 
 // TestWriteBatchesMatchesWrite: the parallel writer makes the same file, byte
 // for byte, as Write of Build's micro-batches, for one worker and several,
-// over more micro-batches than one window holds; a plan padded with another
+// over more micro-batches than one window holds, with 2-, 3- and 4-byte
+// token ids and labels as a mask or in full; a plan padded with another
 // token is refused naming the micro-batch.
 func TestWriteBatchesMatchesWrite(t *testing.T) {
-	samples := randomSamples(700, 128256, 5, true)
-	for _, o := range []packing.Options{
-		{SequenceLen: 512, MicroBatchSize: 2, Pack: true, PadTokenID: 3, Seed: 1},
-		{SequenceLen: 512, MicroBatchSize: 3, PadTokenID: 3, Seed: 2},
+	for _, c := range []struct {
+		samples []packing.Sample
+		o       packing.Options
+	}{
+		{randomSamples(700, 128256, 5, true), packing.Options{SequenceLen: 512, MicroBatchSize: 2, Pack: true, PadTokenID: 3, Seed: 1}},
+		{randomSamples(700, 128256, 5, true), packing.Options{SequenceLen: 512, MicroBatchSize: 3, PadTokenID: 3, Seed: 2}},
+		{randomSamples(700, 30000, 6, false), packing.Options{SequenceLen: 700, MicroBatchSize: 2, Pack: true, PadTokenID: 3, Seed: 3}},
+		{randomSamples(700, 1<<25, 7, false), packing.Options{SequenceLen: 400, MicroBatchSize: 4, PadToSequenceLen: true, PadTokenID: 3, Seed: 4}},
 	} {
+		samples, o := c.samples, c.o
 		mbs, _, err := packing.Build(samples, o)
 		if err != nil {
 			t.Fatal(err)
@@ -52,7 +58,7 @@ func TestWriteBatchesMatchesWrite(t *testing.T) {
 			}
 		}
 	}
-	plan, err := packing.Pack(samples, packing.Options{SequenceLen: 512, MicroBatchSize: 2, Pack: true, PadTokenID: 4})
+	plan, err := packing.Pack(randomSamples(50, 100, 8, false), packing.Options{SequenceLen: 512, MicroBatchSize: 2, Pack: true, PadTokenID: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
