@@ -170,18 +170,27 @@ func inspectSamples(ctx context.Context, sys *system, v events.ConfigValidated, 
 		defer f.Close()
 		w = bufio.NewWriterSize(f, 1<<20)
 	}
-	var dumpErr error
+	var dumpErr, rowErr error
 	shown := 0
 	color := isTerminal(out)
-	keep := func(split string, rows []prompt.Row, t *tokenizer.Tokenized) {
+	keep := func(split string, rows *prompt.Rows, t *tokenizer.Tokenized) {
 		for i, s := range t.Samples {
-			if debug && split == "train" && shown < debugSamples {
-				r := rows[t.Rows[i]]
+			showing := debug && split == "train" && shown < debugSamples
+			if rowErr != nil || !showing && (w == nil || dumpErr != nil) {
+				continue
+			}
+			// Tokenize parsed this row already: it parses again.
+			r, err := rows.Row(t.Rows[i])
+			if err != nil {
+				rowErr = err
+				return
+			}
+			if showing {
 				fmt.Fprintf(out, "\nsample %d (%s, row %d of the ingested %s split):\n%s", shown, r.Source, t.Rows[i], split, prompt.Explain(tok, s, color))
 				shown++
 			}
 			if w != nil && dumpErr == nil {
-				dumpErr = writeDumpLine(w, split, t.Rows[i], rows[t.Rows[i]], s.InputIDs, s.Labels)
+				dumpErr = writeDumpLine(w, split, t.Rows[i], r, s.InputIDs, s.Labels)
 			}
 		}
 	}
@@ -190,6 +199,9 @@ func inspectSamples(ctx context.Context, sys *system, v events.ConfigValidated, 
 		return err
 	}
 	b.Remove()
+	if rowErr != nil {
+		return rowErr
+	}
 	if w != nil {
 		if dumpErr == nil {
 			dumpErr = w.Flush()

@@ -123,7 +123,11 @@ func TestRowsRoundTrip(t *testing.T) {
 		data = prompt.AppendRow(data, r)
 	}
 	writeFile(t, path, data)
-	back, err := prompt.ReadRows(path)
+	stored, err := prompt.ReadRows(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := stored.All()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +141,10 @@ func TestRowsRoundTrip(t *testing.T) {
 		}
 	}
 	writeFile(t, path, []byte(`{"dataset":0,"file":"x","line":1,"row":0,"fields":{}}`+"\n"+`{"dataset":"zero","file":"x","fields":{}}`+"\n"))
-	if _, err := prompt.ReadRows(path); err == nil || !strings.Contains(err.Error(), `rows.jsonl:2: "dataset" is string`) {
+	if stored, err = prompt.ReadRows(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stored.All(); err == nil || !strings.Contains(err.Error(), `rows.jsonl:2: "dataset" is string`) {
 		t.Fatalf("damaged rows: %v", err)
 	}
 }

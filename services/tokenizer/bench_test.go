@@ -152,11 +152,11 @@ func runPreprocessBench(b *testing.B, path string, n int, yaml string) {
 	cfg := parseConfigTB(b, yaml)
 	env := prompt.Env{TokenizerDir: testfixtures.Path(b, "tokenizers", "llama3")}
 	src := RowsSource{
-		Train: func(context.Context) ([]prompt.Row, error) { return prompt.ReadRows(path) },
-		Test:  func(context.Context) ([]prompt.Row, error) { return nil, nil },
+		Train: func(context.Context) (*prompt.Rows, error) { return prompt.ReadRows(path) },
+		Test:  func(context.Context) (*prompt.Rows, error) { return nil, nil },
 	}
 	var texts []string
-	keep := func(split string, _ []prompt.Row, t *Tokenized) {
+	keep := func(split string, _ *prompt.Rows, t *Tokenized) {
 		if texts == nil {
 			tok := llama3(b)
 			for _, s := range t.Samples {
@@ -282,7 +282,7 @@ func BenchmarkPreprocessStages(b *testing.B) {
 	var allocMB [4]float64
 	var texts []string
 	for range b.N {
-		var rows []prompt.Row
+		var rows *prompt.Rows
 		var t *Tokenized
 		for i, stage := range []func(){
 			func() {

@@ -64,7 +64,7 @@ func mixedRows(n int) []prompt.Row {
 // for a split it did not make); the batch files go when the test ends.
 func buildKept(t *testing.T, cfg *config.Config, tok *hftok.Tokenizer, train, test []prompt.Row) (b *Built, kept, eval *Tokenized) {
 	t.Helper()
-	b, err := Build(context.Background(), cfg, tok, prompt.Env{}, source(train, test), Settings{Keep: func(split string, _ []prompt.Row, t *Tokenized) {
+	b, err := Build(context.Background(), cfg, tok, prompt.Env{}, source(train, test), Settings{Keep: func(split string, _ *prompt.Rows, t *Tokenized) {
 		if split == "train" {
 			kept = t
 		} else {
@@ -79,9 +79,15 @@ func buildKept(t *testing.T, cfg *config.Config, tok *hftok.Tokenizer, train, te
 }
 
 func source(train, test []prompt.Row) RowsSource {
+	of := func(rows []prompt.Row) *prompt.Rows {
+		if rows == nil {
+			return nil
+		}
+		return prompt.RowsOf(rows)
+	}
 	return RowsSource{
-		Train: func(context.Context) ([]prompt.Row, error) { return train, nil },
-		Test:  func(context.Context) ([]prompt.Row, error) { return test, nil },
+		Train: func(context.Context) (*prompt.Rows, error) { return of(train), nil },
+		Test:  func(context.Context) (*prompt.Rows, error) { return of(test), nil },
 	}
 }
 
@@ -93,7 +99,7 @@ func TestTokenizeIsRowOrderedAndMatchesTheStrategies(t *testing.T) {
 		t.Fatal(err)
 	}
 	rows := mixedRows(1000)
-	got, err := Tokenize(context.Background(), rows, strategies, TokenizeOptions{Length: prompt.LengthPolicy{SequenceLen: 64}, Workers: 3})
+	got, err := Tokenize(context.Background(), prompt.RowsOf(rows), strategies, TokenizeOptions{Length: prompt.LengthPolicy{SequenceLen: 64}, Workers: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,9 +135,22 @@ func TestTokenizeIsRowOrderedAndMatchesTheStrategies(t *testing.T) {
 	// A bad row is reported with its place, the first in row order.
 	rows[700].Fields = obj("instruction", "x")
 	rows[900].Fields = obj("output", "y")
-	_, err = Tokenize(context.Background(), rows, strategies, TokenizeOptions{Length: prompt.LengthPolicy{SequenceLen: 64}, Workers: 3})
+	_, err = Tokenize(context.Background(), prompt.RowsOf(rows), strategies, TokenizeOptions{Length: prompt.LengthPolicy{SequenceLen: 64}, Workers: 3})
 	if err == nil || !strings.Contains(err.Error(), `a.jsonl:701: alpaca: field "output" is missing`) {
 		t.Fatalf("bad row: %v", err)
+	}
+
+	// A damaged line of the rows file is parsed where it is tokenized, and
+	// reported at its line of that file when it comes first.
+	var data []byte
+	for _, r := range rows[:800] {
+		data = prompt.AppendRow(data, r)
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	lines[300] = `{"dataset": 0, "file": "a.jsonl"` + "\n"
+	_, err = Tokenize(context.Background(), prompt.IndexRows([]byte(strings.Join(lines, "")), "rows.jsonl"), strategies, TokenizeOptions{Length: prompt.LengthPolicy{SequenceLen: 64}, Workers: 3})
+	if err == nil || !strings.Contains(err.Error(), "rows: rows.jsonl:301: malformed JSON") {
+		t.Fatalf("damaged rows: %v", err)
 	}
 }
 

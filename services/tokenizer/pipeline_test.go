@@ -153,7 +153,11 @@ func TestPipelineOverNATS(t *testing.T) {
 	if err := store.GetFile(ctx, ing.Train, rowsPath); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := prompt.ReadRows(rowsPath)
+	stored, err := prompt.ReadRows(rowsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := stored.All()
 	if err != nil || int64(len(rows)) != ing.Rows {
 		t.Fatalf("%d rows back (%v), event says %d", len(rows), err, ing.Rows)
 	}

@@ -64,15 +64,15 @@ type TokenizeOptions struct {
 // in row order without a sort.
 const block = 256
 
-// Tokenize runs each row through the strategy of its dataset on all cores
-// and applies the length policy. The first bad row (in row order) is an
-// error naming its file and line.
-func Tokenize(ctx context.Context, rows []prompt.Row, strategies []prompt.Strategy, o TokenizeOptions) (*Tokenized, error) {
+// Tokenize parses each row and runs it through the strategy of its
+// dataset on all cores, and applies the length policy. The first bad row
+// (in row order) is an error naming its file and line.
+func Tokenize(ctx context.Context, rows *prompt.Rows, strategies []prompt.Strategy, o TokenizeOptions) (*Tokenized, error) {
 	workers := o.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	nBlocks := (len(rows) + block - 1) / block
+	nBlocks := (rows.Len() + block - 1) / block
 	parts := make([]Tokenized, nBlocks)
 	errs := make([]error, nBlocks)
 	var next atomic.Int64
@@ -85,7 +85,7 @@ func Tokenize(ctx context.Context, rows []prompt.Row, strategies []prompt.Strate
 				if b >= nBlocks {
 					return
 				}
-				lo, hi := b*block, min((b+1)*block, len(rows))
+				lo, hi := b*block, min((b+1)*block, rows.Len())
 				if err := tokenizeBlock(&parts[b], rows, lo, hi, strategies, o); err != nil {
 					errs[b] = err
 					failed.Store(true)
@@ -133,14 +133,16 @@ func firstError(errs []error) error {
 	return nil
 }
 
-func tokenizeBlock(out *Tokenized, rows []prompt.Row, lo, hi int, strategies []prompt.Strategy, o TokenizeOptions) error {
+func tokenizeBlock(out *Tokenized, rows *prompt.Rows, lo, hi int, strategies []prompt.Strategy, o TokenizeOptions) error {
 	var made []packing.Sample
 	for i := lo; i < hi; i++ {
-		r := rows[i]
+		r, err := rows.Row(i)
+		if err != nil {
+			return err
+		}
 		if r.Dataset < 0 || r.Dataset >= len(strategies) {
 			return fmt.Errorf("%s: row of dataset %d, but the config lists %d", r.Source, r.Dataset, len(strategies))
 		}
-		var err error
 		made, err = strategies[r.Dataset].Tokenize(made[:0], r.Fields)
 		if err != nil {
 			return fmt.Errorf("%s: %s: %w", r.Source, strategies[r.Dataset].Name(), err)
@@ -215,7 +217,7 @@ func Pack(samples []packing.Sample, o packing.Options, dir string, workers int) 
 
 // RowsSource fetches the rows of each split; a split the dataset lacks gives nil.
 type RowsSource struct {
-	Train, Test func(ctx context.Context) ([]prompt.Row, error)
+	Train, Test func(ctx context.Context) (*prompt.Rows, error)
 }
 
 // Settings are how Build runs (not what it computes).
@@ -224,7 +226,7 @@ type Settings struct {
 	ScratchDir string
 	// Keep, when set, receives each split's samples before packing
 	// ("train" or "eval"), with the rows they came from (eft preprocess --dump).
-	Keep func(split string, rows []prompt.Row, t *Tokenized)
+	Keep func(split string, rows *prompt.Rows, t *Tokenized)
 }
 
 // Built is the outcome of Build: batch files and the event describing them
@@ -322,7 +324,7 @@ func Build(ctx context.Context, cfg *config.Config, tok *hftok.Tokenizer, env pr
 func tokenizeTest(ctx context.Context, cfg *config.Config, tok *hftok.Tokenizer, env prompt.Env, src RowsSource,
 	length prompt.LengthPolicy, order OrderOptions, set Settings) (*Tokenized, error) {
 	rows, err := src.Test(ctx)
-	if err != nil || len(rows) == 0 {
+	if err != nil || rows.Len() == 0 {
 		return nil, err
 	}
 	strategies, err := Strategies(cfg, cfg.TestDatasets, tok, env)

@@ -229,10 +229,11 @@ func (s *Service) Prepare(ctx context.Context, store *artifacts.Store, v events.
 type retryable struct{ error }
 
 // StoredRows fetches the rows of an ingested dataset's splits from the
-// store into memory (verified against their digest) and parses them there:
-// the rows keep the bytes anyway, and a file would be written and read back.
+// store into memory (verified against their digest) and indexes them there
+// for Tokenize to parse: the rows keep the bytes anyway, and a file would be
+// written and read back.
 func StoredRows(store *artifacts.Store, in events.DatasetIngested) RowsSource {
-	get := func(ctx context.Context, ref *events.ArtifactRef) ([]prompt.Row, error) {
+	get := func(ctx context.Context, ref *events.ArtifactRef) (*prompt.Rows, error) {
 		if ref == nil {
 			return nil, nil
 		}
@@ -240,18 +241,18 @@ func StoredRows(store *artifacts.Store, in events.DatasetIngested) RowsSource {
 		if err := store.Get(ctx, *ref, buf); err != nil {
 			return nil, retryable{fmt.Errorf("rows %s: %w", ref, err)}
 		}
-		return prompt.ParseRows(buf.Bytes(), ref.String())
+		return prompt.IndexRows(buf.Bytes(), ref.String()), nil
 	}
 	return RowsSource{
-		Train: func(ctx context.Context) ([]prompt.Row, error) { return get(ctx, &in.Train) },
-		Test:  func(ctx context.Context) ([]prompt.Row, error) { return get(ctx, in.Test) },
+		Train: func(ctx context.Context) (*prompt.Rows, error) { return get(ctx, &in.Train) },
+		Test:  func(ctx context.Context) (*prompt.Rows, error) { return get(ctx, in.Test) },
 	}
 }
 
 // prefetch starts get now and hands its result over when asked.
-func prefetch(ctx context.Context, get func(context.Context) ([]prompt.Row, error)) func(context.Context) ([]prompt.Row, error) {
+func prefetch(ctx context.Context, get func(context.Context) (*prompt.Rows, error)) func(context.Context) (*prompt.Rows, error) {
 	type result struct {
-		rows []prompt.Row
+		rows *prompt.Rows
 		err  error
 	}
 	ch := make(chan result, 1)
@@ -259,7 +260,7 @@ func prefetch(ctx context.Context, get func(context.Context) ([]prompt.Row, erro
 		rows, err := get(ctx)
 		ch <- result{rows, err}
 	}()
-	return func(context.Context) ([]prompt.Row, error) {
+	return func(context.Context) (*prompt.Rows, error) {
 		r := <-ch
 		return r.rows, r.err
 	}

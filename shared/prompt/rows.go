@@ -44,53 +44,137 @@ func AppendRow(dst []byte, r Row) []byte {
 	return append(dst, "}\n"...)
 }
 
-// parallelReadBytes is the size from which ReadRows parses a file in parts
-// on all cores.
+// parallelReadBytes is the size from which a rows file is indexed and
+// parsed in parts on all cores.
 const parallelReadBytes = 4 << 20
 
-// ReadRows reads a RowsFormat file. Any line that is not a row is an error
-// naming the file and line: the file is ours, so damage is not a bad row.
-// The file is read whole and its rows' strings share that memory (no copy
-// per string: most of the reading time otherwise); a large file is cut at
-// line ends into one part per core, each parsed on its own.
-func ReadRows(path string) ([]Row, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("rows: %w", err)
-	}
-	return ParseRows(data, path)
+// Rows is a rows file held in memory, each row parsed when asked for: the
+// tokenizer stage parses a block of rows on the core that then tokenizes
+// them, while their bytes are in its cache, and keeps no parsed copy of the
+// whole split. Parsed rows' strings share the file's memory (no copy per
+// string), so the bytes must not change while rows are in use. A line that
+// is not a row is an error naming the file and line when that row is parsed:
+// the file is ours, so damage is not a bad row to skip.
+type Rows struct {
+	data  []byte
+	name  string
+	spans []rowSpan
 }
 
-// ParseRows is ReadRows on a rows file's bytes (named name in errors). The
-// rows' strings share data's memory: data must not change afterwards.
-func ParseRows(data []byte, name string) ([]Row, error) {
+// rowSpan is where one row's line is in the file: data[start:end] on line
+// line (blank lines hold no row but count as lines).
+type rowSpan struct{ start, end, line int }
+
+// IndexRows finds the rows of a RowsFormat file's bytes (named name in
+// errors), without parsing them.
+func IndexRows(data []byte, name string) *Rows {
 	parts := 1
 	if len(data) >= parallelReadBytes {
 		parts = runtime.GOMAXPROCS(0)
 	}
 	bounds := lineBounds(data, parts)
-	results := make([]rowsPart, len(bounds)-1)
+	found := make([][]rowSpan, len(bounds)-1)
+	lines := make([]int, len(found))
 	var wg sync.WaitGroup
-	for i := range results {
-		wg.Go(func() { results[i] = parseRows(data[bounds[i]:bounds[i+1]]) })
+	for i := range found {
+		wg.Go(func() { found[i], lines[i] = indexLines(data, bounds[i], bounds[i+1]) })
 	}
 	wg.Wait()
-	n, line := 0, 0
-	for _, r := range results {
-		if r.err != nil {
-			return nil, fmt.Errorf("rows: %s:%d: %w", name, line+r.errLine, r.err)
+	r := &Rows{data: data, name: name}
+	if len(found) == 1 {
+		r.spans = found[0]
+		return r
+	}
+	n := 0
+	for _, f := range found {
+		n += len(f)
+	}
+	r.spans = make([]rowSpan, 0, n)
+	line := 0
+	for i, f := range found {
+		for _, s := range f {
+			s.line += line
+			r.spans = append(r.spans, s)
 		}
-		n += len(r.rows)
-		line += r.lines
+		line += lines[i]
 	}
-	if len(results) == 1 {
-		return results[0].rows, nil
+	return r
+}
+
+// ReadRows reads a RowsFormat file and indexes its rows.
+func ReadRows(path string) (*Rows, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("rows: %w", err)
 	}
-	rows := make([]Row, 0, n)
-	for _, r := range results {
-		rows = append(rows, r.rows...)
+	return IndexRows(data, path), nil
+}
+
+// RowsOf encodes rows already parsed (RowsFormat), for callers that made
+// them rather than read them.
+func RowsOf(rows []Row) *Rows {
+	var data []byte
+	for _, r := range rows {
+		data = AppendRow(data, r)
 	}
-	return rows, nil
+	return IndexRows(data, "rows")
+}
+
+// Len is the number of rows (0 for nil Rows: a split that is absent).
+func (r *Rows) Len() int {
+	if r == nil {
+		return 0
+	}
+	return len(r.spans)
+}
+
+// Row parses row i (0 <= i < Len()).
+func (r *Rows) Row(i int) (Row, error) {
+	s := r.spans[i]
+	v, err := datasets.ParseJSONShared(r.data[s.start:s.end])
+	var row Row
+	if err == nil {
+		o, ok := v.(datasets.Object)
+		if !ok {
+			err = fmt.Errorf("line holds a JSON %s, want an object", datasets.Kind(v))
+		} else {
+			row, err = rowOf(o)
+		}
+	}
+	if err != nil {
+		return Row{}, fmt.Errorf("rows: %s:%d: %w", r.name, s.line, err)
+	}
+	return row, nil
+}
+
+// All parses every row, on all cores for a large file; the error is the
+// first bad row's.
+func (r *Rows) All() ([]Row, error) {
+	out := make([]Row, r.Len())
+	parts := 1
+	if len(r.data) >= parallelReadBytes {
+		parts = runtime.GOMAXPROCS(0)
+	}
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for p := range parts {
+		wg.Go(func() {
+			for i := p * len(out) / parts; i < (p+1)*len(out)/parts; i++ {
+				var err error
+				if out[i], err = r.Row(i); err != nil {
+					errs[p] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // lineBounds cuts data into about n parts that start at line starts.
@@ -109,48 +193,34 @@ func lineBounds(data []byte, n int) []int {
 	return append(bounds, len(data))
 }
 
-// rowsPart is what parseRows made of one part of a rows file: its rows, its
-// number of lines, and the first error with its line in the part.
-type rowsPart struct {
-	rows    []Row
-	lines   int
-	err     error
-	errLine int
+// indexLines finds the rows of data[from:to] (which starts at a line start):
+// their spans, with lines counted from the part's first, and the part's
+// number of lines. Blank lines hold no row.
+func indexLines(data []byte, from, to int) ([]rowSpan, int) {
+	spans := make([]rowSpan, 0, (to-from)/256+1)
+	lines := 0
+	for at := from; at < to; {
+		end := to
+		if j := bytes.IndexByte(data[at:to], '\n'); j >= 0 {
+			end = at + j
+		}
+		lines++
+		if !blank(data[at:end]) {
+			spans = append(spans, rowSpan{start: at, end: end, line: lines})
+		}
+		at = end + 1
+	}
+	return spans, lines
 }
 
-// parseRows parses the lines of one part of a rows file; blank lines are
-// skipped.
-func parseRows(data []byte) rowsPart {
-	var out rowsPart
-	out.rows = make([]Row, 0, bytes.Count(data, []byte{'\n'})+1)
-	for len(data) > 0 {
-		line := data
-		if j := bytes.IndexByte(data, '\n'); j >= 0 {
-			line, data = data[:j], data[j+1:]
-		} else {
-			data = nil
+// blank reports whether line is only JSON whitespace.
+func blank(line []byte) bool {
+	for _, c := range line {
+		if c != ' ' && c != '\t' && c != '\r' {
+			return false
 		}
-		out.lines++
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		v, err := datasets.ParseJSONShared(line)
-		var r Row
-		if err == nil {
-			o, ok := v.(datasets.Object)
-			if !ok {
-				err = fmt.Errorf("line holds a JSON %s, want an object", datasets.Kind(v))
-			} else {
-				r, err = rowOf(o)
-			}
-		}
-		if err != nil {
-			out.err, out.errLine = err, out.lines
-			return out
-		}
-		out.rows = append(out.rows, r)
 	}
-	return out
+	return true
 }
 
 func rowOf(o datasets.Object) (Row, error) {

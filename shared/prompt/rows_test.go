@@ -24,7 +24,7 @@ func TestReadRowsInPartsEqualsOnePiece(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	parts, err := ReadRows(path)
+	parts, err := readAll(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestReadRowsInPartsEqualsOnePiece(t *testing.T) {
 	if err := os.WriteFile(path, []byte(strings.Join(lines, "")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = ReadRows(path)
+	_, err = readAll(path)
 	if want := fmt.Sprintf("rows.jsonl:%d: \"dataset\" is int, want a non-negative integer", bad+1); err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("error %v, want %q", err, want)
 	}
@@ -75,7 +75,7 @@ func TestReadRowsNamesTheLineOfDamage(t *testing.T) {
 		if err := os.WriteFile(path, []byte(c.file), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := ReadRows(path); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := readAll(path); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want %q", c.name, err, c.want)
 		}
 	}
@@ -84,11 +84,50 @@ func TestReadRowsNamesTheLineOfDamage(t *testing.T) {
 	if err := os.WriteFile(path, []byte("\n"+good+"  \n"+good), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := ReadRows(path)
+	rows, err := readAll(path)
 	if err != nil || len(rows) != 2 {
 		t.Fatalf("%d rows, %v", len(rows), err)
 	}
 	if v, _ := rows[1].Fields.Get("text"); v != "x\n\"y\"" {
 		t.Fatalf("text %q", v)
+	}
+}
+
+func readAll(path string) ([]Row, error) {
+	rows, err := ReadRows(path)
+	if err != nil {
+		return nil, err
+	}
+	return rows.All()
+}
+
+// TestRowParsedAlone: each row parses on its own to what All gives, its
+// errors naming the file's line, blank lines included in the count.
+func TestRowParsedAlone(t *testing.T) {
+	good := AppendRow(nil, Row{Dataset: 2, Source: datasets.Source{File: "a.jsonl", Line: 7, Row: 6}, Fields: obj("text", "hi")})
+	data := append(append(append([]byte("\n \t\n"), good...), "{\"file\": 1}\n\n"...), good...)
+	rows := IndexRows(data, "rows.jsonl")
+	if rows.Len() != 3 {
+		t.Fatalf("%d rows, want 3", rows.Len())
+	}
+	for _, i := range []int{2, 0} {
+		r, err := rows.Row(i)
+		if err != nil || r.Dataset != 2 || r.Source != (datasets.Source{File: "a.jsonl", Line: 7, Row: 6}) {
+			t.Fatalf("row %d: %+v, %v", i, r, err)
+		}
+	}
+	if _, err := rows.Row(1); err == nil || !strings.Contains(err.Error(), `rows.jsonl:4: "file" is int`) {
+		t.Fatalf("row 1: error %v", err)
+	}
+	if _, err := rows.All(); err == nil || !strings.Contains(err.Error(), "rows.jsonl:4:") {
+		t.Fatalf("All: error %v", err)
+	}
+	var none *Rows
+	if none.Len() != 0 {
+		t.Fatal("nil rows have rows")
+	}
+	back, err := RowsOf([]Row{{Dataset: 1, Source: datasets.Source{File: "b", Line: 2, Row: 1}, Fields: obj("k", "v")}}).All()
+	if err != nil || len(back) != 1 || back[0].Dataset != 1 || back[0].Source.File != "b" {
+		t.Fatalf("RowsOf: %+v, %v", back, err)
 	}
 }
