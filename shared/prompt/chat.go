@@ -253,12 +253,39 @@ func (s *chatTemplate) Tokenize(dst []packing.Sample, row datasets.Object) ([]pa
 	// text lives in the scratch buffer until this call returns: nothing
 	// below keeps it (the encoder's caches copy their keys).
 	text := unsafe.String(unsafe.SliceData(scratch.text), len(scratch.text))
-	ids, offsets := s.enc.encodeOffsets(text, scratch.offsets)
-	scratch.offsets = offsets
-	labels := make([]int32, len(ids))
-	for i := range labels {
-		labels[i] = IgnoreIndex
+	// The ids, and where the contents are among them: with the contents'
+	// places known, one walk over the tokens' byte lengths finds their
+	// tokens (ranges, by message); offsets are made only when that cannot.
+	var encoded []int32
+	var offsets []tokenizer.Offset
+	var ranges []tokenSpan
+	if s.enc.spellsBytes() {
+		encoded = s.enc.tok.AppendEncode(scratch.ids[:0], text, false)
+		scratch.ids = encoded
+		if placed {
+			ranges = s.enc.tokenRanges(encoded, len(text), spans, sh.order, scratch.ranges)
+			scratch.ranges = ranges
+		}
+	} else {
+		encoded, offsets = s.enc.encodeOffsets(text, scratch.offsets)
+		scratch.offsets = offsets
 	}
+	// needOffsets makes the offsets when a turn's tokens must be found by them.
+	needOffsets := func() error {
+		if offsets == nil {
+			if offsets, encoded = s.enc.offsetsOf(text, encoded, scratch.offsets); encoded == nil {
+				return fmt.Errorf("the tokenizer's offsets do not cover the text")
+			}
+			scratch.offsets = offsets
+		}
+		return nil
+	}
+	// The sample's ids and labels share one allocation of their exact size.
+	n := len(encoded)
+	both := make([]int32, 2*n)
+	ids, labels := both[:n:n], both[n:]
+	copy(ids, encoded)
+	fillIgnored(labels)
 	// The turns whose tokens matter, and where their content is.
 	var need []int
 	for i, t := range turns {
@@ -276,10 +303,21 @@ func (s *chatTemplate) Tokenize(dst []packing.Sample, row datasets.Object) ([]pa
 			}
 		}
 		var start, end int
-		if placed && spans[i].from >= 0 {
+		switch {
+		case ranges != nil && spans[i].from >= 0:
+			start, end = ranges[i].start, ranges[i].end
+		case placed && spans[i].from >= 0:
+			if err := needOffsets(); err != nil {
+				return dst, err
+			}
 			start, end = tokenRange(spans[i], offsets)
-		} else if start, end, err = s.findTurn(messages, i, text, offsets); err != nil {
-			return dst, err
+		default:
+			if err := needOffsets(); err != nil {
+				return dst, err
+			}
+			if start, end, err = s.findTurn(messages, i, text, offsets); err != nil {
+				return dst, err
+			}
 		}
 		if start < 0 {
 			continue
@@ -344,9 +382,27 @@ func (s *chatTemplate) findTurn(messages []any, i int, text string, offsets []to
 // it is labelled, reused from one conversation to the next.
 type labelScratch struct {
 	text     []byte
+	ids      []int32
 	offsets  []tokenizer.Offset
+	ranges   []tokenSpan
 	contents []string
 	spans    []span
+}
+
+// tokenSpan is the tokens [start, end) of a message's content; -1, -1 when
+// it has none.
+type tokenSpan struct{ start, end int }
+
+// fillIgnored sets every label to IgnoreIndex, doubling the filled part
+// with copy (memmove) rather than storing one label at a time.
+func fillIgnored(labels []int32) {
+	if len(labels) == 0 {
+		return
+	}
+	labels[0] = IgnoreIndex
+	for k := 1; k < len(labels); k *= 2 {
+		copy(labels[k:], labels[:k])
+	}
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(labelScratch) }}

@@ -15,6 +15,7 @@ import (
 	"github.com/eftml/eft/shared/chattemplate"
 	"github.com/eftml/eft/shared/datasets"
 	"github.com/eftml/eft/shared/testfixtures"
+	"github.com/eftml/eft/shared/tokenizer"
 )
 
 type chatCase struct {
@@ -184,7 +185,7 @@ func TestShapeSpansEqualTurnByTurn(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				_, offsets := s.enc.encodeOffsets(text, nil)
+				ids, offsets := s.enc.encodeOffsets(text, nil)
 				sh, err := s.shapeOf(msgs)
 				if err != nil {
 					t.Fatal(err)
@@ -197,8 +198,15 @@ func TestShapeSpansEqualTurnByTurn(t *testing.T) {
 					continue
 				}
 				fast++
+				ranges := s.enc.tokenRanges(ids, len(text), spans, sh.order, nil)
+				if ranges == nil {
+					t.Fatalf("%s %q: no token ranges from the byte lengths", c.tokenizer, conv)
+				}
 				for _, i := range need {
 					a, b := tokenRange(spans[i], offsets)
+					if r := ranges[i]; r.start != a || r.end != b {
+						t.Errorf("%s %q turn %d: one walk gives tokens [%d,%d), offsets [%d,%d)", c.tokenizer, conv, i, r.start, r.end, a, b)
+					}
 					c, d, err := s.findTurn(msgs, i, text, offsets)
 					if err != nil {
 						t.Fatal(err)
@@ -433,4 +441,68 @@ func FuzzWrittenEqualsRendered(f *testing.F) {
 			t.Fatalf("written  %q\nrendered %q", text, want)
 		}
 	})
+}
+
+// TestTokenRangesEqualOffsetSearch: one walk over token byte lengths finds,
+// for contents in any order of appearance, the tokens tokenRange finds by
+// the offsets, including tokens that straddle a content's edge or two
+// contents, empty contents, and contents absent from the text; it declines
+// when the lengths do not spell the text or two contents come out of the
+// text's order.
+func TestTokenRangesEqualOffsetSearch(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	lens := []uint8{0, 1, 2, 3, 4, 5, 6, 7}
+	enc := &encoder{byteLens: lens}
+	enc.lensOnce.Do(func() {})
+	for range 3000 {
+		ids := make([]int32, 1+rng.IntN(30))
+		var offsets []tokenizer.Offset
+		at := 0
+		for k := range ids {
+			ids[k] = 1 + rng.Int32N(7)
+			offsets = append(offsets, tokenizer.Offset{Start: at, End: at + int(lens[ids[k]])})
+			at += int(lens[ids[k]])
+		}
+		// Contents in text order, some empty, some touching; then shuffled
+		// among the messages, with messages the text does not show.
+		var cuts []int
+		for range 2 * (1 + rng.IntN(4)) {
+			cuts = append(cuts, rng.IntN(at+1))
+		}
+		slices.Sort(cuts)
+		messages := len(cuts)/2 + rng.IntN(3)
+		spans := make([]span, messages)
+		for i := range spans {
+			spans[i] = span{-1, -1}
+		}
+		order := rng.Perm(messages)[:len(cuts)/2]
+		for k, i := range order {
+			spans[i] = span{cuts[2*k], cuts[2*k+1]}
+		}
+		ranges := enc.tokenRanges(ids, at, spans, order, nil)
+		if ranges == nil {
+			t.Fatalf("declined %v over %v", spans, ids)
+		}
+		for i, sp := range spans {
+			a, b := -1, -1
+			if sp.from >= 0 {
+				a, b = tokenRange(sp, offsets)
+			}
+			if ranges[i] != (tokenSpan{a, b}) {
+				t.Fatalf("span %v of %v over offsets %v: walk [%d,%d), search [%d,%d)", sp, spans, offsets, ranges[i].start, ranges[i].end, a, b)
+			}
+		}
+		if enc.tokenRanges(ids, at+1, spans, order, nil) != nil {
+			t.Fatal("lengths that do not spell the text were used")
+		}
+		if len(order) > 1 && spans[order[1]].from > spans[order[0]].from && spans[order[0]].to > spans[order[0]].from && spans[order[1]].to > spans[order[1]].from {
+			swapped := append([]int{order[1], order[0]}, order[2:]...)
+			if enc.tokenRanges(ids, at, spans, swapped, nil) != nil {
+				t.Fatalf("contents out of text order %v were walked", swapped)
+			}
+		}
+	}
+	if enc.tokenRanges([]int32{0}, 0, nil, nil, nil) != nil {
+		t.Fatal("a token of no known length was walked")
+	}
 }

@@ -1,6 +1,7 @@
 package prompt
 
 import (
+	"math"
 	"slices"
 	"sync"
 	"unicode/utf8"
@@ -116,6 +117,111 @@ func (e *encoder) encodeOffsets(text string, offsets []tokenizer.Offset) ([]int3
 	}
 	enc := e.tok.EncodeOffsets(text, false)
 	return enc.IDs, enc.Offsets
+}
+
+// spellsBytes reports whether the tokenizer's tokens spell the text byte
+// for byte (byteLens), so that their places follow from their lengths.
+func (e *encoder) spellsBytes() bool {
+	e.lensOnce.Do(e.initByteLens)
+	return e.byteLens != nil
+}
+
+// offsetsOf is the offsets of text's tokens ids (Encode's), as
+// encodeOffsets gives them: from the tokens' byte lengths when they spell
+// the text, else from EncodeOffsets, whose ids then replace ids (nil when
+// they differ, which they should not). offsets is reused when it has room.
+func (e *encoder) offsetsOf(text string, ids []int32, offsets []tokenizer.Offset) ([]tokenizer.Offset, []int32) {
+	e.lensOnce.Do(e.initByteLens)
+	if lens := e.byteLens; lens != nil {
+		offsets = slices.Grow(offsets[:0], len(ids))[:len(ids)]
+		at := 0
+		for i, id := range ids {
+			if uint(id) >= uint(len(lens)) || lens[id] == 0 {
+				at = -1
+				break
+			}
+			n := int(lens[id])
+			offsets[i] = tokenizer.Offset{Start: at, End: at + n}
+			at += n
+		}
+		if at == len(text) {
+			return offsets, ids
+		}
+	}
+	enc := e.tok.EncodeOffsets(text, false)
+	if !slices.Equal(enc.IDs, ids) {
+		return nil, nil
+	}
+	return enc.Offsets, ids
+}
+
+// tokenRanges finds, in one walk over the tokens' byte lengths, the tokens
+// [start, end) that overlap each message's content: spans[i] is where
+// message i's content is in the text (from -1: nowhere; an empty span has
+// no tokens), and order lists the messages whose contents are in the text
+// in the order they appear there. It appends one range per message to
+// ranges and returns them, or nil when the byte lengths do not spell the
+// text exactly or the spans are not in that order (the caller then uses
+// offsets).
+//
+// A content [from, to) starts at the first token ending after from and
+// ends after the first token ending at or after to (the tokens touching it,
+// as tokenRange finds them by offsets): both are "the first token whose end
+// passes a threshold", and the thresholds of contents in text order never
+// decrease, so the walk compares each token's end with one number.
+func (e *encoder) tokenRanges(ids []int32, textLen int, spans []span, order []int, ranges []tokenSpan) []tokenSpan {
+	e.lensOnce.Do(e.initByteLens)
+	lens := e.byteLens
+	if lens == nil {
+		return nil
+	}
+	ranges = slices.Grow(ranges[:0], len(spans))[:len(spans)]
+	for i := range ranges {
+		ranges[i] = tokenSpan{-1, -1}
+	}
+	var small [16]int
+	thresholds := small[:0]
+	for _, i := range order {
+		sp := spans[i]
+		if sp.from < 0 || sp.to <= sp.from {
+			continue
+		}
+		if len(thresholds) > 0 && sp.from < thresholds[len(thresholds)-1]+1 {
+			return nil // out of text order
+		}
+		thresholds = append(thresholds, sp.from, sp.to-1)
+	}
+	found := thresholds // reused: found[j] is the token that passed threshold j
+	next, th := 0, math.MaxInt
+	if len(thresholds) > 0 {
+		th = thresholds[0]
+	}
+	at := 0
+	for k, id := range ids {
+		if uint(id) >= uint(len(lens)) || lens[id] == 0 {
+			return nil
+		}
+		at += int(lens[id])
+		for at > th {
+			found[next] = k
+			if next++; next < len(thresholds) {
+				th = thresholds[next]
+			} else {
+				th = math.MaxInt
+			}
+		}
+	}
+	if at != textLen || next != len(thresholds) {
+		return nil
+	}
+	j := 0
+	for _, i := range order {
+		if sp := spans[i]; sp.from >= 0 && sp.to > sp.from {
+			ranges[i] = tokenSpan{found[j], found[j+1] + 1}
+			j += 2
+		}
+	}
+	return ranges
 }
 
 // offsetProbe exercises what could make token lengths differ from text
