@@ -131,3 +131,45 @@ func TestRowParsedAlone(t *testing.T) {
 		t.Fatalf("RowsOf: %+v, %v", back, err)
 	}
 }
+
+// FuzzRows feeds arbitrary bytes to the rows reader: indexing never fails
+// or panics, every non-blank line is a row, each row parses on its own or
+// names its line, All fails exactly when a row does, and a row that parses
+// encodes back to a line that reads the same.
+func FuzzRows(f *testing.F) {
+	good := AppendRow(nil, Row{Dataset: 1, Source: datasets.Source{File: "a.jsonl", Line: 3, Row: 2}, Fields: obj("text", "x\n\"y\" é")})
+	for _, s := range []string{string(good), string(good) + "\n \t\n" + string(good), `{"file": 1}`, "\r\n{", `{"dataset":0,"file":"","line":0,"row":0,"fields":{}}` + "\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rows := IndexRows(data, "rows.jsonl")
+		lines := 0
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.Trim(line, " \t\r") != "" {
+				lines++
+			}
+		}
+		if rows.Len() != lines {
+			t.Fatalf("%d rows in %d non-blank lines", rows.Len(), lines)
+		}
+		bad := false
+		for i := range rows.Len() {
+			r, err := rows.Row(i)
+			if err != nil {
+				bad = true
+				if !strings.HasPrefix(err.Error(), "rows: rows.jsonl:") {
+					t.Fatalf("row %d: error %q does not name the line", i, err)
+				}
+				continue
+			}
+			back, err := IndexRows(AppendRow(nil, r), "again").Row(0)
+			if err != nil || back.Dataset != r.Dataset || back.Source != r.Source ||
+				string(datasets.AppendJSON(nil, back.Fields)) != string(datasets.AppendJSON(nil, r.Fields)) {
+				t.Fatalf("row %d does not read back: %+v, %v", i, back, err)
+			}
+		}
+		if _, err := rows.All(); (err != nil) != bad {
+			t.Fatalf("All: error %v, a row failing: %v", err, bad)
+		}
+	})
+}
