@@ -210,16 +210,18 @@ type turn struct {
 }
 
 func (s *chatTemplate) Tokenize(dst []packing.Sample, row datasets.Object) ([]packing.Sample, error) {
-	turns, err := s.conversation(row)
+	turns, messages, err := s.conversation(row)
 	if err != nil {
 		return dst, err
 	}
 	if len(turns) == 0 {
 		return dst, nil
 	}
-	messages := make([]any, len(turns))
-	for i, t := range turns {
-		messages[i] = t.msg
+	if messages == nil {
+		messages = make([]any, len(turns))
+		for i, t := range turns {
+			messages[i] = t.msg
+		}
 	}
 	scratch := scratchPool.Get().(*labelScratch)
 	defer scratch.release()
@@ -717,47 +719,62 @@ func commonSuffix(a, b string) int {
 // property names and roles, a system turn from the row's "system" field when
 // the conversation has none, and the first system turn dropped with
 // drop_system_message.
-func (s *chatTemplate) conversation(row datasets.Object) ([]turn, error) {
+func (s *chatTemplate) conversation(row datasets.Object) (turns []turn, messages []any, err error) {
 	v, ok := row.Get(s.fieldMessages)
 	if !ok || v == nil {
-		return nil, fmt.Errorf("field %q is missing (field_messages)", s.fieldMessages)
+		return nil, nil, fmt.Errorf("field %q is missing (field_messages)", s.fieldMessages)
 	}
 	if str, isStr := v.(string); isStr {
 		parsed, err := parseJSONOrdered(str)
 		if err != nil {
-			return nil, fmt.Errorf("field %q holds a string that is not a JSON list of messages: %w", s.fieldMessages, err)
+			return nil, nil, fmt.Errorf("field %q holds a string that is not a JSON list of messages: %w", s.fieldMessages, err)
 		}
 		v = parsed
 	}
 	list, ok := v.([]any)
 	if !ok {
-		return nil, fmt.Errorf("field %q is %s, want a list of messages", s.fieldMessages, datasets.Kind(v))
+		return nil, nil, fmt.Errorf("field %q is %s, want a list of messages", s.fieldMessages, datasets.Kind(v))
 	}
-	var turns []turn
+	turns = make([]turn, 0, len(list)+1)
+	same := true // turns[i].msg is list[i], unchanged
 	for i, m := range list {
 		msg, ok := m.(datasets.Object)
 		if !ok {
-			return nil, fmt.Errorf("%s[%d] is %s, want a message object", s.fieldMessages, i, datasets.Kind(m))
+			return nil, nil, fmt.Errorf("%s[%d] is %s, want a message object", s.fieldMessages, i, datasets.Kind(m))
 		}
 		t, err := s.transform(msg)
 		if err != nil {
-			return nil, fmt.Errorf("%s[%d]: %w", s.fieldMessages, i, err)
+			return nil, nil, fmt.Errorf("%s[%d]: %w", s.fieldMessages, i, err)
 		}
 		if i == 0 {
 			if role, _ := t.msg.Get("role"); role != "system" {
 				if sys, ok := row.Get("system"); ok && sys != nil {
 					turns = append(turns, turn{msg: datasets.Object{{Name: "role", Value: "system"}, {Name: "content", Value: sys}}})
+					same = false
 				}
 			}
 		}
+		same = same && sameObject(t.msg, msg)
 		turns = append(turns, t)
 	}
 	if s.dropSystem && len(turns) > 0 {
 		if role, _ := turns[0].msg.Get("role"); role == "system" {
 			turns = turns[1:]
+			same = false
 		}
 	}
-	return turns, nil
+	if same {
+		// The template gets the row's own list of messages: no new list,
+		// no message boxed again.
+		messages = list
+	}
+	return turns, messages, nil
+}
+
+// sameObject reports whether a and b are the same object (one backing
+// array), as transform returns a message it keeps.
+func sameObject(a, b datasets.Object) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // transform is Axolotl's transform_message: the mapped properties (null
