@@ -148,13 +148,26 @@ func (w *Writer) WriteBatches(p *packing.Batches, workers int) error {
 		err error
 	}
 	// A window of slots is laid out and encoded at once, then written in
-	// order; writing (a copy into the buffered file) is the cheap part.
-	slots := make([]slot, 8*workers)
-	for base := 0; base < p.Len(); base += len(slots) {
-		if w.err != nil {
-			return w.err
+	// order by a goroutine of its own while the next window is encoded into
+	// the other set of slots: a file's writes can cost the kernel as much
+	// as the encoding.
+	var windows [2][]slot
+	for i := range windows {
+		windows[i] = make([]slot, 8*workers)
+	}
+	size := len(windows[0])
+	written := make(chan error, 1)
+	writing := false
+	waitWritten := func() error {
+		if !writing {
+			return nil
 		}
-		k := min(len(slots), p.Len()-base)
+		writing = false
+		return <-written
+	}
+	for base, cur := 0, 0; base < p.Len(); base, cur = base+size, 1-cur {
+		slots := windows[cur]
+		k := min(size, p.Len()-base)
 		var next atomic.Int64
 		var wg sync.WaitGroup
 		for range min(workers, k) {
@@ -170,16 +183,26 @@ func (w *Writer) WriteBatches(p *packing.Batches, workers int) error {
 			})
 		}
 		wg.Wait()
+		if err := waitWritten(); err != nil {
+			return err
+		}
 		for j := range k {
 			if err := slots[j].err; err != nil {
 				return fmt.Errorf("batches: micro-batch %d: %w", base+j, err)
 			}
-			if err := w.WriteRecord(slots[j].rec); err != nil {
-				return err
-			}
 		}
+		writing = true
+		go func() {
+			var err error
+			for j := range k {
+				if err = w.WriteRecord(slots[j].rec); err != nil {
+					break
+				}
+			}
+			written <- err
+		}()
 	}
-	return nil
+	return waitWritten()
 }
 
 // Count is the number of micro-batches written so far.
