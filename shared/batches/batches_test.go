@@ -2,7 +2,10 @@ package batches
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -135,8 +138,8 @@ func TestDamageIsDetected(t *testing.T) {
 		}
 	}
 	newer := slices.Clone(good)
-	newer[8] = 2
-	if _, err := Open(bytes.NewReader(newer), int64(len(newer))); err == nil || !strings.Contains(err.Error(), "version 2") {
+	newer[8] = Version + 1
+	if _, err := Open(bytes.NewReader(newer), int64(len(newer))); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("version %d", Version+1)) {
 		t.Errorf("newer version: %v", err)
 	}
 	r, _ = Open(bytes.NewReader(good), int64(len(good)))
@@ -244,5 +247,62 @@ func FuzzDecode(f *testing.F) {
 func TestFormatNamesTheVersion(t *testing.T) {
 	if want := "eft-batches/v" + strconv.Itoa(Version); Format != want {
 		t.Fatalf("Format is %q for version %d, want %q", Format, Version, want)
+	}
+}
+
+// TestEscapedTokenIDs: ids on both sides of the escape (0xFFFE, 0xFFFF,
+// 0x10000, the largest int32) come back from escaped records; a record
+// takes escapes only where they are smaller than fixed-width ids; damaged
+// escapes (a short id, one that should not be escaped, leftover bytes) are
+// corrupt, not misread.
+func TestEscapedTokenIDs(t *testing.T) {
+	row := func(ids ...int32) packing.Sample {
+		labels := slices.Clone(ids)
+		labels[0] = packing.IgnoreIndex
+		return packing.Sample{InputIDs: ids, Labels: labels}
+	}
+	mostlySmall := make([]int32, 40)
+	for i := range mostlySmall {
+		mostlySmall[i] = int32(100 + i)
+	}
+	mostlySmall[7], mostlySmall[20] = 0xFFFF, math.MaxInt32
+	for _, c := range []struct {
+		ids  []int32
+		code byte
+	}{
+		{append(slices.Clone(mostlySmall), 0xFFFE, 0x10000), escapedIDs},
+		{[]int32{0x10000, 0x10001, 0x10002, 5}, 3}, // escapes would be larger
+		{[]int32{0xFFFF, 1, 2}, 2},
+	} {
+		mbs, _, err := packing.Build([]packing.Sample{row(c.ids...)}, packing.Options{SequenceLen: 64, MicroBatchSize: 1, PadToSequenceLen: true, PadTokenID: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := encodeRecord(nil, mbs[0], 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec[8] != c.code {
+			t.Errorf("ids %v: token code %d, want %d", c.ids, rec[8], c.code)
+		}
+		back, err := decodeRecord(rec, 3)
+		if err != nil || !reflect.DeepEqual(back, mbs[0]) {
+			t.Fatalf("ids %v: decoded %v, %v", c.ids, back.InputIDs[:len(c.ids)], err)
+		}
+	}
+	mbs, _, _ := packing.Build([]packing.Sample{row(5, 0x10000, 6, 7, 8, 9)}, packing.Options{SequenceLen: 8, MicroBatchSize: 1, PadToSequenceLen: true})
+	rec, _ := encodeRecord(nil, mbs[0], 0)
+	tokens := 10 + 8 + 8 // header, one row, one sample
+	if rec[8] != escapedIDs || binary.LittleEndian.Uint16(rec[tokens+2:]) != escape {
+		t.Fatalf("record %x does not escape its second id", rec)
+	}
+	small := slices.Clone(rec)
+	binary.LittleEndian.PutUint32(small[tokens+4:], 9) // an id that needs no escape
+	short := slices.Concat(rec[:tokens+2], []byte{0xFF, 0xFF, 0, 0}, rec[tokens+8:])
+	extra := slices.Concat(rec[:tokens+10], []byte{0, 0, 0, 0}, rec[tokens+10:])
+	for name, bad := range map[string][]byte{"escaped small id": small, "short escape": short, "leftover bytes": extra} {
+		if _, err := decodeRecord(bad, 0); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -15,14 +16,15 @@ import (
 	"github.com/eftml/eft/shared/packing"
 )
 
-// Version is the format version this package writes and reads.
-const Version = 1
+// Version is the format version this package writes and reads (2: token
+// ids may be escaped, see the record layout).
+const Version = 2
 
 // Format names this encoding, at Version, wherever an event says how its
 // batch files are encoded (DatasetTokenized.Format, TrainJob.Format): the
 // tokenizer stage writes it and a stage that reads batch files refuses any
 // other name.
-const Format = "eft-batches/v1"
+const Format = "eft-batches/v2"
 
 const (
 	headerSize = 20
@@ -38,6 +40,13 @@ var (
 
 // ErrCorrupt is wrapped by every error about a damaged or foreign file.
 var ErrCorrupt = errors.New("corrupt batch file")
+
+// escapedIDs is the token code of escaped ids (record layout), and escape
+// the two bytes that say four bytes of id follow.
+const (
+	escapedIDs = 1
+	escape     = 0xFFFF
+)
 
 // Limits on what a record may claim, so a damaged file cannot make the
 // reader allocate without bound.
@@ -228,11 +237,15 @@ func (w *Writer) Close() error {
 
 // Record layout:
 //
-//	rows u32 | width u32 | token bytes u8 | label mode u8 (0 mask, 1 full)
+//	rows u32 | width u32 | token code u8 | label mode u8 (0 mask, 1 full)
 //	per row: length u32 | samples u32
 //	per sample (all rows in order): id u32 | length u32
-//	tokens: Σ lengths × token bytes
+//	tokens: Σ lengths ids, by the token code: 2, 3 or 4 bytes each, or
+//	        (escapedIDs) 2 bytes each, 0xFFFF then 4 bytes for an id >= 0xFFFF
 //	labels: mask bits (LSB first, padded to a byte) or Σ lengths × i32
+//
+// The writer takes the smallest: a Llama-3 text has ~3 % of its ids above
+// 65535, so escaped ids take ~2.1 bytes each where three would be needed.
 func encodeRecord(dst []byte, mb packing.MicroBatch, pad int32) ([]byte, error) {
 	if mb.Rows < 0 || mb.Rows > maxRows || mb.Width < 0 || mb.Width > maxWidth {
 		return nil, fmt.Errorf("rows %d × width %d out of range", mb.Rows, mb.Width)
@@ -244,7 +257,7 @@ func encodeRecord(dst []byte, mb packing.MicroBatch, pad int32) ([]byte, error) 
 	}
 	maxID := int32(0)
 	fullLabels := false
-	tokens, samples := 0, 0
+	tokens, samples, escapes := 0, 0, 0
 	for r := 0; r < mb.Rows; r++ {
 		length := int(mb.RowLengths[r])
 		b := mb.Boundaries[r]
@@ -269,6 +282,9 @@ func encodeRecord(dst []byte, mb packing.MicroBatch, pad int32) ([]byte, error) 
 				return nil, fmt.Errorf("row %d: negative token id %d", r, id)
 			}
 			maxID = max(maxID, id)
+			if id >= escape {
+				escapes++
+			}
 			if l := labels[p]; l != packing.IgnoreIndex && l != id {
 				fullLabels = true
 			}
@@ -281,11 +297,15 @@ func encodeRecord(dst []byte, mb packing.MicroBatch, pad int32) ([]byte, error) 
 		tokens += length
 		samples += len(mb.SampleIDs[r])
 	}
-	tokenBytes := 2
+	code := 2
 	if maxID >= 1<<24 {
-		tokenBytes = 4
+		code = 4
 	} else if maxID >= 1<<16 {
-		tokenBytes = 3
+		code = 3
+	}
+	tokenSize := code * tokens
+	if escaped := 2*tokens + 4*escapes; maxID >= 1<<16 && escaped < tokenSize {
+		code, tokenSize = escapedIDs, escaped
 	}
 	labelBytes := (tokens + 7) / 8
 	mode := byte(0)
@@ -293,14 +313,14 @@ func encodeRecord(dst []byte, mb packing.MicroBatch, pad int32) ([]byte, error) 
 		labelBytes, mode = 4*tokens, 1
 	}
 	// The record's size is known: one allocation at most, then plain stores.
-	size := 10 + 8*mb.Rows + 8*samples + tokenBytes*tokens + labelBytes
+	size := 10 + 8*mb.Rows + 8*samples + tokenSize + labelBytes
 	start := len(dst)
 	dst = slices.Grow(dst, size)[:start+size]
 	out := dst[start:]
 	le := binary.LittleEndian
 	le.PutUint32(out[0:], uint32(mb.Rows))
 	le.PutUint32(out[4:], uint32(mb.Width))
-	out[8], out[9] = byte(tokenBytes), mode
+	out[8], out[9] = byte(code), mode
 	at := 10
 	for r := 0; r < mb.Rows; r++ {
 		le.PutUint32(out[at:], uint32(mb.RowLengths[r]))
@@ -316,7 +336,18 @@ func encodeRecord(dst []byte, mb packing.MicroBatch, pad int32) ([]byte, error) 
 	}
 	for r := 0; r < mb.Rows; r++ {
 		ids := mb.InputIDs[r*mb.Width : r*mb.Width+int(mb.RowLengths[r])]
-		switch tokenBytes {
+		switch code {
+		case escapedIDs:
+			for _, id := range ids {
+				if id < escape {
+					le.PutUint16(out[at:], uint16(id))
+					at += 2
+					continue
+				}
+				le.PutUint16(out[at:], escape)
+				le.PutUint32(out[at+2:], uint32(id))
+				at += 6
+			}
 		case 2:
 			for _, id := range ids {
 				le.PutUint16(out[at:], uint16(id))
@@ -396,10 +427,10 @@ func decodeRecord(rec []byte, pad int32) (packing.MicroBatch, error) {
 	if d.err != nil {
 		return packing.MicroBatch{}, d.err
 	}
-	tokenBytes, labelMode := int(mode[0]), mode[1]
+	code, labelMode := int(mode[0]), mode[1]
 	if rows > maxRows || width > maxWidth || uint64(rows)*uint64(width) > maxCells ||
-		tokenBytes < 2 || tokenBytes > 4 || labelMode > 1 {
-		return packing.MicroBatch{}, fmt.Errorf("%w: bad record header (rows %d, width %d, token bytes %d, label mode %d)", ErrCorrupt, rows, width, tokenBytes, labelMode)
+		(code != escapedIDs && (code < 2 || code > 4)) || labelMode > 1 {
+		return packing.MicroBatch{}, fmt.Errorf("%w: bad record header (rows %d, width %d, token code %d, label mode %d)", ErrCorrupt, rows, width, code, labelMode)
 	}
 	R, W := int(rows), int(width)
 	// Validate the tables against the bytes present before allocating the
@@ -441,8 +472,16 @@ func decodeRecord(rec []byte, pad int32) (packing.MicroBatch, error) {
 	if labelMode == 1 {
 		labelBytes = 4 * total
 	}
-	if total*tokenBytes+labelBytes != len(d.b) {
-		return packing.MicroBatch{}, fmt.Errorf("%w: %d bytes of tokens and labels, the tables need %d", ErrCorrupt, len(d.b), total*tokenBytes+labelBytes)
+	// Escaped ids take 2 bytes each and 4 more for each escape.
+	tokenSize := total * code
+	if code == escapedIDs {
+		tokenSize = len(d.b) - labelBytes
+		if tokenSize < 2*total || (tokenSize-2*total)%4 != 0 {
+			return packing.MicroBatch{}, fmt.Errorf("%w: %d bytes of escaped tokens and labels for %d tokens", ErrCorrupt, len(d.b), total)
+		}
+	}
+	if tokenSize+labelBytes != len(d.b) {
+		return packing.MicroBatch{}, fmt.Errorf("%w: %d bytes of tokens and labels, the tables need %d", ErrCorrupt, len(d.b), tokenSize+labelBytes)
 	}
 	mb := packing.MicroBatch{
 		Rows: R, Width: W,
@@ -466,7 +505,7 @@ func decodeRecord(rec []byte, pad int32) (packing.MicroBatch, error) {
 		}
 		mb.Boundaries[r], mb.SampleIDs[r] = bounds, ids
 	}
-	tokens := d.take(total * tokenBytes)
+	tokens := d.take(tokenSize)
 	if d.err != nil {
 		return packing.MicroBatch{}, d.err
 	}
@@ -478,16 +517,38 @@ func decodeRecord(rec []byte, pad int32) (packing.MicroBatch, error) {
 				mb.InputIDs[i], mb.Labels[i] = pad, packing.IgnoreIndex
 				continue
 			}
+			if code == escapedIDs {
+				if t+2 > len(tokens) {
+					return packing.MicroBatch{}, fmt.Errorf("%w: escaped token ids run past their bytes", ErrCorrupt)
+				}
+				v := uint32(binary.LittleEndian.Uint16(tokens[t:]))
+				t += 2
+				if v == escape {
+					if t+4 > len(tokens) {
+						return packing.MicroBatch{}, fmt.Errorf("%w: escaped token ids run past their bytes", ErrCorrupt)
+					}
+					v = binary.LittleEndian.Uint32(tokens[t:])
+					t += 4
+					if v < escape || v > math.MaxInt32 {
+						return packing.MicroBatch{}, fmt.Errorf("%w: escaped token id %d", ErrCorrupt, v)
+					}
+				}
+				mb.InputIDs[i] = int32(v)
+				continue
+			}
 			v := uint32(tokens[t]) | uint32(tokens[t+1])<<8
-			if tokenBytes >= 3 {
+			if code >= 3 {
 				v |= uint32(tokens[t+2]) << 16
 			}
-			if tokenBytes == 4 {
+			if code == 4 {
 				v |= uint32(tokens[t+3]) << 24
 			}
-			t += tokenBytes
+			t += code
 			mb.InputIDs[i] = int32(v)
 		}
+	}
+	if t != len(tokens) {
+		return packing.MicroBatch{}, fmt.Errorf("%w: %d bytes of token ids, %d of them read", ErrCorrupt, len(tokens), t)
 	}
 	if labelMode == 1 {
 		labels := d.take(4 * total)

@@ -14,5 +14,7 @@
 // A record stores only the real tokens of each row: padding and position
 // ids are rebuilt from the row lengths and sample boundaries, and labels are
 // a bitmask (trained or -100) when they copy the input ids, as Axolotl's do.
-// Token ids take 2, 3 or 4 bytes, whatever the record's largest id needs.
+// Token ids take 2, 3 or 4 bytes, whatever the record's largest id needs,
+// or 2 bytes with an escape to 4 for the few large ids of a big vocabulary
+// (version 2), whichever is smaller.
 package batches
