@@ -380,8 +380,9 @@ func (s *chatTemplate) findTurn(messages []any, i int, text string, offsets []to
 	return start, end, nil
 }
 
-// labelScratch holds a conversation's rendered text and token offsets while
-// it is labelled, reused from one conversation to the next.
+// labelScratch holds a conversation's text, its ids and where its contents
+// are (offsets or token ranges) while it is labelled, reused from one
+// conversation to the next.
 type labelScratch struct {
 	text     []byte
 	ids      []int32
@@ -718,7 +719,8 @@ func commonSuffix(a, b string) int {
 // row (a list, or a JSON string holding one), each mapped to the template's
 // property names and roles, a system turn from the row's "system" field when
 // the conversation has none, and the first system turn dropped with
-// drop_system_message.
+// drop_system_message. messages is the row's own list when the turns are its
+// messages unchanged, one for one (nil otherwise: the caller lists them).
 func (s *chatTemplate) conversation(row datasets.Object) (turns []turn, messages []any, err error) {
 	v, ok := row.Get(s.fieldMessages)
 	if !ok || v == nil {
