@@ -89,34 +89,41 @@ func (e *encoder) tokenize(dst []int32, text string, maxLen int, addEOS, stripBO
 // part of a multi-byte character gets its own bytes rather than the whole
 // character (Hugging Face widens such offsets to the character): both
 // overlap the same character-aligned spans. For byte-level tokenizers it
-// runs the cheaper Encode and adds up the tokens' byte lengths, checking
-// that they spell exactly len(text) bytes.
+// runs the cheaper Encode and adds up the tokens' byte lengths
+// (byteOffsets).
 //
 // offsets is reused when it has room; the ids are always new.
 func (e *encoder) encodeOffsets(text string, offsets []tokenizer.Offset) ([]int32, []tokenizer.Offset) {
-	e.lensOnce.Do(e.initByteLens)
-	if e.byteLens != nil {
+	if e.spellsBytes() {
 		// About 4 bytes a token: one allocation for most texts.
 		ids := e.tok.AppendEncode(make([]int32, 0, len(text)/4+16), text, false)
-		offsets = slices.Grow(offsets[:0], len(ids))[:len(ids)]
-		at := 0
-		ok := true
-		lens := e.byteLens
-		for i, id := range ids {
-			if uint(id) >= uint(len(lens)) || lens[id] == 0 {
-				ok = false
-				break
-			}
-			n := int(lens[id])
-			offsets[i] = tokenizer.Offset{Start: at, End: at + n}
-			at += n
-		}
-		if ok && at == len(text) {
+		if offsets, ok := e.byteOffsets(text, ids, offsets); ok {
 			return ids, offsets
 		}
 	}
 	enc := e.tok.EncodeOffsets(text, false)
 	return enc.IDs, enc.Offsets
+}
+
+// byteOffsets is the offsets of text's tokens ids from their byte lengths,
+// checking that they spell exactly len(text) bytes (false when they do not,
+// or the tokenizer has no byte lengths). offsets is reused when it has room.
+func (e *encoder) byteOffsets(text string, ids []int32, offsets []tokenizer.Offset) ([]tokenizer.Offset, bool) {
+	lens := e.byteLens
+	if lens == nil {
+		return offsets, false
+	}
+	offsets = slices.Grow(offsets[:0], len(ids))[:len(ids)]
+	at := 0
+	for i, id := range ids {
+		if uint(id) >= uint(len(lens)) || lens[id] == 0 {
+			return offsets, false
+		}
+		n := int(lens[id])
+		offsets[i] = tokenizer.Offset{Start: at, End: at + n}
+		at += n
+	}
+	return offsets, at == len(text)
 }
 
 // spellsBytes reports whether the tokenizer's tokens spell the text byte
@@ -131,20 +138,8 @@ func (e *encoder) spellsBytes() bool {
 // the text, else from EncodeOffsets, whose ids then replace ids (nil when
 // they differ, which they should not). offsets is reused when it has room.
 func (e *encoder) offsetsOf(text string, ids []int32, offsets []tokenizer.Offset) ([]tokenizer.Offset, []int32) {
-	e.lensOnce.Do(e.initByteLens)
-	if lens := e.byteLens; lens != nil {
-		offsets = slices.Grow(offsets[:0], len(ids))[:len(ids)]
-		at := 0
-		for i, id := range ids {
-			if uint(id) >= uint(len(lens)) || lens[id] == 0 {
-				at = -1
-				break
-			}
-			n := int(lens[id])
-			offsets[i] = tokenizer.Offset{Start: at, End: at + n}
-			at += n
-		}
-		if at == len(text) {
+	if e.spellsBytes() {
+		if offsets, ok := e.byteOffsets(text, ids, offsets); ok {
 			return offsets, ids
 		}
 	}
@@ -170,11 +165,10 @@ func (e *encoder) offsetsOf(text string, ids []int32, offsets []tokenizer.Offset
 // passes a threshold", and the thresholds of contents in text order never
 // decrease, so the walk compares each token's end with one number.
 func (e *encoder) tokenRanges(ids []int32, textLen int, spans []span, order []int, ranges []tokenSpan) []tokenSpan {
-	e.lensOnce.Do(e.initByteLens)
-	lens := e.byteLens
-	if lens == nil {
+	if !e.spellsBytes() {
 		return nil
 	}
+	lens := e.byteLens
 	ranges = slices.Grow(ranges[:0], len(spans))[:len(spans)]
 	for i := range ranges {
 		ranges[i] = tokenSpan{-1, -1}

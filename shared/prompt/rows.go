@@ -68,11 +68,7 @@ type rowSpan struct{ start, end, line int }
 // IndexRows finds the rows of a RowsFormat file's bytes (named name in
 // errors), without parsing them.
 func IndexRows(data []byte, name string) *Rows {
-	parts := 1
-	if len(data) >= parallelReadBytes {
-		parts = runtime.GOMAXPROCS(0)
-	}
-	bounds := lineBounds(data, parts)
+	bounds := lineBounds(data, partsFor(data))
 	found := make([][]rowSpan, len(bounds)-1)
 	lines := make([]int, len(found))
 	var wg sync.WaitGroup
@@ -151,10 +147,7 @@ func (r *Rows) Row(i int) (Row, error) {
 // first bad row's.
 func (r *Rows) All() ([]Row, error) {
 	out := make([]Row, r.Len())
-	parts := 1
-	if len(r.data) >= parallelReadBytes {
-		parts = runtime.GOMAXPROCS(0)
-	}
+	parts := partsFor(r.data)
 	errs := make([]error, parts)
 	var wg sync.WaitGroup
 	for p := range parts {
@@ -175,6 +168,15 @@ func (r *Rows) All() ([]Row, error) {
 		}
 	}
 	return out, nil
+}
+
+// partsFor is how many parts a rows file's bytes are indexed or parsed in:
+// one per core from parallelReadBytes on.
+func partsFor(data []byte) int {
+	if len(data) >= parallelReadBytes {
+		return runtime.GOMAXPROCS(0)
+	}
+	return 1
 }
 
 // lineBounds cuts data into about n parts that start at line starts.
