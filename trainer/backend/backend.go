@@ -16,7 +16,11 @@
 //   - A method never allocates per call beyond its own reusable scratch.
 package backend
 
-import "github.com/eftml/eft/trainer/tensor"
+import (
+	"math"
+
+	"github.com/eftml/eft/trainer/tensor"
+)
 
 // Activation selects the gate nonlinearity of a gated MLP.
 type Activation uint8
@@ -161,4 +165,10 @@ type Backend interface {
 	// scores softCap·tanh(logits/softCap) instead (Gemma-2's
 	// final_logit_softcapping), the gradient still being d/d logits.
 	CrossEntropy(logits *tensor.Tensor, targets []int32, softCap float32, grad bool, gradScale float32) (lossSum float64, counted int)
+}
+
+// SoftCapped is cap·tanh(x/cap) as torch computes it in float32 (Gemma-2's
+// soft-capping of attention scores and final logits).
+func SoftCapped(x, cap float32) float32 {
+	return cap * float32(math.Tanh(float64(x/cap)))
 }

@@ -73,7 +73,7 @@ func (c *CPU) Attention(out, lse, q, k, v *tensor.Tensor, spec backend.Attention
 					from, to := firstKey(s, b, i)-k0, s.QOffset+i-k0+1 // allowed [from, to)
 					if s.SoftCap > 0 {
 						for j := from; j < to; j++ {
-							row[j] = softCapped(row[j], s.SoftCap)
+							row[j] = backend.SoftCapped(row[j], s.SoftCap)
 						}
 					}
 					mx := float32(math.Inf(-1))

@@ -46,26 +46,26 @@ func (c *CPU) CrossEntropy(logits *tensor.Tensor, targets []int32, softCap float
 			capRead := softCap > 0 && !grad
 			if softCap > 0 && grad {
 				for j, x := range row {
-					row[j] = softCapped(x, softCap)
+					row[j] = backend.SoftCapped(x, softCap)
 				}
 			}
 			mx := float32(math.Inf(-1))
 			for _, x := range row {
 				if capRead {
-					x = softCapped(x, softCap)
+					x = backend.SoftCapped(x, softCap)
 				}
 				mx = max(mx, x)
 			}
 			yt := row[t]
 			if capRead {
-				yt = softCapped(yt, softCap)
+				yt = backend.SoftCapped(yt, softCap)
 			}
 			sum -= float64(yt)
 			var se float32
 			if !grad || softCap > 0 {
 				for _, x := range row {
 					if capRead {
-						x = softCapped(x, softCap)
+						x = backend.SoftCapped(x, softCap)
 					}
 					se += exp32(x - mx)
 				}
@@ -105,10 +105,4 @@ func (c *CPU) CrossEntropy(logits *tensor.Tensor, targets []int32, softCap float
 		total += s
 	}
 	return total, counted
-}
-
-// softCapped is cap·tanh(x/cap) as torch computes it in float32 (Gemma-2's
-// soft-capping of attention scores and final logits).
-func softCapped(x, cap float32) float32 {
-	return cap * float32(math.Tanh(float64(x/cap)))
 }

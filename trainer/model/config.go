@@ -131,9 +131,8 @@ func (c *Config) capLogits(logits []float32) {
 	if c.FinalSoftCap <= 0 {
 		return
 	}
-	cp := c.FinalSoftCap
 	for i, x := range logits {
-		logits[i] = cp * float32(math.Tanh(float64(x/cp)))
+		logits[i] = backend.SoftCapped(x, c.FinalSoftCap)
 	}
 }
 
