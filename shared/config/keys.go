@@ -38,14 +38,7 @@ func aboveOne(n *node) bool {
 
 // ignored accepts a key that does not change what eft trains, with a
 // warning when it is set so nobody expects it to do something.
-func ignored(reason string) keyRule {
-	return keyRule{check: func(d *decoder, e entry, path string) {
-		d.pos[path] = e.keyPos
-		if isActive(e.value) {
-			d.warnf(e.keyPos, path, "ignored: %s", reason)
-		}
-	}}
-}
+func ignored(reason string) keyRule { return approximated("ignored: " + reason) }
 
 // approximated accepts a key eft honours in part, with a warning saying
 // what differs when it is set.
