@@ -46,8 +46,10 @@ func parseWith(data []byte, alias bool) (any, error) {
 	p := parsers.Get().(*jsonParser)
 	p.data, p.pos, p.depth, p.alias = data, 0, 0, alias
 	v, err := p.whole()
-	clear(p.fields[:cap(p.fields)]) // keep no values alive from the pool
-	clear(p.items[:cap(p.items)])
+	// Keep no values alive from the pool: closed objects and arrays cleared
+	// their part of the stacks, an error leaves the open ones below len.
+	clear(p.fields)
+	clear(p.items)
 	p.data, p.fields, p.items = nil, p.fields[:0], p.items[:0]
 	parsers.Put(p)
 	return v, err
@@ -194,6 +196,7 @@ func (p *jsonParser) object() (any, error) {
 			p.depth--
 			obj := make(Object, len(p.fields)-base)
 			copy(obj, p.fields[base:])
+			clear(p.fields[base:])
 			p.fields = p.fields[:base]
 			return obj, nil
 		default:
@@ -245,6 +248,7 @@ func (p *jsonParser) array() (any, error) {
 			p.depth--
 			arr := make([]any, len(p.items)-base)
 			copy(arr, p.items[base:])
+			clear(p.items[base:])
 			p.items = p.items[:base]
 			return arr, nil
 		default:
