@@ -269,26 +269,33 @@ func encodeRecord(dst []byte, mb packing.MicroBatch, pad int32) ([]byte, error) 
 			if b[k] <= b[k-1] {
 				return nil, fmt.Errorf("row %d: boundaries %v are not increasing", r, b)
 			}
+			differ := int32(0)
 			for p, pos := range positions[b[k-1]:b[k]] {
-				if pos != int32(p) {
-					return nil, fmt.Errorf("row %d: position ids do not restart at sample %d", r, k-1)
-				}
+				differ |= pos ^ int32(p)
+			}
+			if differ != 0 {
+				return nil, fmt.Errorf("row %d: position ids do not restart at sample %d", r, k-1)
 			}
 		}
 		row := mb.InputIDs[r*mb.Width : (r+1)*mb.Width]
 		labels := mb.Labels[r*mb.Width : (r+1)*mb.Width]
-		for p, id := range row[:length] {
-			if id < 0 {
-				return nil, fmt.Errorf("row %d: negative token id %d", r, id)
-			}
-			maxID = max(maxID, id)
-			if id >= escape {
-				escapes++
-			}
-			if l := labels[p]; l != packing.IgnoreIndex && l != id {
-				fullLabels = true
-			}
+		// One pass without branches over the row's tokens (this loop is
+		// most of the encoding's cost): the smallest and largest id, the
+		// ids >= escape, and whether any label is neither -100 nor its id.
+		ids, ls := row[:length], labels[:length]
+		ls = ls[:len(ids)]
+		minID, odd := int32(0), uint32(0)
+		for p, id := range ids {
+			l := ls[p]
+			minID, maxID = min(minID, id), max(maxID, id)
+			escapes += int(uint32(escape-1-id) >> 31)
+			a, c := uint32(l^packing.IgnoreIndex), uint32(l^id)
+			odd |= (a | -a) & (c | -c)
 		}
+		if minID < 0 {
+			return nil, fmt.Errorf("row %d: negative token id %d", r, minID)
+		}
+		fullLabels = fullLabels || odd>>31 != 0
 		for p := length; p < mb.Width; p++ {
 			if row[p] != pad || labels[p] != packing.IgnoreIndex || positions[p] != 0 {
 				return nil, fmt.Errorf("row %d: padding at %d is not pad token / -100 / position 0", r, p)
@@ -375,25 +382,36 @@ func encodeRecord(dst []byte, mb packing.MicroBatch, pad int32) ([]byte, error) 
 		}
 		return dst, nil
 	}
-	var bits byte
-	nbits := 0
+	mask := out[at : at+labelBytes]
+	clear(mask)
+	bit := 0
 	for r := 0; r < mb.Rows; r++ {
-		for _, l := range mb.Labels[r*mb.Width : r*mb.Width+int(mb.RowLengths[r])] {
-			// 1 when l is not IgnoreIndex, without a branch.
-			v := uint32(l ^ packing.IgnoreIndex)
-			bits |= byte((v|-v)>>31) << nbits
-			nbits++
-			if nbits == 8 {
-				out[at] = bits
-				at++
-				bits, nbits = 0, 0
-			}
-		}
-	}
-	if nbits > 0 {
-		out[at] = bits
+		bit = appendMask(mask, bit, mb.Labels[r*mb.Width:r*mb.Width+int(mb.RowLengths[r])])
 	}
 	return dst, nil
+}
+
+// appendMask sets bits bit, bit+1, ... of mask (LSB first; mask cleared)
+// for the labels that are trained, and returns the next bit: eight labels
+// make a byte once bit is at a byte's start.
+func appendMask(mask []byte, bit int, labels []int32) int {
+	trained := func(l int32) byte {
+		v := uint32(l ^ packing.IgnoreIndex)
+		return byte((v | -v) >> 31)
+	}
+	i := 0
+	for ; i < len(labels) && bit&7 != 0; i, bit = i+1, bit+1 {
+		mask[bit>>3] |= trained(labels[i]) << (bit & 7)
+	}
+	for ; i+8 <= len(labels); i, bit = i+8, bit+8 {
+		l := labels[i : i+8 : i+8]
+		mask[bit>>3] = trained(l[0]) | trained(l[1])<<1 | trained(l[2])<<2 | trained(l[3])<<3 |
+			trained(l[4])<<4 | trained(l[5])<<5 | trained(l[6])<<6 | trained(l[7])<<7
+	}
+	for ; i < len(labels); i, bit = i+1, bit+1 {
+		mask[bit>>3] |= trained(labels[i]) << (bit & 7)
+	}
+	return bit
 }
 
 // decoder reads a record with bounds checks; any overrun marks it corrupt.
