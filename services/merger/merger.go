@@ -23,6 +23,7 @@ import (
 	"github.com/eftml/eft/services/stage"
 	"github.com/eftml/eft/shared/artifacts"
 	"github.com/eftml/eft/shared/bus"
+	"github.com/eftml/eft/shared/hfmodel"
 	"github.com/eftml/eft/shared/pyjson"
 	"github.com/eftml/eft/shared/safetensors"
 	"github.com/eftml/eft/trainer/backend"
@@ -177,18 +178,23 @@ func MergeDir(baseDir, adapterDir, tokenizerDir, outDir string, o MergeOptions) 
 	if err != nil {
 		return nil, err
 	}
+	baseConfig, err := hfmodel.LoadConfig(filepath.Join(baseDir, "config.json"))
+	if err != nil {
+		return nil, err
+	}
 	m, err := model.Load(baseDir, be)
 	if err != nil {
 		return nil, err
 	}
-	tied := m.HeadTied()
 	if _, err := lora.Load(m, adapterDir); err != nil {
 		return nil, err
 	}
-	// modules_to_save naming lm_head or embed_tokens of a tied base unties
-	// them (as PEFT's copies do): the merged model saves both, and its
-	// config says so.
-	untied := tied && !m.HeadTied()
+	// The merged model saves both weights whenever its head is untied, so
+	// its config.json must not say tied. That happens to a base whose config
+	// ties them when modules_to_save names lm_head or embed_tokens (PEFT's
+	// copies part them), or when its checkpoint already holds an lm_head
+	// that differs from the embeddings (model.Load keeps both).
+	untied := baseConfig.TieWordEmbeddings && !m.HeadTied()
 	if o.Quantized != nil {
 		if err := roundTripAdapted(m, *o.Quantized); err != nil {
 			return nil, err

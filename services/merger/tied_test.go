@@ -136,3 +136,87 @@ func TestMergeTiedModulesToSave(t *testing.T) {
 		})
 	}
 }
+
+// A base whose config.json ties the head but whose checkpoint holds an
+// lm_head.weight that differs from the embeddings (what transformers saves
+// after PEFT parted them) loads untied, so the merged model keeps both
+// weights and its config.json must say tie_word_embeddings false, or a
+// loader that honours the flag ties them again and loses the head.
+func TestMergeTiedConfigWithItsOwnHead(t *testing.T) {
+	fixture := testfixtures.Path(t, "hf", "qwen2")
+	m, err := model.Load(fixture, cpu.New(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.UntieHead()
+	m.LMHead.W.F32[7] += 0.5
+	baseHead := slices.Clone(m.LMHead.W.F32)
+	baseEmbed := slices.Clone(m.Embed.W.F32)
+	sd, err := m.StateDict(safetensors.F32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := t.TempDir()
+	if err := safetensors.WriteFile(filepath.Join(base, "model.safetensors"), sd, nil); err != nil {
+		t.Fatal(err)
+	}
+	tiedConfig, err := os.ReadFile(filepath.Join(fixture, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(base, "config.json"), tiedConfig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// An adapter that leaves lm_head and embed_tokens alone.
+	m, err = model.Load(base, cpu.New(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := peft.NewConfig(4, 8, 0, []string{"q_proj", "v_proj"})
+	if err := lora.Attach(m, cfg, 5); err != nil {
+		t.Fatal(err)
+	}
+	a, err := lora.Export(m, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adapterDir := filepath.Join(t.TempDir(), "adapter")
+	if err := a.Save(adapterDir, safetensors.F32); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "merged")
+	if _, err := MergeDir(base, adapterDir, "", out, MergeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	cfgOut, err := os.ReadFile(filepath.Join(out, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var merged struct {
+		TieWordEmbeddings *bool `json:"tie_word_embeddings"`
+	}
+	if err := json.Unmarshal(cfgOut, &merged); err != nil {
+		t.Fatal(err)
+	}
+	if merged.TieWordEmbeddings == nil || *merged.TieWordEmbeddings {
+		t.Errorf("merged config.json\n%s\nwant tie_word_embeddings false", cfgOut)
+	}
+	weights, err := safetensors.OpenModel(out, "model")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer weights.Close()
+	head, err := weights.Float32s("lm_head.weight")
+	if err != nil {
+		t.Fatal(err)
+	}
+	embed, err := weights.Float32s("model.embed_tokens.weight")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(head, baseHead) || !slices.Equal(embed, baseEmbed) {
+		t.Errorf("merged lm_head is the base's %v, embed_tokens is the base's %v", slices.Equal(head, baseHead), slices.Equal(embed, baseEmbed))
+	}
+}
