@@ -3,6 +3,7 @@ package batches
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -15,9 +16,10 @@ import (
 
 // TestWriteBatchesMatchesWrite: the parallel writer makes the same file, byte
 // for byte, as Write of Build's micro-batches, for one worker and several,
-// over more micro-batches than one window holds, with 2-, 3- and 4-byte
-// token ids and labels as a mask or in full; a plan padded with another
-// token is refused naming the micro-batch.
+// over more micro-batches than one window holds, with 2-, 3- and
+// 4-byte token ids and labels as a mask or in full; a plan padded with
+// another token is refused naming the micro-batch, and a failing file's
+// error is returned.
 func TestWriteBatchesMatchesWrite(t *testing.T) {
 	for _, c := range []struct {
 		samples []packing.Sample
@@ -69,6 +71,30 @@ func TestWriteBatchesMatchesWrite(t *testing.T) {
 	if err := w.WriteBatches(plan, 2); err == nil || !strings.Contains(err.Error(), "batches: micro-batch ") || !strings.Contains(err.Error(), "is not pad token") {
 		t.Fatalf("a packing padded with 4 into a file padded with 3: %v", err)
 	}
+	plan, err = packing.Pack(randomSamples(700, 100, 9, false), packing.Options{SequenceLen: 512, MicroBatchSize: 2, Pack: true, PadTokenID: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := errors.New("disk full")
+	if w, err = NewWriter(&failAfter{n: 4000, err: full}, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteBatches(plan, 2); !errors.Is(err, full) {
+		t.Fatalf("writing to a file that fails: %v", err)
+	}
+}
+
+// failAfter accepts n bytes, then fails every write with err.
+type failAfter struct {
+	n   int
+	err error
+}
+
+func (f *failAfter) Write(p []byte) (int, error) {
+	if f.n -= len(p); f.n < 0 {
+		return 0, f.err
+	}
+	return len(p), nil
 }
 
 // BenchmarkWriteBatches: 20k samples of chat-like lengths (~450 tokens,
