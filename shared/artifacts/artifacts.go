@@ -11,11 +11,9 @@ package artifacts
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -102,9 +100,10 @@ func ObjectName(hexDigest string) string { return "sha256-" + hexDigest }
 // stored are not stored twice: the upload goes to a temporary name and is
 // renamed to its content address, or dropped when that exists.
 func (s *Store) Put(ctx context.Context, r io.Reader) (events.ArtifactRef, error) {
-	h := sha256.New()
 	tmp := "upload-" + events.NewID()
-	info, err := s.obs.Put(ctx, jetstream.ObjectMeta{Name: tmp}, io.TeeReader(r, h))
+	// The client hashes what it uploads (info.Digest): hashing it again
+	// here cost as much as the upload's other work.
+	info, err := s.obs.Put(ctx, jetstream.ObjectMeta{Name: tmp}, r)
 	if err != nil {
 		var api *jetstream.APIError
 		if errors.As(err, &api) && (api.ErrorCode == jsStoreFailed && strings.Contains(api.Description, "maximum bytes") || api.ErrorCode == jsInsufficientResources) {
@@ -113,10 +112,10 @@ func (s *Store) Put(ctx context.Context, r io.Reader) (events.ArtifactRef, error
 		}
 		return events.ArtifactRef{}, fmt.Errorf("artifacts: upload to %s: %w", s.bucket, err)
 	}
-	sum := h.Sum(nil)
-	if want := "SHA-256=" + base64.URLEncoding.EncodeToString(sum); info.Digest != want {
+	sum, err := jetstream.DecodeObjectDigest(info.Digest)
+	if err != nil || len(sum) != sha256.Size {
 		_ = s.obs.Delete(ctx, tmp)
-		return events.ArtifactRef{}, fmt.Errorf("artifacts: upload to %s: server digest %s, ours %s", s.bucket, info.Digest, want)
+		return events.ArtifactRef{}, fmt.Errorf("artifacts: upload to %s: digest %q is not a SHA-256 (%v)", s.bucket, info.Digest, err)
 	}
 	ref := events.ArtifactRef{Bucket: s.bucket, Name: ObjectName(hex.EncodeToString(sum)), SHA256: hex.EncodeToString(sum), Size: int64(info.Size)}
 	existing, err := s.obs.GetInfo(ctx, ref.Name)
@@ -172,9 +171,11 @@ func (s *Store) check(ref events.ArtifactRef) error {
 	return nil
 }
 
-// Open streams ref's bytes. The reader fails at the end (instead of
-// returning io.EOF) when the bytes do not hash to ref.SHA256 or their count
-// differs from ref.Size: a consumer must not trust data it read until EOF.
+// Open streams ref's bytes. It fails when the stored object's digest or
+// size is not ref's, and the reader fails at the end (instead of returning
+// io.EOF) when the bytes do not hash to that digest (the client checks
+// them as they stream) or their count differs from ref.Size: a consumer
+// must not trust data it read until EOF.
 func (s *Store) Open(ctx context.Context, ref events.ArtifactRef) (io.ReadCloser, error) {
 	if err := s.check(ref); err != nil {
 		return nil, err
@@ -186,31 +187,38 @@ func (s *Store) Open(ctx context.Context, ref events.ArtifactRef) (io.ReadCloser
 	if err != nil {
 		return nil, fmt.Errorf("artifacts: %s: %w", ref, err)
 	}
-	return &verifyingReader{r: res, closer: res, ref: ref, h: sha256.New()}, nil
+	info, err := res.Info()
+	if err == nil {
+		var sum []byte
+		if sum, err = jetstream.DecodeObjectDigest(info.Digest); err == nil && hex.EncodeToString(sum) != ref.SHA256 {
+			err = fmt.Errorf("stored sha256 %x, reference says %s", sum, ref.SHA256)
+		}
+	}
+	if err == nil && int64(info.Size) != ref.Size {
+		err = fmt.Errorf("stored %d bytes, reference says %d", info.Size, ref.Size)
+	}
+	if err != nil {
+		res.Close()
+		return nil, fmt.Errorf("artifacts: %s: %w", ref, err)
+	}
+	return &verifyingReader{r: res, closer: res, ref: ref}, nil
 }
 
 type verifyingReader struct {
 	r      io.Reader
 	closer io.Closer
 	ref    events.ArtifactRef
-	h      hash.Hash
 	n      int64
 }
 
 func (v *verifyingReader) Read(p []byte) (int, error) {
 	n, err := v.r.Read(p)
-	v.h.Write(p[:n])
 	v.n += int64(n)
 	if v.n > v.ref.Size {
 		return n, fmt.Errorf("artifacts: %s: more than its %d bytes", v.ref, v.ref.Size)
 	}
-	if errors.Is(err, io.EOF) {
-		if v.n != v.ref.Size {
-			return n, fmt.Errorf("artifacts: %s: %d bytes, reference says %d", v.ref, v.n, v.ref.Size)
-		}
-		if got := hex.EncodeToString(v.h.Sum(nil)); got != v.ref.SHA256 {
-			return n, fmt.Errorf("artifacts: %s: sha256 %s, reference says %s", v.ref, got, v.ref.SHA256)
-		}
+	if errors.Is(err, io.EOF) && v.n != v.ref.Size {
+		return n, fmt.Errorf("artifacts: %s: %d bytes, reference says %d", v.ref, v.n, v.ref.Size)
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		err = fmt.Errorf("artifacts: reading %s: %w", v.ref, err)
