@@ -50,3 +50,18 @@ func BenchmarkParseChatRow(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAppendChatRow: the canonical encoding of a chat row (as the
+// ingest stage writes its rows), prose with a few non-ASCII characters.
+func BenchmarkAppendChatRow(b *testing.B) {
+	prose := strings.Repeat("Call me Ishmael. Some years ago—never mind how long precisely—having little money in my purse. ", 8)
+	row, err := ParseJSONShared([]byte(`{"messages":[{"role":"system","content":"` + prose + `"},{"role":"user","content":"` + prose + `\"quoted\"\n"},{"role":"assistant","content":"` + prose + prose + `"}]}`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out []byte
+	for b.Loop() {
+		out = AppendJSON(out[:0], row)
+	}
+	b.SetBytes(int64(len(out)))
+}
