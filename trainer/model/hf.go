@@ -105,6 +105,10 @@ func LoadWith(dir string, be backend.Backend, o Options) (*Model, error) {
 // adapter that trained a copy of either, saved by transformers with
 // tie_word_embeddings still true): transformers 5 loads both weights and
 // leaves them untied (huggingface/transformers#42507), and so does eft.
+//
+// Only raw bytes are compared, never decoded values: a tied pair is one
+// torch tensor, which savers write once or as a clone of the same dtype, so
+// a head stored in another dtype is not the tied copy.
 func headIsEmbeddings(src safetensors.Source, srcName string) (bool, error) {
 	head, ok := src.Info("lm_head.weight")
 	if !ok {
@@ -114,26 +118,18 @@ func headIsEmbeddings(src safetensors.Source, srcName string) (bool, error) {
 	if !ok || !slices.Equal(head.Shape, embed.Shape) {
 		return false, nil // the untied load reports what is missing or misshapen
 	}
-	if head.DType == embed.DType {
-		h, err := src.Tensor("lm_head.weight")
-		if err != nil {
-			return false, fmt.Errorf("model: %s: %w", srcName, err)
-		}
-		e, err := src.Tensor("model.embed_tokens.weight")
-		if err != nil {
-			return false, fmt.Errorf("model: %s: %w", srcName, err)
-		}
-		return bytes.Equal(h.Data, e.Data), nil
+	if head.DType != embed.DType {
+		return false, nil
 	}
-	h, err := src.Float32s("lm_head.weight")
+	h, err := src.Tensor("lm_head.weight")
 	if err != nil {
 		return false, fmt.Errorf("model: %s: %w", srcName, err)
 	}
-	e, err := src.Float32s("model.embed_tokens.weight")
+	e, err := src.Tensor("model.embed_tokens.weight")
 	if err != nil {
 		return false, fmt.Errorf("model: %s: %w", srcName, err)
 	}
-	return slices.Equal(h, e), nil
+	return bytes.Equal(h.Data, e.Data), nil
 }
 
 // ErrUnsupported marks an architecture the engine cannot run yet, as opposed
