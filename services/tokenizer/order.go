@@ -53,43 +53,69 @@ type OrderOptions struct {
 // Arrange puts t's samples in the order Axolotl gives them (steps 2 and 4
 // above) and returns how many duplicates it dropped.
 func Arrange(t *Tokenized, o OrderOptions) (duplicates int) {
-	if o.Shuffle && t.Slots > 1 {
-		at := make([]int32, t.Slots)
-		for i := range at {
-			at[i] = -1
-		}
-		for i, s := range t.Slot {
-			at[s] = int32(i)
-		}
-		order := make([]int, 0, len(t.Samples))
-		for _, s := range datasets.NumpyPermutation(o.Seed, t.Slots) {
-			if i := at[s]; i >= 0 {
-				order = append(order, int(i))
+	shuffle := o.Shuffle && t.Slots > 1
+	if !shuffle && !o.Dedup {
+		return 0
+	}
+	order := t.order(shuffle, o.Seed)
+	if o.Dedup {
+		// Walking the shuffled order drops the same repeats (all but the
+		// first in that order) as deduplicating after a shuffle would,
+		// without moving the samples twice.
+		seen := make(map[[32]byte]struct{}, len(order))
+		kept := order[:0] // in place: kept never gets ahead of the walk
+		var buf []byte
+		for _, i := range order {
+			s := t.Samples[i]
+			buf = sampleKey(buf[:0], s)
+			k := sha256.Sum256(buf)
+			if _, dup := seen[k]; dup {
+				// Tokens and Trained are the samples' sums: take the
+				// repeat's share off rather than recount the rest.
+				t.Tokens -= int64(len(s.InputIDs))
+				t.Trained -= int64(prompt.Trained(s))
+				continue
 			}
+			seen[k] = struct{}{}
+			kept = append(kept, i)
 		}
-		t.keep(order)
+		duplicates = len(order) - len(kept)
+		order = kept
 	}
-	if !o.Dedup {
-		return 0
+	if !shuffle && duplicates == 0 {
+		return 0 // nothing moved, nothing left out
 	}
-	seen := make(map[[32]byte]struct{}, len(t.Samples))
-	order := make([]int, 0, len(t.Samples))
-	var buf []byte
-	for i, s := range t.Samples {
-		buf = sampleKey(buf[:0], s)
-		k := sha256.Sum256(buf)
-		if _, dup := seen[k]; dup {
-			continue
-		}
-		seen[k] = struct{}{}
-		order = append(order, i)
-	}
-	if len(order) == len(t.Samples) {
-		return 0
-	}
-	duplicates = len(t.Samples) - len(order)
 	t.keep(order)
 	return duplicates
+}
+
+// order lists the indices of t's samples in the order the shuffle of step
+// 2 leaves them (or as they stand, without it).
+func (t *Tokenized) order(shuffle bool, seed uint64) []int {
+	if !shuffle {
+		order := make([]int, len(t.Samples))
+		for i := range order {
+			order[i] = i
+		}
+		return order
+	}
+	at := make([]int32, t.Slots)
+	for i := range at {
+		at[i] = -1
+	}
+	for i, s := range t.Slot {
+		at[s] = int32(i)
+	}
+	// The survivors are written over the permutation itself: one slot read
+	// gives at most one index written.
+	perm := datasets.NumpyPermutation(seed, t.Slots)
+	order := perm[:0]
+	for _, s := range perm {
+		if i := at[s]; i >= 0 {
+			order = append(order, int(i))
+		}
+	}
+	return order
 }
 
 // sampleKey is what makes two tokenized rows equal for Axolotl's
@@ -123,7 +149,8 @@ func SplitValidation(t *Tokenized, valSetSize float64) (*Tokenized, error) {
 	return eval, nil
 }
 
-// keep reorders (and thins) t's samples to order, a list of their indices.
+// keep reorders (and thins) t's parallel arrays to order, a list of
+// indices into them; the caller keeps Tokens and Trained in step.
 func (t *Tokenized) keep(order []int) {
 	samples := make([]packing.Sample, len(order))
 	rows := make([]int, len(order))
@@ -131,11 +158,7 @@ func (t *Tokenized) keep(order []int) {
 	for k, i := range order {
 		samples[k], rows[k], slot[k] = t.Samples[i], t.Rows[i], t.Slot[i]
 	}
-	thinned := len(order) < len(t.Samples)
 	t.Samples, t.Rows, t.Slot = samples, rows, slot
-	if thinned {
-		t.count()
-	}
 }
 
 // count recomputes Tokens and Trained from the samples.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
@@ -296,5 +297,146 @@ func TestArrangeKeepsSurvivorsInPermutedOrder(t *testing.T) {
 	}
 	if !slices.Equal(tk.Slot, want) || tk.Tokens != 14 || tk.Trained != 13 {
 		t.Fatalf("slots %v (tokens %d), want %v", tk.Slot, tk.Tokens, want)
+	}
+}
+
+// randomTokenized makes a split of slots samples or so, some slots dropped,
+// from a small alphabet so that repeats (and ids repeated with other
+// labels) are common; its counts are the samples' sums, as Tokenize's are.
+func randomTokenized(r *rand.Rand, slots int) *Tokenized {
+	tk := &Tokenized{Slots: slots, Truncated: 3, Dropped: 5}
+	for s := range slots {
+		if r.IntN(4) == 0 {
+			continue // dropped by the length filter
+		}
+		n := 2 + r.IntN(2)
+		smp := packing.Sample{InputIDs: make([]int32, n), Labels: make([]int32, n)}
+		for k := range n {
+			smp.InputIDs[k] = int32(r.IntN(2))
+			smp.Labels[k] = smp.InputIDs[k]
+			if r.IntN(3) == 0 {
+				smp.Labels[k] = prompt.IgnoreIndex
+			}
+		}
+		tk.Samples = append(tk.Samples, smp)
+		tk.Rows = append(tk.Rows, s/2)
+		tk.Slot = append(tk.Slot, s)
+	}
+	tk.count()
+	return tk
+}
+
+// referenceArrange is Axolotl's steps 2 and 4 done plainly: shuffle the
+// slots, keep the survivors, then keep the first of identical samples.
+func referenceArrange(in *Tokenized, o OrderOptions) (*Tokenized, int) {
+	idx := make([]int, len(in.Samples))
+	for i := range idx {
+		idx[i] = i
+	}
+	if o.Shuffle && in.Slots > 1 {
+		bySlot := map[int]int{}
+		for i, s := range in.Slot {
+			bySlot[s] = i
+		}
+		idx = idx[:0:0]
+		for _, s := range datasets.NumpyPermutation(o.Seed, in.Slots) {
+			if i, ok := bySlot[s]; ok {
+				idx = append(idx, i)
+			}
+		}
+	}
+	out := &Tokenized{Slots: in.Slots, Truncated: in.Truncated, Dropped: in.Dropped}
+	dups := 0
+	seen := map[string]bool{}
+	for _, i := range idx {
+		s := in.Samples[i]
+		key := fmt.Sprint(s.InputIDs, s.Labels)
+		if o.Dedup && seen[key] {
+			dups++
+			continue
+		}
+		seen[key] = true
+		out.Samples = append(out.Samples, s)
+		out.Rows = append(out.Rows, in.Rows[i])
+		out.Slot = append(out.Slot, in.Slot[i])
+	}
+	out.count()
+	return out, dups
+}
+
+// sameTokenized compares two splits element by element, parallel arrays
+// and counts.
+func sameTokenized(t *testing.T, what string, got, want *Tokenized) {
+	t.Helper()
+	if len(got.Samples) != len(want.Samples) || len(got.Rows) != len(want.Samples) || len(got.Slot) != len(want.Samples) {
+		t.Fatalf("%s: %d samples, %d rows, %d slots, want %d", what, len(got.Samples), len(got.Rows), len(got.Slot), len(want.Samples))
+	}
+	for i := range want.Samples {
+		if !slices.Equal(got.Samples[i].InputIDs, want.Samples[i].InputIDs) || !slices.Equal(got.Samples[i].Labels, want.Samples[i].Labels) ||
+			got.Rows[i] != want.Rows[i] || got.Slot[i] != want.Slot[i] {
+			t.Fatalf("%s: element %d is (%v, row %d, slot %d), want (%v, row %d, slot %d)", what, i,
+				got.Samples[i], got.Rows[i], got.Slot[i], want.Samples[i], want.Rows[i], want.Slot[i])
+		}
+	}
+	if got.Slots != want.Slots || got.Tokens != want.Tokens || got.Trained != want.Trained ||
+		got.Truncated != want.Truncated || got.Dropped != want.Dropped {
+		t.Fatalf("%s: counts %d/%d/%d/%d/%d, want %d/%d/%d/%d/%d", what,
+			got.Slots, got.Tokens, got.Trained, got.Truncated, got.Dropped,
+			want.Slots, want.Tokens, want.Trained, want.Truncated, want.Dropped)
+	}
+}
+
+// TestArrangeMatchesReference checks Arrange's single pass against the
+// plain two-step reference for every mix of shuffle and dedup, on splits
+// with dropped slots and many repeats.
+func TestArrangeMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 11))
+	for trial := range 200 {
+		slots := trial // 0, 1 and 2 slots first: no shuffle to do
+		if trial > 2 {
+			slots = r.IntN(60)
+		}
+		for _, o := range []OrderOptions{
+			{Shuffle: true, Dedup: true}, {Shuffle: true}, {Dedup: true}, {},
+		} {
+			o.Seed = uint64(trial)
+			in := randomTokenized(r, slots)
+			want, wantDups := referenceArrange(in, o)
+			dups := Arrange(in, o)
+			what := fmt.Sprintf("trial %d %+v", trial, o)
+			if dups != wantDups {
+				t.Fatalf("%s: %d duplicates, want %d", what, dups, wantDups)
+			}
+			sameTokenized(t, what, in, want)
+		}
+	}
+}
+
+// TestSplitValidationCounts: the held-out tail and the rest keep their
+// parallel arrays and have their own counts, whichever side is smaller.
+func TestSplitValidationCounts(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 5))
+	for trial := range 50 {
+		tk := randomTokenized(r, 30+r.IntN(60)) // enough samples for 0.9 to leave one
+		n := len(tk.Samples)
+		for _, size := range []float64{0.05, 0.5, 0.9, 2, float64(n - 1)} {
+			in := *tk
+			nEval, err := datasets.ValidationCount(n, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantTrain := &Tokenized{Samples: in.Samples[:n-nEval], Rows: in.Rows[:n-nEval], Slot: in.Slot[:n-nEval],
+				Slots: in.Slots, Truncated: in.Truncated, Dropped: in.Dropped}
+			wantEval := &Tokenized{Samples: in.Samples[n-nEval:], Rows: in.Rows[n-nEval:], Slot: in.Slot[n-nEval:], Slots: in.Slots}
+			wantTrain.count()
+			wantEval.count()
+			eval, err := SplitValidation(&in, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			what := fmt.Sprintf("trial %d, %d samples, val_set_size %v", trial, n, size)
+			sameTokenized(t, what+" train", &in, wantTrain)
+			sameTokenized(t, what+" eval", eval, wantEval)
+		}
 	}
 }
