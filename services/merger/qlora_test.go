@@ -26,6 +26,14 @@ func saveAdapter(t *testing.T, targets ...string) string {
 	if err := lora.Attach(m, cfg, 9); err != nil {
 		t.Fatal(err)
 	}
+	dir, _ := exportAdapter(t, m, cfg)
+	return dir
+}
+
+// exportAdapter saves m's adapter (as PEFT would) in a new folder, and
+// returns the folder and the adapter.
+func exportAdapter(t *testing.T, m *model.Model, cfg *peft.Config) (string, *peft.Adapter) {
+	t.Helper()
 	a, err := lora.Export(m, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +42,7 @@ func saveAdapter(t *testing.T, targets ...string) string {
 	if err := a.Save(dir, safetensors.F32); err != nil {
 		t.Fatal(err)
 	}
-	return dir
+	return dir, a
 }
 
 // A QLoRA adapter merges into the NF4 round trip of the weights it adapts

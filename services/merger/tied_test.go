@@ -64,14 +64,7 @@ func TestMergeTiedModulesToSave(t *testing.T) {
 					p.W.F32[i] += float32(rng.NormFloat64() * 0.05)
 				}
 			}
-			a, err := lora.Export(m, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			adapterDir := filepath.Join(t.TempDir(), "adapter")
-			if err := a.Save(adapterDir, safetensors.F32); err != nil {
-				t.Fatal(err)
-			}
+			adapterDir, a := exportAdapter(t, m, cfg)
 			out := filepath.Join(t.TempDir(), "merged")
 			if _, err := MergeDir(base, adapterDir, "", out, MergeOptions{}); err != nil {
 				t.Fatal(err)
@@ -177,14 +170,7 @@ func TestMergeTiedConfigWithItsOwnHead(t *testing.T) {
 	if err := lora.Attach(m, cfg, 5); err != nil {
 		t.Fatal(err)
 	}
-	a, err := lora.Export(m, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	adapterDir := filepath.Join(t.TempDir(), "adapter")
-	if err := a.Save(adapterDir, safetensors.F32); err != nil {
-		t.Fatal(err)
-	}
+	adapterDir, _ := exportAdapter(t, m, cfg)
 	out := filepath.Join(t.TempDir(), "merged")
 	if _, err := MergeDir(base, adapterDir, "", out, MergeOptions{}); err != nil {
 		t.Fatal(err)
