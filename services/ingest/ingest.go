@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -291,27 +292,28 @@ func (r *Result) Store(ctx context.Context, store *artifacts.Store) (events.Data
 	return out, nil
 }
 
-// putSplit encodes rows (in a temporary file, not in memory) and stores them.
+// putSplit encodes rows and stores them, streaming: the store reads the
+// encoding as it is made (a pipe, not the whole split in memory, nor a
+// temporary file written and read back), so encoding and uploading overlap.
 func putSplit(ctx context.Context, store *artifacts.Store, rows Split) (events.ArtifactRef, error) {
-	f, err := os.CreateTemp("", "eft-rows-*.jsonl")
-	if err != nil {
-		return events.ArtifactRef{}, err
-	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	w := bufio.NewWriterSize(f, 1<<20)
-	var buf []byte
-	for _, r := range rows {
-		buf = prompt.AppendRow(buf[:0], r)
-		if _, err := w.Write(buf); err != nil {
-			return events.ArtifactRef{}, err
+	pr, pw := io.Pipe()
+	encoded := make(chan struct{})
+	go func() {
+		defer close(encoded)
+		w := bufio.NewWriterSize(pw, 1<<20)
+		var buf []byte
+		for _, r := range rows {
+			buf = prompt.AppendRow(buf[:0], r)
+			if _, err := w.Write(buf); err != nil {
+				pw.CloseWithError(err)
+				return
+			}
 		}
-	}
-	if err := w.Flush(); err != nil {
-		return events.ArtifactRef{}, err
-	}
-	if _, err := f.Seek(0, 0); err != nil {
-		return events.ArtifactRef{}, err
-	}
-	return store.Put(ctx, f)
+		pw.CloseWithError(w.Flush())
+	}()
+	ref, err := store.Put(ctx, pr)
+	// A Put that stopped early leaves the encoder blocked on the pipe.
+	pr.CloseWithError(errors.New("ingest: the upload stopped"))
+	<-encoded
+	return ref, err
 }

@@ -1,12 +1,15 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/eftml/eft/shared/artifacts"
+	"github.com/eftml/eft/shared/bus/bustest"
 	"github.com/eftml/eft/shared/config"
 	"github.com/eftml/eft/shared/datasets"
 	"github.com/eftml/eft/shared/prompt"
@@ -153,5 +156,55 @@ func writeFile(t *testing.T, path string, data []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// putSplit streams the rows' encoding into the store: what is stored is
+// exactly AppendRow of every row, and a store that fills up mid-upload
+// fails the call (naming the full store) instead of leaving the encoder
+// blocked on its pipe.
+func TestPutSplitStreamsTheRows(t *testing.T) {
+	b, _ := bustest.New(t)
+	ctx := t.Context()
+	store, err := artifacts.Open(ctx, b.JetStream(), "", artifacts.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows Split
+	var want []byte
+	for i := range 20000 {
+		r := prompt.Row{Source: datasets.Source{File: "chat.jsonl", Line: i + 1, Row: i},
+			Fields: datasets.Object{{Name: "text", Value: strings.Repeat("row ", 1+i%50)}}}
+		rows = append(rows, r)
+		want = prompt.AppendRow(want, r)
+	}
+	ref, err := putSplit(ctx, store, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	if err := store.Get(ctx, ref, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), want) {
+		t.Fatalf("stored %d bytes, want the rows' %d", got.Len(), len(want))
+	}
+
+	stream, err := b.JetStream().Stream(ctx, "OBJ_"+artifacts.DefaultBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := info.Config
+	cfg.MaxBytes = int64(info.State.Bytes) + 64<<10
+	if _, err := b.JetStream().UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	rows[0].Fields = datasets.Object{{Name: "text", Value: "changed, so not already stored"}}
+	if _, err := putSplit(ctx, store, rows); err == nil || !strings.Contains(err.Error(), "full") {
+		t.Fatalf("a full store: %v", err)
 	}
 }
