@@ -311,15 +311,11 @@ func readLinesInBatches(br *bufio.Reader, name string, c *collector, lineNo, row
 		v              any
 		err            error
 	}
-	// text is the batch's lines, back to back. Each batch has its own, and
-	// its rows' strings share it rather than copying it (most of parsing's
-	// cost was copying strings); about as much memory as the copies, kept
-	// while any row of the batch is.
-	var text []byte
+	var text []byte // the batch's lines, back to back
 	batch := make([]pending, 0, linesPerBatch)
 	workers := runtime.GOMAXPROCS(0)
 	for {
-		text, batch = make([]byte, 0, max(cap(text), 64<<10)), batch[:0]
+		text, batch = text[:0], batch[:0]
 		atEnd := false
 		for len(batch) < linesPerBatch && !atEnd {
 			from := len(text)
@@ -345,7 +341,7 @@ func readLinesInBatches(br *bufio.Reader, name string, c *collector, lineNo, row
 			part := batch[lo:min(lo+per, len(batch))]
 			wg.Go(func() {
 				for i := range part {
-					part[i].v, part[i].err = parseWith(text[part[i].from:part[i].to], true)
+					part[i].v, part[i].err = parseJSON(text[part[i].from:part[i].to])
 				}
 			})
 		}
