@@ -8,6 +8,7 @@ import (
 	"io"
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
@@ -304,55 +305,90 @@ const linesPerBatch = 4096
 // readLinesInBatches reads the JSON lines after line lineNo (row row): a
 // batch of lines is read, parsed on all cores, and handed to the collector
 // in file order, so rows, line numbers and bad rows are what reading them
-// one by one gives.
+// one by one gives. The next batch is read while one is parsed and
+// collected (reading and collecting are one core's work each).
 func readLinesInBatches(br *bufio.Reader, name string, c *collector, lineNo, row int) error {
 	type pending struct {
 		from, to, line int
 		v              any
 		err            error
 	}
-	var text []byte // the batch's lines, back to back
-	batch := make([]pending, 0, linesPerBatch)
+	type lineBatch struct {
+		text  []byte // the batch's lines, back to back
+		lines []pending
+		atEnd bool
+		err   error
+	}
+	// Two batches take turns: one filled by the reader, one parsed here.
+	free := make(chan *lineBatch, 2)
+	for range 2 {
+		free <- &lineBatch{lines: make([]pending, 0, linesPerBatch)}
+	}
+	full := make(chan *lineBatch, 1)
+	go func() {
+		for {
+			b := <-free
+			b.text, b.lines = b.text[:0], b.lines[:0]
+			for len(b.lines) < linesPerBatch && !b.atEnd {
+				from := len(b.text)
+				var err error
+				b.text, err = readLine(br, b.text)
+				if err != nil && !errors.Is(err, io.EOF) {
+					b.err = fmt.Errorf("%s: %w", name, err)
+					break
+				}
+				b.atEnd = err != nil
+				if len(b.text) == from && b.atEnd {
+					break
+				}
+				lineNo++
+				line := bytes.TrimRight(b.text[from:], "\r")
+				if len(bytes.TrimSpace(line)) == 0 {
+					continue
+				}
+				b.lines = append(b.lines, pending{from: from, to: from + len(line), line: lineNo})
+			}
+			full <- b
+			if b.atEnd || b.err != nil {
+				return
+			}
+		}
+	}()
 	workers := runtime.GOMAXPROCS(0)
 	for {
-		text, batch = text[:0], batch[:0]
-		atEnd := false
-		for len(batch) < linesPerBatch && !atEnd {
-			from := len(text)
-			var err error
-			text, err = readLine(br, text)
-			if err != nil && !errors.Is(err, io.EOF) {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			atEnd = err != nil
-			if len(text) == from && atEnd {
-				break
-			}
-			lineNo++
-			line := bytes.TrimRight(text[from:], "\r")
-			if len(bytes.TrimSpace(line)) == 0 {
-				continue
-			}
-			batch = append(batch, pending{from: from, to: from + len(line), line: lineNo})
+		b := <-full
+		if b.err != nil {
+			return b.err
 		}
+		// Lines are handed out a few at a time, so that a part of long
+		// lines does not keep the other cores waiting.
+		var next atomic.Int64
 		var wg sync.WaitGroup
-		per := (len(batch) + workers - 1) / max(workers, 1)
-		for lo := 0; lo < len(batch); lo += per {
-			part := batch[lo:min(lo+per, len(batch))]
+		for range min(workers, len(b.lines)) {
 			wg.Go(func() {
-				for i := range part {
-					part[i].v, part[i].err = parseJSON(text[part[i].from:part[i].to])
+				for {
+					lo := int(next.Add(64)) - 64
+					if lo >= len(b.lines) {
+						return
+					}
+					for i := lo; i < min(lo+64, len(b.lines)); i++ {
+						p := &b.lines[i]
+						p.v, p.err = parseJSON(b.text[p.from:p.to])
+					}
 				}
 			})
 		}
 		wg.Wait()
-		for _, p := range batch {
+		for i := range b.lines {
+			p := &b.lines[i]
 			lineRow(c, Source{File: name, Line: p.line, Row: row}, p.v, p.err)
+			p.v = nil // the batch is refilled: keep no row alive through it
 			row++
 		}
-		if atEnd {
+		if b.atEnd {
 			return nil
 		}
+		free <- b
 	}
 }
 
