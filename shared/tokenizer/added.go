@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"sort"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -51,6 +52,10 @@ type segment struct {
 type trie struct {
 	nodes []trieNode
 	root  [256]int32 // child of the root per first byte, -1 if none
+	// first is the byte every pattern starts with, -1 when they start with
+	// several: most tokenizers' added tokens all start with '<', and text
+	// is then searched for it (IndexByte) rather than tried byte by byte.
+	first int
 }
 
 type trieNode struct {
@@ -107,7 +112,32 @@ func buildTrie(patterns map[string]int32) *trie {
 		}
 		t.nodes[cur].id = patterns[k]
 	}
+	t.first = -1
+	for b, child := range t.root {
+		if child >= 0 {
+			if t.first >= 0 {
+				t.first = -1
+				break
+			}
+			t.first = b
+		}
+	}
 	return t
+}
+
+// next is the first position from i where a pattern may start, len(s)
+// when none can.
+func (t *trie) next(s string, i int) int {
+	if t.first >= 0 {
+		if j := strings.IndexByte(s[i:], byte(t.first)); j >= 0 {
+			return i + j
+		}
+		return len(s)
+	}
+	for i < len(s) && t.root[s[i]] < 0 {
+		i++
+	}
+	return i
 }
 
 // longestAt returns the id and end of the longest pattern starting at i.
@@ -151,7 +181,7 @@ func (a *addedVocab) split(dst []segment, t *trie, s string) []segment {
 		return append(dst, segment{0, len(s), -1})
 	}
 	startOffset := 0
-	for i := 0; i < len(s); {
+	for i := t.next(s, 0); i < len(s); i = t.next(s, i) {
 		id, end := t.longestAt(s, i)
 		if id < 0 {
 			i++
