@@ -328,7 +328,7 @@ func readLinesInBatches(br *bufio.Reader, name string, c *collector, lineNo, row
 	go func() {
 		for {
 			b := <-free
-			b.text, b.lines = b.text[:0], b.lines[:0]
+			b.text, b.lines, b.atEnd, b.err = b.text[:0], b.lines[:0], false, nil
 			for len(b.lines) < linesPerBatch && !b.atEnd {
 				from := len(b.text)
 				var err error
@@ -348,8 +348,9 @@ func readLinesInBatches(br *bufio.Reader, name string, c *collector, lineNo, row
 				}
 				b.lines = append(b.lines, pending{from: from, to: from + len(line), line: lineNo})
 			}
-			full <- b
-			if b.atEnd || b.err != nil {
+			last := b.atEnd || b.err != nil
+			full <- b // b is the consumer's from here
+			if last {
 				return
 			}
 		}
@@ -362,16 +363,17 @@ func readLinesInBatches(br *bufio.Reader, name string, c *collector, lineNo, row
 		}
 		// Lines are handed out a few at a time, so that a part of long
 		// lines does not keep the other cores waiting.
+		const take = 64
 		var next atomic.Int64
 		var wg sync.WaitGroup
-		for range min(workers, len(b.lines)) {
+		for range min(workers, (len(b.lines)+take-1)/take) {
 			wg.Go(func() {
 				for {
-					lo := int(next.Add(64)) - 64
+					lo := int(next.Add(take)) - take
 					if lo >= len(b.lines) {
 						return
 					}
-					for i := lo; i < min(lo+64, len(b.lines)); i++ {
+					for i := lo; i < min(lo+take, len(b.lines)); i++ {
 						p := &b.lines[i]
 						p.v, p.err = parseJSON(b.text[p.from:p.to])
 					}
