@@ -113,9 +113,12 @@ func (s *Store) Put(ctx context.Context, r io.Reader) (events.ArtifactRef, error
 		return events.ArtifactRef{}, fmt.Errorf("artifacts: upload to %s: %w", s.bucket, err)
 	}
 	sum, err := jetstream.DecodeObjectDigest(info.Digest)
-	if err != nil || len(sum) != sha256.Size {
+	if err == nil && len(sum) != sha256.Size {
+		err = fmt.Errorf("%d bytes", len(sum))
+	}
+	if err != nil {
 		_ = s.obs.Delete(ctx, tmp)
-		return events.ArtifactRef{}, fmt.Errorf("artifacts: upload to %s: digest %q is not a SHA-256 (%v)", s.bucket, info.Digest, err)
+		return events.ArtifactRef{}, fmt.Errorf("artifacts: upload to %s: digest %q is not a SHA-256: %w", s.bucket, info.Digest, err)
 	}
 	ref := events.ArtifactRef{Bucket: s.bucket, Name: ObjectName(hex.EncodeToString(sum)), SHA256: hex.EncodeToString(sum), Size: int64(info.Size)}
 	existing, err := s.obs.GetInfo(ctx, ref.Name)
