@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"strconv"
@@ -141,7 +142,12 @@ func readParts(path string) ([]byte, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return data, nil
+	// What was appended since Stat is read too, as os.ReadFile would.
+	more, err := io.ReadAll(io.NewSectionReader(f, size, math.MaxInt64-size))
+	if err != nil {
+		return nil, err
+	}
+	return append(data, more...), nil
 }
 
 // RowsOf encodes rows already parsed (RowsFormat), for callers that made
