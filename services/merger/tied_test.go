@@ -65,15 +65,7 @@ func TestMergeTiedModulesToSave(t *testing.T) {
 				}
 			}
 			adapterDir, a := exportAdapter(t, m, cfg)
-			out := filepath.Join(t.TempDir(), "merged")
-			if _, err := MergeDir(base, adapterDir, "", out, MergeOptions{}); err != nil {
-				t.Fatal(err)
-			}
-
-			cfgOut, err := os.ReadFile(filepath.Join(out, "config.json"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			out, cfgOut := mergeWithDefaults(t, base, adapterDir)
 			weights, err := safetensors.OpenModel(out, "model")
 			if err != nil {
 				t.Fatal(err)
@@ -171,15 +163,7 @@ func TestMergeTiedConfigWithItsOwnHead(t *testing.T) {
 		t.Fatal(err)
 	}
 	adapterDir, _ := exportAdapter(t, m, cfg)
-	out := filepath.Join(t.TempDir(), "merged")
-	if _, err := MergeDir(base, adapterDir, "", out, MergeOptions{}); err != nil {
-		t.Fatal(err)
-	}
-
-	cfgOut, err := os.ReadFile(filepath.Join(out, "config.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, cfgOut := mergeWithDefaults(t, base, adapterDir)
 	var merged struct {
 		TieWordEmbeddings *bool `json:"tie_word_embeddings"`
 	}
@@ -205,4 +189,19 @@ func TestMergeTiedConfigWithItsOwnHead(t *testing.T) {
 	if !slices.Equal(head, baseHead) || !slices.Equal(embed, baseEmbed) {
 		t.Errorf("merged lm_head is the base's %v, embed_tokens is the base's %v", slices.Equal(head, baseHead), slices.Equal(embed, baseEmbed))
 	}
+}
+
+// mergeWithDefaults merges the adapter into base in a new folder and
+// returns the folder and its config.json.
+func mergeWithDefaults(t *testing.T, base, adapterDir string) (string, []byte) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "merged")
+	if _, err := MergeDir(base, adapterDir, "", out, MergeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	config, err := os.ReadFile(filepath.Join(out, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out, config
 }
