@@ -354,12 +354,7 @@ func BenchmarkPreprocessStages(b *testing.B) {
 			faults[i] = minorFaults() - f0
 			runtime.ReadMemStats(&m1)
 			allocMB[i] = float64(m1.TotalAlloc-m0.TotalAlloc) / (1 << 20)
-			if wall[i] == 0 || w < wall[i] {
-				wall[i] = w
-			}
-			if cpu[i] == 0 || c < cpu[i] {
-				cpu[i] = c
-			}
+			wall[i], cpu[i] = minPositive(wall[i], w), minPositive(cpu[i], c)
 		}
 	}
 	for i, s := range stages {
