@@ -9,6 +9,7 @@ import (
 	"github.com/eftml/eft/events"
 	"github.com/eftml/eft/services/runspec/runtest"
 	"github.com/eftml/eft/shared/artifacts"
+	"github.com/eftml/eft/shared/bus/bustest"
 )
 
 // The object store's quota (the bucket's max bytes, as an operator sets it)
@@ -31,19 +32,7 @@ func TestObjectStoreQuotaWhileCheckpointing(t *testing.T) {
 	})
 
 	ctx := context.Background()
-	stream, err := c.bus.JetStream().Stream(ctx, "OBJ_"+artifacts.DefaultBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := info.Config
-	cfg.MaxBytes = int64(info.State.Bytes) + 4<<10 // what is stored, and 4 KiB
-	if _, err := c.bus.JetStream().UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	stream, quota := bustest.CapStream(t, c.bus, "OBJ_"+artifacts.DefaultBucket, 4<<10) // what is stored, and 4 KiB
 	quotaSet := time.Now()
 
 	envs := c.follow(run, 2*time.Minute)
@@ -67,11 +56,11 @@ func TestObjectStoreQuotaWhileCheckpointing(t *testing.T) {
 	if err := store.GetFiles(ctx, first.Files, t.TempDir()); err != nil {
 		t.Fatalf("the previous checkpoint %s is damaged: %v", first.Name, err)
 	}
-	info, err = stream.Info(ctx)
+	info, err := stream.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Config.MaxBytes != cfg.MaxBytes {
+	if info.Config.MaxBytes != quota {
 		t.Fatalf("the bucket's quota was changed to %d by a service", info.Config.MaxBytes)
 	}
 	t.Logf("quota hit %s after it was set; %d files of %s verified; RunFailed: %s", last.Time.Sub(quotaSet).Round(time.Millisecond), len(first.Files), first.Name, f.Error)

@@ -190,19 +190,7 @@ func TestPutSplitStreamsTheRows(t *testing.T) {
 		t.Fatalf("stored %d bytes, want the rows' %d", got.Len(), len(want))
 	}
 
-	stream, err := b.JetStream().Stream(ctx, "OBJ_"+artifacts.DefaultBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := info.Config
-	cfg.MaxBytes = int64(info.State.Bytes) + 64<<10
-	if _, err := b.JetStream().UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	bustest.CapStream(t, b, "OBJ_"+artifacts.DefaultBucket, 64<<10)
 	rows[0].Fields = datasets.Object{{Name: "text", Value: "changed, so not already stored"}}
 	if _, err := putSplit(ctx, store, rows); err == nil || !strings.Contains(err.Error(), "full") {
 		t.Fatalf("a full store: %v", err)

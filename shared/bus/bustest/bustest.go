@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/eftml/eft/shared/bus"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Server starts an embedded server whose store is a fresh temporary
@@ -40,4 +41,25 @@ func New(t testing.TB) (*bus.Bus, *bus.Embedded) {
 	t.Helper()
 	srv := Server(t)
 	return Connect(t, srv, bus.Options{}), srv
+}
+
+// CapStream sets the stream's max bytes (a quota, as an operator sets it)
+// to what it holds now plus headroom, and returns the stream and its quota.
+func CapStream(t testing.TB, b *bus.Bus, name string, headroom int64) (jetstream.Stream, int64) {
+	t.Helper()
+	ctx := context.Background()
+	stream, err := b.JetStream().Stream(ctx, name)
+	if err != nil {
+		t.Fatalf("bustest: %v", err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatalf("bustest: %v", err)
+	}
+	cfg := info.Config
+	cfg.MaxBytes = int64(info.State.Bytes) + headroom
+	if _, err := b.JetStream().UpdateStream(ctx, cfg); err != nil {
+		t.Fatalf("bustest: %v", err)
+	}
+	return stream, cfg.MaxBytes
 }
