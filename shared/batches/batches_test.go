@@ -216,7 +216,7 @@ func TestPlanOrdersResumesAndShards(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	batches, _, _ := packing.Build(randomSamples(6, 70000, 1, true), packing.Options{SequenceLen: 512, MicroBatchSize: 2, Pack: true})
 	file := writeAll(f, batches, 0)
-	rec, _ := encodeRecord(nil, batches[0], 0)
+	rec, _, _ := encodeRecord(nil, batches[0], 0, nil)
 	f.Add(file)
 	f.Add(rec)
 	f.Add([]byte{})
@@ -224,7 +224,7 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if mb, err := decodeRecord(data, 0); err == nil {
 			// Whatever decodes must encode back to the same bytes.
-			again, err := encodeRecord(nil, mb, 0)
+			again, _, err := encodeRecord(nil, mb, 0, nil)
 			if err != nil {
 				t.Fatalf("decoded record does not re-encode: %v", err)
 			}
@@ -278,7 +278,7 @@ func TestEscapedTokenIDs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rec, err := encodeRecord(nil, mbs[0], 3)
+		rec, _, err := encodeRecord(nil, mbs[0], 3, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -291,7 +291,7 @@ func TestEscapedTokenIDs(t *testing.T) {
 		}
 	}
 	mbs, _, _ := packing.Build([]packing.Sample{row(5, 0x10000, 6, 7, 8, 9)}, packing.Options{SequenceLen: 8, MicroBatchSize: 1, PadToSequenceLen: true})
-	rec, _ := encodeRecord(nil, mbs[0], 0)
+	rec, _, _ := encodeRecord(nil, mbs[0], 0, nil)
 	tokens := 10 + 8 + 8 // header, one row, one sample
 	if rec[8] != escapedIDs || binary.LittleEndian.Uint16(rec[tokens+2:]) != escape {
 		t.Fatalf("record %x does not escape its second id", rec)

@@ -64,6 +64,7 @@ type Writer struct {
 	index  []byte
 	count  uint64
 	buf    []byte
+	rows   [][]recordSample // Write's scratch
 	err    error
 }
 
@@ -89,82 +90,59 @@ func (w *Writer) Write(mb packing.MicroBatch) error {
 	if w.err != nil {
 		return w.err
 	}
-	rec, err := EncodeRecord(w.buf, mb, w.pad)
+	data, rows, err := encodeRecord(w.buf[:0], mb, w.pad, w.rows)
+	w.rows = rows
 	if err != nil {
 		return fmt.Errorf("batches: micro-batch %d: %w", w.count, err)
 	}
-	w.buf = rec.data
-	return w.WriteRecord(rec)
+	w.buf = data
+	return w.writeRecord(data)
 }
 
-// Record is one micro-batch encoded for a batch file. Encoding is most of
-// the cost of writing one, and EncodeRecord may run on several goroutines
-// at once; the Writer then appends the records in order.
-type Record struct {
-	data []byte
-	crc  uint32
-	pad  int32
-}
-
-// EncodeRecord encodes mb as Writer.Write does (with the same checks) for
-// a file whose pad token is padTokenID, reusing dst's storage.
-func EncodeRecord(dst []byte, mb packing.MicroBatch, padTokenID int32) (Record, error) {
-	data, err := encodeRecord(dst[:0], mb, padTokenID)
-	if err != nil {
-		return Record{}, err
-	}
-	return Record{data: data, crc: crc32.Checksum(data, castagnoli), pad: padTokenID}, nil
-}
-
-// Bytes is the record's storage, for the next EncodeRecord to reuse once
-// the record is written.
-func (r Record) Bytes() []byte { return r.data }
-
-// WriteRecord appends a record that EncodeRecord made for this writer's
-// pad token.
-func (w *Writer) WriteRecord(r Record) error {
+// writeRecord appends an encoded record and its index entry.
+func (w *Writer) writeRecord(data []byte) error {
 	if w.err != nil {
 		return w.err
 	}
-	if r.data == nil || r.pad != w.pad {
-		return fmt.Errorf("batches: micro-batch %d: record encoded for pad token %d (or not encoded), the file's is %d", w.count, r.pad, w.pad)
-	}
-	if _, err := w.w.Write(r.data); err != nil {
+	if _, err := w.w.Write(data); err != nil {
 		w.err = err
 		return err
 	}
 	w.index = binary.LittleEndian.AppendUint64(w.index, w.offset)
-	w.index = binary.LittleEndian.AppendUint32(w.index, uint32(len(r.data)))
-	w.index = binary.LittleEndian.AppendUint32(w.index, r.crc)
-	w.offset += uint64(len(r.data))
+	w.index = binary.LittleEndian.AppendUint32(w.index, uint32(len(data)))
+	w.index = binary.LittleEndian.AppendUint32(w.index, crc32.Checksum(data, castagnoli))
+	w.offset += uint64(len(data))
 	w.count++
 	return nil
 }
 
-// WriteBatches lays out and appends every micro-batch of a packing:
-// the same bytes as Write of each of packing.Build's micro-batches in
-// turn, but laid out and encoded on workers goroutines (0: GOMAXPROCS),
-// each reusing its arrays, rather than on one core from a slice of them
-// all. The packing's pad token must be the writer's.
+// WriteBatches encodes and appends every micro-batch of a packing: the
+// same bytes as Write of each of packing.Build's micro-batches in turn, but
+// encoded straight from the packed samples (never laid out into
+// rows × width arrays) on workers goroutines (0: GOMAXPROCS) rather than
+// on one core from a slice of them all. The packing's pad token must be the
+// writer's.
 func (w *Writer) WriteBatches(p *packing.Batches, workers int) error {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	type slot struct {
-		mb  packing.MicroBatch
-		rec Record
-		buf []byte
-		err error
+	if pad := p.PadTokenID(); pad != w.pad {
+		return fmt.Errorf("batches: the micro-batches are padded with token %d, the file's pad token is %d", pad, w.pad)
 	}
-	// A window of slots is laid out and encoded at once, then written in
-	// order by a goroutine of its own while the next window is encoded into
-	// the other set of slots: a file's writes can cost the kernel as much
-	// as the encoding.
+	type slot struct {
+		data []byte
+		err  error
+	}
+	// A window of slots is encoded at once, then written in order by a
+	// goroutine of its own while the next window is encoded into the other
+	// set of slots: a file's writes can cost the kernel as much as the
+	// encoding.
 	var windows [2][]slot
 	for i := range windows {
 		windows[i] = make([]slot, 8*workers)
 	}
 	size := len(windows[0])
+	scratch := make([][][]recordSample, workers)
 	written := make(chan error, 1)
 	writing := false
 	waitWritten := func() error {
@@ -179,16 +157,20 @@ func (w *Writer) WriteBatches(p *packing.Batches, workers int) error {
 		k := min(size, p.Len()-base)
 		var next atomic.Int64
 		var wg sync.WaitGroup
-		for range min(workers, k) {
+		for worker := range min(workers, k) {
 			wg.Go(func() {
+				rows := scratch[worker]
 				for j := int(next.Add(1) - 1); j < k; j = int(next.Add(1) - 1) {
+					var width int
+					rows, width = groupRows(rows, p, base+j)
 					s := &slots[j]
-					p.LayoutInto(&s.mb, base+j)
-					s.rec, s.err = EncodeRecord(s.buf, s.mb, w.pad)
-					if s.err == nil {
-						s.buf = s.rec.data
+					if data, err := encodeRows(s.data[:0], width, rows); err != nil {
+						s.err = err
+					} else {
+						s.data, s.err = data, nil
 					}
 				}
+				scratch[worker] = rows
 			})
 		}
 		wg.Wait()
@@ -204,7 +186,7 @@ func (w *Writer) WriteBatches(p *packing.Batches, workers int) error {
 		go func() {
 			var err error
 			for j := range k {
-				if err = w.WriteRecord(slots[j].rec); err != nil {
+				if err = w.writeRecord(slots[j].data); err != nil {
 					break
 				}
 			}
@@ -246,63 +228,124 @@ func (w *Writer) Close() error {
 //
 // The writer takes the smallest: a Llama-3 text has ~3 % of its ids above
 // 65535, so escaped ids take ~2.1 bytes each where three would be needed.
-func encodeRecord(dst []byte, mb packing.MicroBatch, pad int32) ([]byte, error) {
+//
+// encodeRecord checks that mb's padding and position ids are what the
+// record rebuilds, then encodes its rows' samples (encodeRows); rows is
+// scratch for that, returned for reuse.
+func encodeRecord(dst []byte, mb packing.MicroBatch, pad int32, rows [][]recordSample) ([]byte, [][]recordSample, error) {
 	if mb.Rows < 0 || mb.Rows > maxRows || mb.Width < 0 || mb.Width > maxWidth {
-		return nil, fmt.Errorf("rows %d × width %d out of range", mb.Rows, mb.Width)
+		return nil, rows, fmt.Errorf("rows %d × width %d out of range", mb.Rows, mb.Width)
 	}
 	n := mb.Rows * mb.Width
 	if len(mb.InputIDs) != n || len(mb.Labels) != n || len(mb.PositionIDs) != n ||
 		len(mb.RowLengths) != mb.Rows || len(mb.Boundaries) != mb.Rows || len(mb.SampleIDs) != mb.Rows {
-		return nil, errors.New("array sizes do not match rows × width")
+		return nil, rows, errors.New("array sizes do not match rows × width")
 	}
-	maxID := int32(0)
-	fullLabels := false
-	tokens, samples, escapes := 0, 0, 0
-	for r := 0; r < mb.Rows; r++ {
+	rows = resizeRecordRows(rows, mb.Rows)
+	for r := range mb.Rows {
 		length := int(mb.RowLengths[r])
 		b := mb.Boundaries[r]
 		if length < 0 || length > mb.Width || len(b) != len(mb.SampleIDs[r])+1 || b[0] != 0 || int(b[len(b)-1]) != length {
-			return nil, fmt.Errorf("row %d: boundaries %v do not cover its length %d", r, b, length)
+			return nil, rows, fmt.Errorf("row %d: boundaries %v do not cover its length %d", r, b, length)
 		}
+		ids := mb.InputIDs[r*mb.Width : (r+1)*mb.Width]
+		labels := mb.Labels[r*mb.Width : (r+1)*mb.Width]
 		positions := mb.PositionIDs[r*mb.Width : (r+1)*mb.Width]
 		for k := 1; k < len(b); k++ {
 			if b[k] <= b[k-1] {
-				return nil, fmt.Errorf("row %d: boundaries %v are not increasing", r, b)
+				return nil, rows, fmt.Errorf("row %d: boundaries %v are not increasing", r, b)
 			}
 			differ := int32(0)
 			for p, pos := range positions[b[k-1]:b[k]] {
 				differ |= pos ^ int32(p)
 			}
 			if differ != 0 {
-				return nil, fmt.Errorf("row %d: position ids do not restart at sample %d", r, k-1)
+				return nil, rows, fmt.Errorf("row %d: position ids do not restart at sample %d", r, k-1)
+			}
+			rows[r] = append(rows[r], recordSample{id: mb.SampleIDs[r][k-1], ids: ids[b[k-1]:b[k]], labels: labels[b[k-1]:b[k]]})
+		}
+		for p := length; p < mb.Width; p++ {
+			if ids[p] != pad || labels[p] != packing.IgnoreIndex || positions[p] != 0 {
+				return nil, rows, fmt.Errorf("row %d: padding at %d is not pad token / -100 / position 0", r, p)
 			}
 		}
-		row := mb.InputIDs[r*mb.Width : (r+1)*mb.Width]
-		labels := mb.Labels[r*mb.Width : (r+1)*mb.Width]
-		// One pass without branches over the row's tokens (this loop is
-		// most of the encoding's cost): the smallest and largest id, the
-		// ids >= escape, and whether any label is neither -100 nor its id.
-		ids, ls := row[:length], labels[:length]
-		ls = ls[:len(ids)]
+	}
+	dst, err := encodeRows(dst, mb.Width, rows)
+	return dst, rows, err
+}
+
+// recordSample is one sample of a record's row: its index among the packed
+// samples, and its tokens.
+type recordSample struct {
+	id          int32
+	ids, labels []int32
+}
+
+// resizeRecordRows makes rows n empty rows, reusing their storage.
+func resizeRecordRows(rows [][]recordSample, n int) [][]recordSample {
+	for len(rows) < n {
+		rows = append(rows, nil)
+	}
+	rows = rows[:n]
+	for r := range rows {
+		clear(rows[r])
+		rows[r] = rows[r][:0]
+	}
+	return rows
+}
+
+// groupRows is micro-batch i of p as a record's rows (reusing rows), and
+// its width.
+func groupRows(rows [][]recordSample, p *packing.Batches, i int) ([][]recordSample, int) {
+	group, width := p.Group(i)
+	rows = resizeRecordRows(rows, len(group))
+	for r, ids := range group {
+		for _, id := range ids {
+			s := p.Sample(id)
+			rows[r] = append(rows[r], recordSample{id: int32(id), ids: s.InputIDs, labels: s.Labels})
+		}
+	}
+	return rows, width
+}
+
+// encodeRows appends the record of len(rows) rows of width tokens, each
+// holding the samples it lists in turn and padding after them.
+func encodeRows(dst []byte, width int, rows [][]recordSample) ([]byte, error) {
+	if len(rows) > maxRows || width < 0 || width > maxWidth {
+		return nil, fmt.Errorf("rows %d × width %d out of range", len(rows), width)
+	}
+	maxID := int32(0)
+	fullLabels := false
+	tokens, samples, escapes := 0, 0, 0
+	for r, row := range rows {
+		length := 0
 		minID, odd := int32(0), uint32(0)
-		for p, id := range ids {
-			l := ls[p]
-			minID, maxID = min(minID, id), max(maxID, id)
-			escapes += int(uint32(escape-1-id) >> 31)
-			a, c := uint32(l^packing.IgnoreIndex), uint32(l^id)
-			odd |= (a | -a) & (c | -c)
+		for k, s := range row {
+			if len(s.ids) == 0 || len(s.labels) != len(s.ids) {
+				return nil, fmt.Errorf("row %d: sample %d has %d input ids and %d labels", r, k, len(s.ids), len(s.labels))
+			}
+			length += len(s.ids)
+			// One pass without branches over the tokens (this loop is most
+			// of the encoding's cost): the smallest and largest id, the ids
+			// >= escape, and whether any label is neither -100 nor its id.
+			ls := s.labels[:len(s.ids)]
+			for p, id := range s.ids {
+				l := ls[p]
+				minID, maxID = min(minID, id), max(maxID, id)
+				escapes += int(uint32(escape-1-id) >> 31)
+				a, c := uint32(l^packing.IgnoreIndex), uint32(l^id)
+				odd |= (a | -a) & (c | -c)
+			}
+		}
+		if length > width {
+			return nil, fmt.Errorf("row %d: %d tokens in a row of width %d", r, length, width)
 		}
 		if minID < 0 {
 			return nil, fmt.Errorf("row %d: negative token id %d", r, minID)
 		}
 		fullLabels = fullLabels || odd>>31 != 0
-		for p := length; p < mb.Width; p++ {
-			if row[p] != pad || labels[p] != packing.IgnoreIndex || positions[p] != 0 {
-				return nil, fmt.Errorf("row %d: padding at %d is not pad token / -100 / position 0", r, p)
-			}
-		}
 		tokens += length
-		samples += len(mb.SampleIDs[r])
+		samples += len(row)
 	}
 	code := 2
 	if maxID >= 1<<24 {
@@ -320,64 +363,43 @@ func encodeRecord(dst []byte, mb packing.MicroBatch, pad int32) ([]byte, error) 
 		labelBytes, mode = 4*tokens, 1
 	}
 	// The record's size is known: one allocation at most, then plain stores.
-	size := 10 + 8*mb.Rows + 8*samples + tokenSize + labelBytes
+	size := 10 + 8*len(rows) + 8*samples + tokenSize + labelBytes
 	start := len(dst)
 	dst = slices.Grow(dst, size)[:start+size]
 	out := dst[start:]
 	le := binary.LittleEndian
-	le.PutUint32(out[0:], uint32(mb.Rows))
-	le.PutUint32(out[4:], uint32(mb.Width))
+	le.PutUint32(out[0:], uint32(len(rows)))
+	le.PutUint32(out[4:], uint32(width))
 	out[8], out[9] = byte(code), mode
 	at := 10
-	for r := 0; r < mb.Rows; r++ {
-		le.PutUint32(out[at:], uint32(mb.RowLengths[r]))
-		le.PutUint32(out[at+4:], uint32(len(mb.SampleIDs[r])))
+	for _, row := range rows {
+		length := 0
+		for _, s := range row {
+			length += len(s.ids)
+		}
+		le.PutUint32(out[at:], uint32(length))
+		le.PutUint32(out[at+4:], uint32(len(row)))
 		at += 8
 	}
-	for r := 0; r < mb.Rows; r++ {
-		for k, id := range mb.SampleIDs[r] {
-			le.PutUint32(out[at:], uint32(id))
-			le.PutUint32(out[at+4:], uint32(mb.Boundaries[r][k+1]-mb.Boundaries[r][k]))
+	for _, row := range rows {
+		for _, s := range row {
+			le.PutUint32(out[at:], uint32(s.id))
+			le.PutUint32(out[at+4:], uint32(len(s.ids)))
 			at += 8
 		}
 	}
-	for r := 0; r < mb.Rows; r++ {
-		ids := mb.InputIDs[r*mb.Width : r*mb.Width+int(mb.RowLengths[r])]
-		switch code {
-		case escapedIDs:
-			for _, id := range ids {
-				if id < escape {
-					le.PutUint16(out[at:], uint16(id))
-					at += 2
-					continue
-				}
-				le.PutUint16(out[at:], escape)
-				le.PutUint32(out[at+2:], uint32(id))
-				at += 6
-			}
-		case 2:
-			for _, id := range ids {
-				le.PutUint16(out[at:], uint16(id))
-				at += 2
-			}
-		case 3:
-			for _, id := range ids {
-				v := uint32(id)
-				out[at], out[at+1], out[at+2] = byte(v), byte(v>>8), byte(v>>16)
-				at += 3
-			}
-		default:
-			for _, id := range ids {
-				le.PutUint32(out[at:], uint32(id))
-				at += 4
-			}
+	for _, row := range rows {
+		for _, s := range row {
+			at = appendIDs(out, at, code, s.ids)
 		}
 	}
 	if fullLabels {
-		for r := 0; r < mb.Rows; r++ {
-			for _, l := range mb.Labels[r*mb.Width : r*mb.Width+int(mb.RowLengths[r])] {
-				le.PutUint32(out[at:], uint32(l))
-				at += 4
+		for _, row := range rows {
+			for _, s := range row {
+				for _, l := range s.labels {
+					le.PutUint32(out[at:], uint32(l))
+					at += 4
+				}
 			}
 		}
 		return dst, nil
@@ -385,10 +407,48 @@ func encodeRecord(dst []byte, mb packing.MicroBatch, pad int32) ([]byte, error) 
 	mask := out[at : at+labelBytes]
 	clear(mask)
 	bit := 0
-	for r := 0; r < mb.Rows; r++ {
-		bit = appendMask(mask, bit, mb.Labels[r*mb.Width:r*mb.Width+int(mb.RowLengths[r])])
+	for _, row := range rows {
+		for _, s := range row {
+			bit = appendMask(mask, bit, s.labels)
+		}
 	}
 	return dst, nil
+}
+
+// appendIDs stores ids at out[at:] by the token code and returns where
+// they end.
+func appendIDs(out []byte, at, code int, ids []int32) int {
+	le := binary.LittleEndian
+	switch code {
+	case escapedIDs:
+		for _, id := range ids {
+			if id < escape {
+				le.PutUint16(out[at:], uint16(id))
+				at += 2
+				continue
+			}
+			le.PutUint16(out[at:], escape)
+			le.PutUint32(out[at+2:], uint32(id))
+			at += 6
+		}
+	case 2:
+		for _, id := range ids {
+			le.PutUint16(out[at:], uint16(id))
+			at += 2
+		}
+	case 3:
+		for _, id := range ids {
+			v := uint32(id)
+			out[at], out[at+1], out[at+2] = byte(v), byte(v>>8), byte(v>>16)
+			at += 3
+		}
+	default:
+		for _, id := range ids {
+			le.PutUint32(out[at:], uint32(id))
+			at += 4
+		}
+	}
+	return at
 }
 
 // appendMask sets bits bit, bit+1, ... of mask (LSB first; mask cleared)

@@ -135,6 +135,16 @@ func Pack(samples []Sample, o Options) (*Batches, error) {
 // Len is the number of micro-batches.
 func (p *Batches) Len() int { return len(p.groups) }
 
+// Group is micro-batch i undecided by layout: its rows, each the indices of
+// the samples it holds in turn (shared: not to be changed), and its width.
+func (p *Batches) Group(i int) (rows [][]int, width int) { return p.groups[i], p.widths[i] }
+
+// Sample is packed sample id (an index into the samples given to Pack).
+func (p *Batches) Sample(id int) Sample { return p.samples[id] }
+
+// PadTokenID is the input id of padding (Options.PadTokenID).
+func (p *Batches) PadTokenID() int32 { return p.pad }
+
 // LayoutInto lays out micro-batch i into mb, reusing mb's arrays where they
 // have room (a zero MicroBatch gets new ones).
 func (p *Batches) LayoutInto(mb *MicroBatch, i int) {
