@@ -1,0 +1,209 @@
+package datasets
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"unsafe"
+)
+
+// The binary value encoding carries row values between eft's own stages
+// (the rows artifact) where JSON's escaping, scanning and number parsing
+// would be wasted: every value is a tag byte and its payload,
+//
+//	'n' null | 'f' false | 't' true
+//	'i' int64, zig-zag varint | 'd' float64, 8 bytes little-endian
+//	's' string: uvarint length, bytes
+//	'l' list: uvarint count, values
+//	'o' object: uvarint count, then per field a string (length, bytes) and a value
+//
+// It holds exactly what AppendJSON writes: a float that is not finite is
+// null, as in JSON.
+const (
+	binNull   = 'n'
+	binFalse  = 'f'
+	binTrue   = 't'
+	binInt    = 'i'
+	binFloat  = 'd'
+	binString = 's'
+	binList   = 'l'
+	binObject = 'o'
+)
+
+// AppendBinary appends v's binary encoding.
+func AppendBinary(dst []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(dst, binNull)
+	case bool:
+		if x {
+			return append(dst, binTrue)
+		}
+		return append(dst, binFalse)
+	case int64:
+		return binary.AppendVarint(append(dst, binInt), x)
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return append(dst, binNull)
+		}
+		return binary.LittleEndian.AppendUint64(append(dst, binFloat), math.Float64bits(x))
+	case string:
+		return appendBinaryString(append(dst, binString), x)
+	case []any:
+		dst = binary.AppendUvarint(append(dst, binList), uint64(len(x)))
+		for _, e := range x {
+			dst = AppendBinary(dst, e)
+		}
+		return dst
+	case Object:
+		dst = binary.AppendUvarint(append(dst, binObject), uint64(len(x)))
+		for _, f := range x {
+			dst = appendBinaryString(dst, f.Name)
+			dst = AppendBinary(dst, f.Value)
+		}
+		return dst
+	default:
+		// Not a row value: a reader bug. Encode it visibly rather than panic,
+		// as AppendJSON does.
+		return appendBinaryString(append(dst, binString), "<unsupported value>")
+	}
+}
+
+func appendBinaryString(dst []byte, s string) []byte {
+	return append(binary.AppendUvarint(dst, uint64(len(s))), s...)
+}
+
+// DecodeBinaryShared decodes one value from the start of data and returns
+// what follows it. Its strings share data's memory (no copy), so data must
+// not change while the value is in use. Damaged input is an error giving
+// the byte offset, never a panic or an allocation larger than data.
+func DecodeBinaryShared(data []byte) (any, []byte, error) {
+	d := binDecoder{data: data}
+	v := d.value()
+	if d.err != nil {
+		return nil, nil, fmt.Errorf("binary value: byte %d: %w", d.pos, d.err)
+	}
+	return v, data[d.pos:], nil
+}
+
+// binDecoder reads the binary encoding from data[pos:]; the first error
+// stops it.
+type binDecoder struct {
+	data  []byte
+	pos   int
+	depth int
+	err   error
+}
+
+var errBinaryEnd = errors.New("ends early")
+
+func (d *binDecoder) fail(err error) any {
+	if d.err == nil {
+		d.err = err
+	}
+	return nil
+}
+
+func (d *binDecoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.data[d.pos:])
+	if n <= 0 {
+		d.fail(errors.New("bad length"))
+		return 0
+	}
+	d.pos += n
+	return v
+}
+
+// count reads a list's or object's length: each element takes a byte at
+// least, so a count beyond what is left is damage, not a reason to allocate.
+func (d *binDecoder) count() int {
+	n := d.uvarint()
+	if d.err == nil && n > uint64(len(d.data)-d.pos) {
+		d.fail(fmt.Errorf("a count of %d with %d bytes left", n, len(d.data)-d.pos))
+		return 0
+	}
+	return int(n)
+}
+
+func (d *binDecoder) str() string {
+	n := d.uvarint()
+	if d.err != nil {
+		return ""
+	}
+	if n > uint64(len(d.data)-d.pos) {
+		d.fail(errBinaryEnd)
+		return ""
+	}
+	s := d.data[d.pos : d.pos+int(n)]
+	d.pos += int(n)
+	if len(s) == 0 {
+		return ""
+	}
+	return unsafe.String(&s[0], len(s))
+}
+
+func (d *binDecoder) value() any {
+	if d.pos >= len(d.data) {
+		return d.fail(errBinaryEnd)
+	}
+	tag := d.data[d.pos]
+	d.pos++
+	switch tag {
+	case binNull:
+		return nil
+	case binFalse:
+		return false
+	case binTrue:
+		return true
+	case binInt:
+		v, n := binary.Varint(d.data[d.pos:])
+		if n <= 0 {
+			return d.fail(errors.New("bad integer"))
+		}
+		d.pos += n
+		return v
+	case binFloat:
+		if len(d.data)-d.pos < 8 {
+			return d.fail(errBinaryEnd)
+		}
+		f := math.Float64frombits(binary.LittleEndian.Uint64(d.data[d.pos:]))
+		d.pos += 8
+		return f
+	case binString:
+		s := d.str()
+		if d.err != nil {
+			return nil
+		}
+		return s
+	case binList, binObject:
+		if d.depth++; d.depth > maxJSONDepth {
+			return d.fail(fmt.Errorf("nested deeper than %d", maxJSONDepth))
+		}
+		defer func() { d.depth-- }()
+		n := d.count()
+		if d.err != nil {
+			return nil
+		}
+		if tag == binList {
+			items := make([]any, n)
+			for i := range items {
+				if items[i] = d.value(); d.err != nil {
+					return nil
+				}
+			}
+			return items
+		}
+		fields := make(Object, n)
+		for i := range fields {
+			fields[i].Name = d.str()
+			if fields[i].Value = d.value(); d.err != nil {
+				return nil
+			}
+		}
+		return fields
+	default:
+		d.pos--
+		return d.fail(fmt.Errorf("unknown tag %q", tag))
+	}
+}
