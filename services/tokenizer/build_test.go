@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -140,17 +141,22 @@ func TestTokenizeIsRowOrderedAndMatchesTheStrategies(t *testing.T) {
 		t.Fatalf("bad row: %v", err)
 	}
 
-	// A damaged line of the rows file is parsed where it is tokenized, and
-	// reported at its line of that file when it comes first.
+	// A damaged record of the rows file is decoded where it is tokenized,
+	// and reported as that row of that file when it comes first.
 	var data []byte
-	for _, r := range rows[:800] {
+	var damaged int
+	for i, r := range rows[:800] {
+		if i == 300 {
+			damaged = len(data) + 1 // past the record's one-byte length
+			data = append(data, prompt.AppendRow(nil, r)[:4]...)
+			data[damaged-1] = 3
+			continue
+		}
 		data = prompt.AppendRow(data, r)
 	}
-	lines := strings.SplitAfter(string(data), "\n")
-	lines[300] = `{"dataset": 0, "file": "a.jsonl"` + "\n"
-	_, err = Tokenize(context.Background(), prompt.IndexRows([]byte(strings.Join(lines, "")), "rows.jsonl"), strategies, TokenizeOptions{Length: prompt.LengthPolicy{SequenceLen: 64}, Workers: 3})
-	if err == nil || !strings.Contains(err.Error(), "rows: rows.jsonl:301: malformed JSON") {
-		t.Fatalf("damaged rows: %v", err)
+	_, err = Tokenize(context.Background(), prompt.IndexRows(data, "rows.bin"), strategies, TokenizeOptions{Length: prompt.LengthPolicy{SequenceLen: 64}, Workers: 3})
+	if want := fmt.Sprintf("rows: rows.bin: row 300 (byte %d): the record ends in its header", damaged); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("damaged rows: %v, want %q", err, want)
 	}
 }
 

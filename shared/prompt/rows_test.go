@@ -11,85 +11,86 @@ import (
 	"github.com/eftml/eft/shared/datasets"
 )
 
+// TestReadRowsInPartsEqualsOnePiece: a rows file large enough to be read
+// and decoded in parts gives back every row as written, in order; damage
+// in a later part names that row and its byte.
 func TestReadRowsInPartsEqualsOnePiece(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4)) // four parts whatever the machine
 	var data []byte
-	n := 0
+	var want []Row
+	var starts []int
 	for len(data) < parallelReadBytes+(1<<20) {
-		data = AppendRow(data, Row{Dataset: n % 3, Source: datasets.Source{File: "src.jsonl", Line: n + 1, Row: n},
-			Fields: obj("instruction", fmt.Sprintf("row %d %s", n, strings.Repeat("é", n%50)), "ids", []any{int64(n), int64(-n)})})
-		n++
+		n := len(want)
+		r := Row{Dataset: n % 3, Source: datasets.Source{File: "src.jsonl", Line: n + 1, Row: n},
+			Fields: obj("instruction", fmt.Sprintf("row %d %s", n, strings.Repeat("é", n%50)), "ids", []any{int64(n), int64(-n)})}
+		starts = append(starts, len(data))
+		data = AppendRow(data, r)
+		want = append(want, r)
 	}
-	path := filepath.Join(t.TempDir(), "rows.jsonl")
+	path := filepath.Join(t.TempDir(), "rows.bin")
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	parts, err := readAll(path)
+	got, err := readAll(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The same file through the general JSON lines reader, one piece.
-	recs, _, err := datasets.ReadFile(path, "json", nil)
-	if err != nil {
-		t.Fatal(err)
+	if len(got) != len(want) {
+		t.Fatalf("%d rows, want %d", len(got), len(want))
 	}
-	whole := make([]Row, len(recs))
-	for i, rec := range recs {
-		if whole[i], err = rowOf(rec.Fields); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if len(parts) != n || len(whole) != n {
-		t.Fatalf("%d and %d rows, want %d", len(parts), len(whole), n)
-	}
-	for i := range parts {
-		a, b := parts[i], whole[i]
-		if a.Dataset != b.Dataset || a.Source != b.Source || a.Source.Row != i ||
-			string(datasets.AppendJSON(nil, a.Fields)) != string(datasets.AppendJSON(nil, b.Fields)) {
-			t.Fatalf("row %d: %+v != %+v", i, a, b)
+	for i := range got {
+		if !sameRow(got[i], want[i]) {
+			t.Fatalf("row %d: %+v != %+v", i, got[i], want[i])
 		}
 	}
 
-	// Damage in a later part is reported at the file's own line.
-	lines := strings.SplitAfter(string(data), "\n")
-	bad := len(lines) * 3 / 4
-	lines[bad] = `{"dataset": -1, "file": "x", "fields": {}}` + "\n"
-	if err := os.WriteFile(path, []byte(strings.Join(lines, "")), 0o644); err != nil {
+	// Damage in a later part: the fields' tag of row bad.
+	bad := len(want) * 3 / 4
+	fields := len(datasets.AppendBinary(nil, want[bad].Fields)) // records of < 128 bytes: a one-byte length
+	data[starts[bad]+len(AppendRow(nil, want[bad]))-fields] = '?'
+	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	_, err = readAll(path)
-	if want := fmt.Sprintf("rows.jsonl:%d: \"dataset\" is int, want a non-negative integer", bad+1); err == nil || !strings.Contains(err.Error(), want) {
+	if want := fmt.Sprintf("rows.bin: row %d (byte %d): fields: binary value: byte 0: unknown tag '?'", bad, starts[bad]+1); err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("error %v, want %q", err, want)
 	}
 }
 
-func TestReadRowsNamesTheLineOfDamage(t *testing.T) {
-	good := string(AppendRow(nil, Row{Source: datasets.Source{File: "a.jsonl", Line: 1}, Fields: obj("text", "x\n\"y\"")}))
-	for _, c := range []struct{ name, file, want string }{
-		{"malformed", good + "\n" + good + `{"dataset": 0, "file": "a"` + "\n", `rows.jsonl:4: malformed JSON at column 27: unexpected end of input in object`},
-		{"not an object", good + "[1]\n", `rows.jsonl:2: line holds a JSON list, want an object`},
-		{"no fields", good + good + `{"dataset": 0, "file": "a", "line": 1, "row": 0}`, `rows.jsonl:3: a row needs file and fields`},
-		{"unknown member", `{"file": "a", "fields": {}, "extra": 1}`, `rows.jsonl:1: unknown member "extra"`},
+func sameRow(a, b Row) bool {
+	return a.Dataset == b.Dataset && a.Source == b.Source &&
+		string(datasets.AppendJSON(nil, a.Fields)) == string(datasets.AppendJSON(nil, b.Fields))
+}
+
+// TestRowsNameTheRowOfDamage: each kind of damage is an error naming the
+// file, the row and its byte; the rows before it still decode.
+func TestRowsNameTheRowOfDamage(t *testing.T) {
+	good := AppendRow(nil, Row{Dataset: 1, Source: datasets.Source{File: "a.jsonl", Line: 1}, Fields: obj("text", "x\n\"y\"")})
+	record := func(body []byte) []byte { return append([]byte{byte(len(body))}, body...) }
+	second := fmt.Sprintf("row 1 (byte %d): ", len(good)+1) // past its one-byte length
+	header := []byte{1, 2, 3, 1, 'f'}                       // dataset 1, line 2, row 3, file "f"
+	for _, c := range []struct {
+		name string
+		tail []byte
+		want string
+	}{
+		{"cut", good[:len(good)-1], fmt.Sprintf("row 1 (byte %d): its length runs past the end of the file", len(good))},
+		{"not an object", record(append(header, datasets.AppendBinary(nil, []any{"x"})...)), second + "the fields are a list, want an object"},
+		{"bytes after", record(append(append(header, datasets.AppendBinary(nil, datasets.Object{})...), 'n')), second + "1 bytes follow the fields"},
+		{"header cut", record([]byte{1, 2}), second + "the record ends in its header"},
+		{"file too long", record([]byte{1, 2, 3, 9, 'f'}), second + "the header's numbers [1 2 3 9] are out of range"},
+		{"fields cut", record(append(header, 'o', 2)), second + "fields: binary value: byte 2: a count of 2 with 0 bytes left"},
 	} {
-		path := filepath.Join(t.TempDir(), "rows.jsonl")
-		if err := os.WriteFile(path, []byte(c.file), 0o644); err != nil {
-			t.Fatal(err)
+		rows := IndexRows(append(append([]byte{}, good...), c.tail...), "rows.bin")
+		if r, err := rows.Row(0); err != nil || r.Source.File != "a.jsonl" {
+			t.Errorf("%s: row 0: %+v, %v", c.name, r, err)
 		}
-		if _, err := readAll(path); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := rows.Row(1); err == nil || !strings.Contains(err.Error(), "rows: rows.bin: "+c.want) {
 			t.Errorf("%s: error %v, want %q", c.name, err, c.want)
 		}
-	}
-	// Blank lines count as lines and hold no row; escaped strings come back.
-	path := filepath.Join(t.TempDir(), "rows.jsonl")
-	if err := os.WriteFile(path, []byte("\n"+good+"  \n"+good), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	rows, err := readAll(path)
-	if err != nil || len(rows) != 2 {
-		t.Fatalf("%d rows, %v", len(rows), err)
-	}
-	if v, _ := rows[1].Fields.Get("text"); v != "x\n\"y\"" {
-		t.Fatalf("text %q", v)
+		if _, err := rows.All(); err == nil {
+			t.Errorf("%s: All decoded a damaged file", c.name)
+		}
 	}
 }
 
@@ -101,75 +102,63 @@ func readAll(path string) ([]Row, error) {
 	return rows.All()
 }
 
-// TestRowParsedAlone: each row parses on its own to what All gives, its
-// errors naming the file's line, blank lines included in the count.
-func TestRowParsedAlone(t *testing.T) {
-	good := AppendRow(nil, Row{Dataset: 2, Source: datasets.Source{File: "a.jsonl", Line: 7, Row: 6}, Fields: obj("text", "hi")})
-	data := append(append(append([]byte("\n \t\n"), good...), "{\"file\": 1}\n\n"...), good...)
-	rows := IndexRows(data, "rows.jsonl")
-	if rows.Len() != 3 {
-		t.Fatalf("%d rows, want 3", rows.Len())
+// TestRowDecodedAlone: each row decodes on its own to what All gives, a
+// long record (its length takes more than one byte) included; no rows is
+// no rows.
+func TestRowDecodedAlone(t *testing.T) {
+	rows := []Row{
+		{Dataset: 2, Source: datasets.Source{File: "a.jsonl", Line: 7, Row: 6}, Fields: obj("text", "hi")},
+		{Dataset: 0, Source: datasets.Source{File: "", Line: 1 << 40, Row: 0}, Fields: obj("text", strings.Repeat("long ", 100), "n", nil)},
+		{Dataset: 1, Source: datasets.Source{File: "b", Line: 2, Row: 1}, Fields: obj("k", "v")},
 	}
-	for _, i := range []int{2, 0} {
-		r, err := rows.Row(i)
-		if err != nil || r.Dataset != 2 || r.Source != (datasets.Source{File: "a.jsonl", Line: 7, Row: 6}) {
+	all := RowsOf(rows)
+	for _, i := range []int{2, 0, 1} {
+		r, err := all.Row(i)
+		if err != nil || !sameRow(r, rows[i]) {
 			t.Fatalf("row %d: %+v, %v", i, r, err)
 		}
 	}
-	if _, err := rows.Row(1); err == nil || !strings.Contains(err.Error(), `rows.jsonl:4: "file" is int`) {
-		t.Fatalf("row 1: error %v", err)
-	}
-	if _, err := rows.All(); err == nil || !strings.Contains(err.Error(), "rows.jsonl:4:") {
-		t.Fatalf("All: error %v", err)
+	back, err := all.All()
+	if err != nil || len(back) != 3 || !sameRow(back[1], rows[1]) {
+		t.Fatalf("All: %+v, %v", back, err)
 	}
 	var none *Rows
-	if none.Len() != 0 {
-		t.Fatal("nil rows have rows")
-	}
-	back, err := RowsOf([]Row{{Dataset: 1, Source: datasets.Source{File: "b", Line: 2, Row: 1}, Fields: obj("k", "v")}}).All()
-	if err != nil || len(back) != 1 || back[0].Dataset != 1 || back[0].Source.File != "b" {
-		t.Fatalf("RowsOf: %+v, %v", back, err)
+	if none.Len() != 0 || IndexRows(nil, "empty").Len() != 0 {
+		t.Fatal("no rows have rows")
 	}
 }
 
-// FuzzRows feeds arbitrary bytes to the rows reader: indexing never fails
-// or panics, every non-blank line is a row, each row parses on its own or
-// names its line, All fails exactly when a row does, and a row that parses
-// encodes back to a line that reads the same.
+// FuzzRows feeds arbitrary bytes to the rows reader: indexing never panics
+// and its records cover the bytes in order, each row decodes on its own or
+// names its row and byte, All fails exactly when a row does, and a row
+// that decodes encodes back to a record that reads the same.
 func FuzzRows(f *testing.F) {
 	good := AppendRow(nil, Row{Dataset: 1, Source: datasets.Source{File: "a.jsonl", Line: 3, Row: 2}, Fields: obj("text", "x\n\"y\" é")})
-	for _, s := range []string{string(good), string(good) + "\n \t\n" + string(good), `{"file": 1}`, "\r\n{", `{"dataset":0,"file":"","line":0,"row":0,"fields":{}}` + "\n"} {
-		f.Add([]byte(s))
+	for _, s := range [][]byte{good, append(append([]byte{}, good...), good...), good[:len(good)-2], {0}, {5, 1, 2, 3, 0, 'o', 0}} {
+		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		rows := IndexRows(data, "rows.jsonl")
-		lines := 0
-		for _, line := range strings.Split(string(data), "\n") {
-			if strings.Trim(line, " \t\r") != "" {
-				lines++
-			}
-		}
-		if rows.Len() != lines {
-			t.Fatalf("%d rows in %d non-blank lines", rows.Len(), lines)
-		}
+		rows := IndexRows(data, "rows.bin")
 		bad := false
 		for i := range rows.Len() {
 			r, err := rows.Row(i)
 			if err != nil {
 				bad = true
-				if !strings.HasPrefix(err.Error(), "rows: rows.jsonl:") {
-					t.Fatalf("row %d: error %q does not name the line", i, err)
+				if !strings.HasPrefix(err.Error(), fmt.Sprintf("rows: rows.bin: row %d (byte ", i)) {
+					t.Fatalf("row %d: error %q does not name the row", i, err)
 				}
 				continue
 			}
 			back, err := IndexRows(AppendRow(nil, r), "again").Row(0)
-			if err != nil || back.Dataset != r.Dataset || back.Source != r.Source ||
-				string(datasets.AppendJSON(nil, back.Fields)) != string(datasets.AppendJSON(nil, r.Fields)) {
+			if err != nil || !sameRow(back, r) {
 				t.Fatalf("row %d does not read back: %+v, %v", i, back, err)
 			}
 		}
 		if _, err := rows.All(); (err != nil) != bad {
 			t.Fatalf("All: error %v, a row failing: %v", err, bad)
+		}
+		if len(data) > 0 && rows.Len() == 0 {
+			t.Fatalf("%d bytes hold no record", len(data))
 		}
 	})
 }
