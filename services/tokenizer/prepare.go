@@ -5,14 +5,12 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime"
-	"sync"
-	"sync/atomic"
 
 	"github.com/eftml/eft/events"
 	"github.com/eftml/eft/shared/batches"
 	"github.com/eftml/eft/shared/config"
 	"github.com/eftml/eft/shared/packing"
+	"github.com/eftml/eft/shared/parallel"
 	"github.com/eftml/eft/shared/prompt"
 	hftok "github.com/eftml/eft/shared/tokenizer"
 )
@@ -64,36 +62,21 @@ type TokenizeOptions struct {
 // in row order without a sort.
 const block = 256
 
-// Tokenize parses each row and runs it through the strategy of its
+// Tokenize decodes each row and runs it through the strategy of its
 // dataset on all cores, and applies the length policy. The first bad row
 // (in row order) is an error naming its file and line.
 func Tokenize(ctx context.Context, rows *prompt.Rows, strategies []prompt.Strategy, o TokenizeOptions) (*Tokenized, error) {
-	workers := o.Workers
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
 	nBlocks := (rows.Len() + block - 1) / block
 	parts := make([]Tokenized, nBlocks)
 	errs := make([]error, nBlocks)
-	var next atomic.Int64
-	var failed atomic.Bool
-	var wg sync.WaitGroup
-	for range min(workers, max(nBlocks, 1)) {
-		wg.Go(func() {
-			for !failed.Load() && ctx.Err() == nil {
-				b := int(next.Add(1) - 1)
-				if b >= nBlocks {
-					return
-				}
-				lo, hi := b*block, min((b+1)*block, rows.Len())
-				if err := tokenizeBlock(&parts[b], rows, lo, hi, strategies, o); err != nil {
-					errs[b] = err
-					failed.Store(true)
-				}
-			}
-		})
-	}
-	wg.Wait()
+	parallel.Chunks(rows.Len(), block, o.Workers, func(_, lo, hi int) bool {
+		if ctx.Err() != nil {
+			return false
+		}
+		b := lo / block
+		errs[b] = tokenizeBlock(&parts[b], rows, lo, hi, strategies, o)
+		return errs[b] == nil
+	})
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

@@ -10,10 +10,9 @@ import (
 	"math"
 	"runtime"
 	"slices"
-	"sync"
-	"sync/atomic"
 
 	"github.com/eftml/eft/shared/packing"
+	"github.com/eftml/eft/shared/parallel"
 )
 
 // Version is the format version this package writes and reads (2: token
@@ -155,25 +154,17 @@ func (w *Writer) WriteBatches(p *packing.Batches, workers int) error {
 	for base, cur := 0, 0; base < p.Len(); base, cur = base+size, 1-cur {
 		slots := windows[cur]
 		k := min(size, p.Len()-base)
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for worker := range min(workers, k) {
-			wg.Go(func() {
-				rows := scratch[worker]
-				for j := int(next.Add(1) - 1); j < k; j = int(next.Add(1) - 1) {
-					var width int
-					rows, width = groupRows(rows, p, base+j)
-					s := &slots[j]
-					if data, err := encodeRows(s.data[:0], width, rows); err != nil {
-						s.err = err
-					} else {
-						s.data, s.err = data, nil
-					}
-				}
-				scratch[worker] = rows
-			})
-		}
-		wg.Wait()
+		parallel.Chunks(k, 1, workers, func(worker, j, _ int) bool {
+			rows, width := groupRows(scratch[worker], p, base+j)
+			scratch[worker] = rows
+			s := &slots[j]
+			if data, err := encodeRows(s.data[:0], width, rows); err != nil {
+				s.err = err
+			} else {
+				s.data, s.err = data, nil
+			}
+			return true
+		})
 		if err := waitWritten(); err != nil {
 			return err
 		}

@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"sync"
-	"sync/atomic"
+
+	"github.com/eftml/eft/shared/parallel"
 )
 
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
@@ -363,24 +363,13 @@ func readLinesInBatches(br *bufio.Reader, name string, c *collector, lineNo, row
 		}
 		// Lines are handed out a few at a time, so that a part of long
 		// lines does not keep the other cores waiting.
-		const take = 64
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range min(workers, (len(b.lines)+take-1)/take) {
-			wg.Go(func() {
-				for {
-					lo := int(next.Add(take)) - take
-					if lo >= len(b.lines) {
-						return
-					}
-					for i := lo; i < min(lo+take, len(b.lines)); i++ {
-						p := &b.lines[i]
-						p.v, p.err = parseJSON(b.text[p.from:p.to])
-					}
-				}
-			})
-		}
-		wg.Wait()
+		parallel.Chunks(len(b.lines), 64, workers, func(_, lo, hi int) bool {
+			for i := lo; i < hi; i++ {
+				p := &b.lines[i]
+				p.v, p.err = parseJSON(b.text[p.from:p.to])
+			}
+			return true
+		})
 		for i := range b.lines {
 			p := &b.lines[i]
 			lineRow(c, Source{File: name, Line: p.line, Row: row}, p.v, p.err)

@@ -3,10 +3,10 @@ package tokenizer
 import (
 	"runtime"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/eftml/eft/shared/parallel"
 )
 
 // Offset is a byte range [Start, End) of the text given to Encode.
@@ -291,52 +291,41 @@ func (t *Tokenizer) encodeOffsets(text string, addSpecial, chars bool) Encoding 
 // result is in input order.
 func (t *Tokenizer) EncodeBatch(texts []string, addSpecial bool) [][]int32 {
 	out := make([][]int32, len(texts))
-	workers := min(runtime.GOMAXPROCS(0), (len(texts)+7)/8)
-	if workers <= 1 {
-		for i, s := range texts {
-			out[i] = t.Encode(s, addSpecial)
-		}
-		return out
-	}
 	const chunk = 8
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			e := t.getEncoder()
-			defer t.putEncoder(e)
-			for {
-				i0 := int(next.Add(chunk)) - chunk
-				if i0 >= len(texts) {
-					return
-				}
-				// One backing array per chunk, cut into the rows.
-				var flat []int32
-				var ends [chunk]int
-				i1 := min(i0+chunk, len(texts))
-				for i := i0; i < i1; i++ {
-					e.run(texts[i], false)
-					if addSpecial {
-						flat = append(flat, t.prefixIDs...)
-					}
-					flat = append(flat, e.ids...)
-					if addSpecial {
-						flat = append(flat, t.suffixIDs...)
-					}
-					ends[i-i0] = len(flat)
-				}
-				start := 0
-				for i := i0; i < i1; i++ {
-					end := ends[i-i0]
-					out[i] = flat[start:end:end]
-					start = end
-				}
+	encoders := make([]*encoder, runtime.GOMAXPROCS(0)) // one per worker, taken when it starts
+	parallel.Chunks(len(texts), chunk, len(encoders), func(worker, i0, i1 int) bool {
+		e := encoders[worker]
+		if e == nil {
+			e = t.getEncoder()
+			encoders[worker] = e
+		}
+		// One backing array per chunk, cut into the rows.
+		var flat []int32
+		var ends [chunk]int
+		for i := i0; i < i1; i++ {
+			e.run(texts[i], false)
+			if addSpecial {
+				flat = append(flat, t.prefixIDs...)
 			}
-		}()
+			flat = append(flat, e.ids...)
+			if addSpecial {
+				flat = append(flat, t.suffixIDs...)
+			}
+			ends[i-i0] = len(flat)
+		}
+		start := 0
+		for i := i0; i < i1; i++ {
+			end := ends[i-i0]
+			out[i] = flat[start:end:end]
+			start = end
+		}
+		return true
+	})
+	for _, e := range encoders {
+		if e != nil {
+			t.putEncoder(e)
+		}
 	}
-	wg.Wait()
 	return out
 }
 

@@ -2,8 +2,8 @@ package blas
 
 import (
 	"fmt"
-	"sync"
-	"sync/atomic"
+
+	"github.com/eftml/eft/shared/parallel"
 )
 
 // batchedParallelFlops is the size of one product below which a batch runs
@@ -53,16 +53,10 @@ func SgemmStridedBatched(transA, transB bool, m, n, k int, alpha float32, a []fl
 		}
 		return
 	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < batch; i = int(next.Add(1) - 1) {
-				one(i)
-			}
-		})
-	}
-	wg.Wait()
+	parallel.Chunks(batch, 1, workers, func(_, i, _ int) bool {
+		one(i)
+		return true
+	})
 }
 
 // checkBatchExtent panics unless the last of batch rows×cols matrices,
