@@ -95,11 +95,13 @@ func (w *Writer) Write(mb packing.MicroBatch) error {
 		return fmt.Errorf("batches: micro-batch %d: %w", w.count, err)
 	}
 	w.buf = data
-	return w.writeRecord(data)
+	return w.writeRecord(data, crc32.Checksum(data, castagnoli))
 }
 
-// writeRecord appends an encoded record and its index entry.
-func (w *Writer) writeRecord(data []byte) error {
+// writeRecord appends an encoded record and its index entry (crc is the
+// record's CRC-32C, computed where the record was encoded: WriteBatches'
+// single writer is its bottleneck).
+func (w *Writer) writeRecord(data []byte, crc uint32) error {
 	if w.err != nil {
 		return w.err
 	}
@@ -109,7 +111,7 @@ func (w *Writer) writeRecord(data []byte) error {
 	}
 	w.index = binary.LittleEndian.AppendUint64(w.index, w.offset)
 	w.index = binary.LittleEndian.AppendUint32(w.index, uint32(len(data)))
-	w.index = binary.LittleEndian.AppendUint32(w.index, crc32.Checksum(data, castagnoli))
+	w.index = binary.LittleEndian.AppendUint32(w.index, crc)
 	w.offset += uint64(len(data))
 	w.count++
 	return nil
@@ -130,6 +132,7 @@ func (w *Writer) WriteBatches(p *packing.Batches, workers int) error {
 	}
 	type slot struct {
 		data []byte
+		crc  uint32
 		err  error
 	}
 	// A window of slots is encoded at once, then written in order by a
@@ -161,7 +164,7 @@ func (w *Writer) WriteBatches(p *packing.Batches, workers int) error {
 			if data, err := encodeRows(s.data[:0], width, rows); err != nil {
 				s.err = err
 			} else {
-				s.data, s.err = data, nil
+				s.data, s.crc, s.err = data, crc32.Checksum(data, castagnoli), nil
 			}
 			return true
 		})
@@ -177,7 +180,7 @@ func (w *Writer) WriteBatches(p *packing.Batches, workers int) error {
 		go func() {
 			var err error
 			for j := range k {
-				if err = w.writeRecord(slots[j].data); err != nil {
+				if err = w.writeRecord(slots[j].data, slots[j].crc); err != nil {
 					break
 				}
 			}
