@@ -237,11 +237,11 @@ func StoredRows(store *artifacts.Store, in events.DatasetIngested) RowsSource {
 		if ref == nil {
 			return nil, nil
 		}
-		buf := bytes.NewBuffer(make([]byte, 0, ref.Size))
-		if err := store.Get(ctx, *ref, buf); err != nil {
+		data, err := store.ReadAll(ctx, *ref)
+		if err != nil {
 			return nil, retryable{fmt.Errorf("rows %s: %w", ref, err)}
 		}
-		return prompt.IndexRows(buf.Bytes(), ref.String()), nil
+		return prompt.IndexRows(data, ref.String()), nil
 	}
 	return RowsSource{
 		Train: func(ctx context.Context) (*prompt.Rows, error) { return get(ctx, &in.Train) },
@@ -376,11 +376,11 @@ func (s *Service) cached(ctx context.Context, store *artifacts.Store, key string
 	if err != nil || !ok {
 		return out, false, err
 	}
-	var buf bytes.Buffer
-	if err := store.Get(ctx, ref, &buf); err != nil {
+	data, err := store.ReadAll(ctx, ref)
+	if err != nil {
 		return out, false, err
 	}
-	if err := json.Unmarshal(buf.Bytes(), &out); err != nil {
+	if err := json.Unmarshal(data, &out); err != nil {
 		return out, false, nil // not ours any more: compute again
 	}
 	for _, r := range []*events.ArtifactRef{&out.Train, out.Eval} {

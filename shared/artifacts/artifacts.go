@@ -9,12 +9,14 @@
 package artifacts
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -240,6 +242,21 @@ func (s *Store) Get(ctx context.Context, ref events.ArtifactRef, w io.Writer) er
 	defer r.Close()
 	_, err = io.Copy(w, r)
 	return err
+}
+
+// ReadAll returns ref's bytes, verified, read into one buffer of their
+// size. (A bytes.Buffer of exactly that size grows at its last read, where
+// it needs room to see EOF and the client checks the digest: it doubles,
+// allocating, zeroing and copying the whole artifact again.)
+func (s *Store) ReadAll(ctx context.Context, ref events.ArtifactRef) ([]byte, error) {
+	if ref.Size < 0 || ref.Size > math.MaxInt-bytes.MinRead {
+		return nil, fmt.Errorf("artifacts: %s claims %d bytes", ref, ref.Size)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, int(ref.Size)+bytes.MinRead))
+	if err := s.Get(ctx, ref, buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // GetFile writes ref's bytes to path, which appears only once they are

@@ -57,6 +57,15 @@ func TestPutGetIsContentAddressedAndVerified(t *testing.T) {
 	if !bytes.Equal(got.Bytes(), data) {
 		t.Fatal("bytes differ after a round trip")
 	}
+	// ReadAll reads into one buffer: it never grew past its size plus
+	// the room to see the end.
+	all, err := s.ReadAll(ctx, ref)
+	if err != nil || !bytes.Equal(all, data) {
+		t.Fatalf("ReadAll: %d bytes, %v", len(all), err)
+	}
+	if cap(all) > len(data)+bytes.MinRead {
+		t.Fatalf("ReadAll's buffer grew to %d bytes for %d", cap(all), len(data))
+	}
 
 	// The same bytes again: same reference, still one object.
 	again, err := s.Put(ctx, bytes.NewReader(data))
