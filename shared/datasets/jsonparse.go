@@ -1,6 +1,7 @@
 package datasets
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -316,7 +317,7 @@ func (p *jsonParser) str() (string, error) {
 	var high uint64
 	for p.pos+8 <= len(p.data) {
 		x := binary.LittleEndian.Uint64(p.data[p.pos:])
-		if hasByteBelow(x, 0x20)|hasByte(x, '"')|hasByte(x, '\\') != 0 {
+		if endsRun(x) {
 			break
 		}
 		high |= x
@@ -344,8 +345,20 @@ func (p *jsonParser) str() (string, error) {
 		high |= uint64(c)
 		p.pos++
 	}
-	buf := append([]byte(nil), p.data[start:p.pos]...)
+	// Escapes: decode into one buffer of the string's escaped length (no
+	// escape decodes longer than it is written), copying plain runs whole;
+	// the buffer becomes the string (it is not used again).
+	buf := make([]byte, 0, escapedEnd(p.data, p.pos)-start)
+	buf = append(buf, p.data[start:p.pos]...)
 	for {
+		run := p.pos
+		for p.pos+8 <= len(p.data) && !endsRun(binary.LittleEndian.Uint64(p.data[p.pos:])) {
+			p.pos += 8
+		}
+		for p.pos < len(p.data) && p.data[p.pos] != '"' && p.data[p.pos] != '\\' && p.data[p.pos] >= 0x20 {
+			p.pos++
+		}
+		buf = append(buf, p.data[run:p.pos]...)
 		if p.pos >= len(p.data) {
 			return "", p.fail("unexpected end of input in string")
 		}
@@ -356,13 +369,12 @@ func (p *jsonParser) str() (string, error) {
 			if !utf8.Valid(buf) {
 				return "", &jsonError{Offset: start, Msg: "string is not valid UTF-8"}
 			}
-			return string(buf), nil
+			if len(buf) == 0 {
+				return "", nil
+			}
+			return unsafe.String(&buf[0], len(buf)), nil
 		case c < 0x20:
 			return "", p.fail("control character 0x%02x in string", c)
-		case c != '\\':
-			buf = append(buf, c)
-			p.pos++
-			continue
 		}
 		p.pos++ // backslash
 		if p.pos >= len(p.data) {
@@ -409,6 +421,29 @@ func (p *jsonParser) str() (string, error) {
 			return "", p.fail("invalid escape '\\%c' in string", e)
 		}
 	}
+}
+
+// endsRun reports whether one of eight string bytes ends a plain run: a
+// quote, a backslash or a control character.
+func endsRun(x uint64) bool {
+	return hasByteBelow(x, 0x20)|hasByte(x, '"')|hasByte(x, '\\') != 0
+}
+
+// escapedEnd is where the string whose bytes continue at data[i:] ends:
+// the index of its closing quote (escaped quotes skipped), or len(data).
+func escapedEnd(data []byte, i int) int {
+	for i < len(data) {
+		j := bytes.IndexAny(data[i:], `"\`)
+		if j < 0 {
+			return len(data)
+		}
+		i += j
+		if data[i] == '"' {
+			return i
+		}
+		i += 2
+	}
+	return len(data)
 }
 
 // Byte tests on eight bytes at once (a uint64): each is non-zero exactly
