@@ -180,30 +180,36 @@ func (d *binDecoder) value() any {
 		if d.depth++; d.depth > maxJSONDepth {
 			return d.fail(fmt.Errorf("nested deeper than %d", maxJSONDepth))
 		}
-		defer func() { d.depth-- }()
-		n := d.count()
-		if d.err != nil {
-			return nil
-		}
-		if tag == binList {
-			items := make([]any, n)
-			for i := range items {
-				if items[i] = d.value(); d.err != nil {
-					return nil
-				}
-			}
-			return items
-		}
-		fields := make(Object, n)
-		for i := range fields {
-			fields[i].Name = d.str()
-			if fields[i].Value = d.value(); d.err != nil {
-				return nil
-			}
-		}
-		return fields
+		v := d.container(tag)
+		d.depth--
+		return v
 	default:
 		d.pos--
 		return d.fail(fmt.Errorf("unknown tag %q", tag))
 	}
+}
+
+// container reads a list's or object's count and members.
+func (d *binDecoder) container(tag byte) any {
+	n := d.count()
+	if d.err != nil {
+		return nil
+	}
+	if tag == binList {
+		items := make([]any, n)
+		for i := range items {
+			if items[i] = d.value(); d.err != nil {
+				return nil
+			}
+		}
+		return items
+	}
+	fields := make(Object, n)
+	for i := range fields {
+		fields[i].Name = d.str()
+		if fields[i].Value = d.value(); d.err != nil {
+			return nil
+		}
+	}
+	return fields
 }
