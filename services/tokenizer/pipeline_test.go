@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -169,12 +170,19 @@ func TestPipelineOverNATS(t *testing.T) {
 		t.Fatalf("%d micro-batches stored, event says %d", r.Len(), tok.MicroBatches)
 	}
 
-	// The train job is on the work queue with the same batches.
+	// The train job is on the work queue with the same batches. The stage
+	// publishes it right after DatasetTokenized, so it may not be there yet.
 	jobs, err := p.bus.JetStream().Stream(ctx, bus.JobsStream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := jobs.GetLastMsgForSubject(ctx, events.JobSubject(seen[events.TypeDatasetTokenized].RunID))
+	var msg *jetstream.RawStreamMsg
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		msg, err = jobs.GetLastMsgForSubject(ctx, events.JobSubject(seen[events.TypeDatasetTokenized].RunID))
+		if err == nil || !errors.Is(err, jetstream.ErrMsgNotFound) || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
