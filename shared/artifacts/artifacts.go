@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -248,12 +247,16 @@ func (s *Store) Get(ctx context.Context, ref events.ArtifactRef, w io.Writer) er
 // size. (A bytes.Buffer of exactly that size grows at its last read, where
 // it needs room to see EOF and the client checks the digest: it doubles,
 // allocating, zeroing and copying the whole artifact again.)
+// The buffer is sized once Open has found the stored object of ref.Size
+// bytes, never from the reference alone.
 func (s *Store) ReadAll(ctx context.Context, ref events.ArtifactRef) ([]byte, error) {
-	if ref.Size < 0 || ref.Size > math.MaxInt-bytes.MinRead {
-		return nil, fmt.Errorf("artifacts: %s claims %d bytes", ref, ref.Size)
+	r, err := s.Open(ctx, ref)
+	if err != nil {
+		return nil, err
 	}
+	defer r.Close()
 	buf := bytes.NewBuffer(make([]byte, 0, int(ref.Size)+bytes.MinRead))
-	if err := s.Get(ctx, ref, buf); err != nil {
+	if _, err := buf.ReadFrom(r); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
