@@ -106,7 +106,7 @@ func appendString(dst []byte, s string) []byte {
 		for i+8 <= len(s) {
 			x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
 				uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-			if x&highBits|hasByteBelow(x, 0x20)|hasByte(x, '"')|hasByte(x, '\\') != 0 {
+			if x&highBits != 0 || endsRun(x) {
 				break
 			}
 			i += 8
