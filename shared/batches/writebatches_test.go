@@ -102,22 +102,7 @@ func (f *failAfter) Write(p []byte) (int, error) {
 // Write one by one ("serial") and through WriteBatches on all cores
 // ("parallel"). ns/op is one whole file; tokens/s counts real tokens.
 func BenchmarkWriteBatches(b *testing.B) {
-	rng := rand.New(rand.NewPCG(9, 9))
-	samples := make([]packing.Sample, 20000)
-	tokens := 0
-	for i := range samples {
-		n := max(8, min(4096, int(math.Exp(5.8+0.6*rng.NormFloat64()))))
-		s := packing.Sample{InputIDs: make([]int32, n), Labels: make([]int32, n)}
-		for p := range s.InputIDs {
-			s.InputIDs[p] = rng.Int32N(128256)
-			s.Labels[p] = packing.IgnoreIndex
-			if p > n/3 {
-				s.Labels[p] = s.InputIDs[p]
-			}
-		}
-		samples[i] = s
-		tokens += n
-	}
+	samples, tokens := chatLikeSamples(20000, 9, func(rng *rand.Rand) int32 { return rng.Int32N(128256) })
 	o := packing.Options{SequenceLen: 4096, MicroBatchSize: 2, Pack: true, PadTokenID: 128001, Seed: 1}
 	// file: parallel, into a file on disk through a buffer, as the tokenizer
 	// stage writes (the file's writes take as long as the encoding here).
@@ -179,24 +164,12 @@ func BenchmarkWriteBatches(b *testing.B) {
 // ids spread like a Llama-3 text's (~3 % at or above the escape, so escaped
 // ids) and the prompt's third of each sample untrained (labels as a mask).
 func BenchmarkEncodeRecord(b *testing.B) {
-	rng := rand.New(rand.NewPCG(7, 7))
-	samples := make([]packing.Sample, 4000)
-	tokens := 0
-	for i := range samples {
-		n := max(8, min(4096, int(math.Exp(5.8+0.6*rng.NormFloat64()))))
-		s := packing.Sample{InputIDs: make([]int32, n), Labels: make([]int32, n)}
-		for p := range s.InputIDs {
-			if s.InputIDs[p] = rng.Int32N(30000); rng.IntN(100) < 3 {
-				s.InputIDs[p] = 65535 + rng.Int32N(62000)
-			}
-			s.Labels[p] = packing.IgnoreIndex
-			if p > n/3 {
-				s.Labels[p] = s.InputIDs[p]
-			}
+	samples, tokens := chatLikeSamples(4000, 7, func(rng *rand.Rand) int32 {
+		if id := rng.Int32N(30000); rng.IntN(100) >= 3 {
+			return id
 		}
-		samples[i] = s
-		tokens += n
-	}
+		return 65535 + rng.Int32N(62000)
+	})
 	plan, err := packing.Pack(samples, packing.Options{SequenceLen: 4096, MicroBatchSize: 2, Pack: true, PadTokenID: 128001, Seed: 1})
 	if err != nil {
 		b.Fatal(err)
@@ -213,4 +186,27 @@ func BenchmarkEncodeRecord(b *testing.B) {
 		}
 	}
 	b.ReportMetric(b.Elapsed().Seconds()*1e9/float64(b.N)/float64(tokens), "ns/token")
+}
+
+// chatLikeSamples makes n samples of chat-like lengths (log-normal around
+// ~330 tokens, 8 to 4096), ids drawn by id, the first third of each
+// untrained; and how many tokens they hold.
+func chatLikeSamples(n int, seed uint64, id func(*rand.Rand) int32) ([]packing.Sample, int) {
+	rng := rand.New(rand.NewPCG(seed, seed))
+	samples := make([]packing.Sample, n)
+	tokens := 0
+	for i := range samples {
+		l := max(8, min(4096, int(math.Exp(5.8+0.6*rng.NormFloat64()))))
+		s := packing.Sample{InputIDs: make([]int32, l), Labels: make([]int32, l)}
+		for p := range s.InputIDs {
+			s.InputIDs[p] = id(rng)
+			s.Labels[p] = packing.IgnoreIndex
+			if p > l/3 {
+				s.Labels[p] = s.InputIDs[p]
+			}
+		}
+		samples[i] = s
+		tokens += l
+	}
+	return samples, tokens
 }
