@@ -196,6 +196,38 @@ func resizeRows(a [][]int32, n int) [][]int32 {
 	return a[:n]
 }
 
+// longestFirst reorders order by decreasing length, keeping its order among
+// equal lengths: a counting sort when the lengths are small (sequence
+// lengths are), a stable comparison sort otherwise.
+func longestFirst(order, lengths []int) []int {
+	longest := 0
+	for _, l := range lengths {
+		if l < 0 || l > maxCountedLength {
+			slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(lengths[b], lengths[a]) })
+			return order
+		}
+		longest = max(longest, l)
+	}
+	// starts[k] is where items of length longest-k begin in the result.
+	starts := make([]int, longest+2)
+	for _, l := range lengths {
+		starts[longest-l+1]++
+	}
+	for k := 1; k < len(starts); k++ {
+		starts[k] += starts[k-1]
+	}
+	out := make([]int, len(order))
+	for _, item := range order {
+		k := longest - lengths[item]
+		out[starts[k]] = item
+		starts[k]++
+	}
+	return out
+}
+
+// maxCountedLength bounds longestFirst's counting table (8 MB).
+const maxCountedLength = 1 << 20
+
 // shuffled is a seeded permutation of 0..n-1.
 func shuffled(n int, seed uint64) []int {
 	order := make([]int, n)
@@ -213,8 +245,7 @@ func shuffled(n int, seed uint64) []int {
 // then put in a seeded random order, so micro-batches do not run from full
 // to sparse. Every length must be in [1, capacity].
 func Bins(lengths []int, capacity int, seed uint64) [][]int {
-	order := shuffled(len(lengths), seed)
-	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(lengths[b], lengths[a]) })
+	order := longestFirst(shuffled(len(lengths), seed), lengths)
 
 	// A max segment tree over the bins' free space finds the first bin with
 	// room in O(log bins), so packing 100k samples stays fast.

@@ -1,6 +1,7 @@
 package packing
 
 import (
+	"cmp"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -201,4 +202,29 @@ func BenchmarkPack(b *testing.B) {
 	}
 	b.ReportMetric(st.Efficiency, "efficiency")
 	b.ReportMetric(float64(st.Tokens)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+}
+
+func TestLongestFirstIsAStableSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, tc := range []struct{ n, longest int }{{0, 1}, {1, 1}, {1000, 7}, {5000, 4096}, {300, maxCountedLength + 5}} {
+		lengths := make([]int, tc.n)
+		for i := range lengths {
+			lengths[i] = 1 + rng.IntN(tc.longest)
+		}
+		order := shuffled(tc.n, 9)
+		want := slices.Clone(order)
+		slices.SortStableFunc(want, func(a, b int) int { return cmp.Compare(lengths[b], lengths[a]) })
+		if got := longestFirst(slices.Clone(order), lengths); !slices.Equal(got, want) {
+			t.Errorf("%d lengths up to %d: order differs from a stable sort", tc.n, tc.longest)
+		}
+	}
+}
+
+// BenchmarkBins packs the lengths of 100k realistic chat samples (first-fit
+// decreasing alone, no layout).
+func BenchmarkBins(b *testing.B) {
+	lengths := realisticLengths(100_000, 4096, 7)
+	for b.Loop() {
+		Bins(lengths, 4096, 1)
+	}
 }
