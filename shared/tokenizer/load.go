@@ -330,19 +330,8 @@ func buildNormalizer(o jsonObj) (normalizer, error) {
 	}
 	switch typ {
 	case "Sequence":
-		items, err := o.list("normalizers")
-		if err != nil {
-			return nil, err
-		}
-		seq := sequenceNormalizer{}
-		for _, it := range items {
-			n, err := buildNormalizer(it)
-			if err != nil {
-				return nil, err
-			}
-			seq = append(seq, n)
-		}
-		return seq, nil
+		seq, err := buildSequence(o, "normalizers", buildNormalizer)
+		return sequenceNormalizer(seq), err
 	case "NFC":
 		return unicodeNormalizer{norm.NFC}, nil
 	case "NFD":
@@ -449,19 +438,8 @@ func (t *Tokenizer) buildPreTokenizer(o jsonObj) (preTokenizer, error) {
 	}
 	switch typ {
 	case "Sequence":
-		items, err := o.list("pretokenizers")
-		if err != nil {
-			return nil, err
-		}
-		seq := sequencePreTokenizer{}
-		for _, it := range items {
-			p, err := t.buildPreTokenizer(it)
-			if err != nil {
-				return nil, err
-			}
-			seq = append(seq, p)
-		}
-		return seq, nil
+		seq, err := buildSequence(o, "pretokenizers", t.buildPreTokenizer)
+		return sequencePreTokenizer(seq), err
 	case "Split":
 		pat, _, err := o.splitPattern("pattern")
 		if err != nil {
@@ -526,6 +504,24 @@ func (t *Tokenizer) buildPreTokenizer(o jsonObj) (preTokenizer, error) {
 	return nil, o.errorf("type", "unknown or unsupported pre-tokenizer %q", typ)
 }
 
+// buildSequence builds each component listed under key (a Sequence's
+// normalizers, pre-tokenizers, decoders or processors).
+func buildSequence[T any](o jsonObj, key string, build func(jsonObj) (T, error)) ([]T, error) {
+	items, err := o.list(key)
+	if err != nil {
+		return nil, err
+	}
+	seq := make([]T, 0, len(items))
+	for _, it := range items {
+		c, err := build(it)
+		if err != nil {
+			return nil, err
+		}
+		seq = append(seq, c)
+	}
+	return seq, nil
+}
+
 func buildDecoder(o jsonObj) (decoder, error) {
 	typ, err := o.typ()
 	if err != nil {
@@ -533,19 +529,8 @@ func buildDecoder(o jsonObj) (decoder, error) {
 	}
 	switch typ {
 	case "Sequence":
-		items, err := o.list("decoders")
-		if err != nil {
-			return nil, err
-		}
-		seq := sequenceDecoder{}
-		for _, it := range items {
-			d, err := buildDecoder(it)
-			if err != nil {
-				return nil, err
-			}
-			seq = append(seq, d)
-		}
-		return seq, nil
+		seq, err := buildSequence(o, "decoders", buildDecoder)
+		return sequenceDecoder(seq), err
 	case "ByteLevel":
 		return byteLevelDecoder{}, nil
 	case "ByteFallback":
@@ -612,19 +597,8 @@ func buildPostProcessor(o jsonObj) (postProcessor, error) {
 	}
 	switch typ {
 	case "Sequence":
-		items, err := o.list("processors")
-		if err != nil {
-			return nil, err
-		}
-		seq := sequenceProcessor{}
-		for _, it := range items {
-			p, err := buildPostProcessor(it)
-			if err != nil {
-				return nil, err
-			}
-			seq = append(seq, p)
-		}
-		return seq, nil
+		seq, err := buildSequence(o, "processors", buildPostProcessor)
+		return sequenceProcessor(seq), err
 	case "ByteLevel":
 		trim, err := o.boolean("trim_offsets", true)
 		if err != nil {
