@@ -124,7 +124,7 @@ func TestTokenizeIsRowOrderedAndMatchesTheStrategies(t *testing.T) {
 	}
 	var tokens int64
 	for i := range want {
-		if !slices.Equal(got.Samples[i].InputIDs, want[i].InputIDs) || !slices.Equal(got.Samples[i].Labels, want[i].Labels) {
+		if !slices.Equal(got.Samples[i].InputIDs, want[i].InputIDs) || !slices.Equal(got.Samples[i].AppendLabels(nil), want[i].AppendLabels(nil)) {
 			t.Fatalf("sample %d differs", i)
 		}
 		tokens += int64(len(want[i].InputIDs))
@@ -147,9 +147,9 @@ func TestTokenizeIsRowOrderedAndMatchesTheStrategies(t *testing.T) {
 	var damaged int
 	for i, r := range rows[:800] {
 		if i == 300 {
-			damaged = len(data) + 1 // past the record's one-byte length
+			damaged = len(data) // the record's start: its one-byte length
 			data = append(data, prompt.AppendRow(nil, r)[:4]...)
-			data[damaged-1] = 3
+			data[damaged] = 3
 			continue
 		}
 		data = prompt.AppendRow(data, r)

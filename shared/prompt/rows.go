@@ -70,8 +70,9 @@ type Rows struct {
 	spans []rowSpan
 }
 
-// rowSpan is where one row's record is in the file: data[start:end], or
-// end < 0 for a length that runs past the end of the file (the last span).
+// rowSpan is where one row's record body is in the file (after its
+// length): data[start:end], or end < 0 for a length that runs past the end
+// of the file (the last span; start is then where that length is).
 type rowSpan struct{ start, end int }
 
 // IndexRows finds the records of a RowsFormat file's bytes (named name in
@@ -166,7 +167,9 @@ func (r *Rows) Row(i int) (Row, error) {
 	}
 	row, err := decodeRow(r.data[s.start:s.end])
 	if err != nil {
-		return Row{}, fmt.Errorf("rows: %s: row %d (byte %d): %w", r.name, i, s.start, err)
+		// Named by where its record starts (its length), as a cut one is.
+		record := s.start - len(binary.AppendUvarint(nil, uint64(s.end-s.start)))
+		return Row{}, fmt.Errorf("rows: %s: row %d (byte %d): %w", r.name, i, record, err)
 	}
 	return row, nil
 }

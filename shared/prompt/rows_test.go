@@ -52,7 +52,7 @@ func TestReadRowsInPartsEqualsOnePiece(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = readAll(path)
-	if want := fmt.Sprintf("rows.bin: row %d (byte %d): fields: binary value: byte 0: unknown tag '?'", bad, starts[bad]+1); err == nil || !strings.Contains(err.Error(), want) {
+	if want := fmt.Sprintf("rows.bin: row %d (byte %d): fields: binary value: byte 0: unknown tag '?'", bad, starts[bad]); err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("error %v, want %q", err, want)
 	}
 }
@@ -67,8 +67,8 @@ func sameRow(a, b Row) bool {
 func TestRowsNameTheRowOfDamage(t *testing.T) {
 	good := AppendRow(nil, Row{Dataset: 1, Source: datasets.Source{File: "a.jsonl", Line: 1}, Fields: obj("text", "x\n\"y\"")})
 	record := func(body []byte) []byte { return append([]byte{byte(len(body))}, body...) }
-	second := fmt.Sprintf("row 1 (byte %d): ", len(good)+1) // past its one-byte length
-	header := []byte{1, 2, 3, 1, 'f'}                       // dataset 1, line 2, row 3, file "f"
+	second := fmt.Sprintf("row 1 (byte %d): ", len(good)) // where its record (its length) starts
+	header := []byte{1, 2, 3, 1, 'f'}                     // dataset 1, line 2, row 3, file "f"
 	for _, c := range []struct {
 		name string
 		tail []byte
