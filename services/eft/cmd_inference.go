@@ -208,7 +208,7 @@ func instructionPrompt(cfg *config.Config, tok *tokenizer.Tokenizer) (func(strin
 		}
 		s := samples[0]
 		n := 0
-		for n < len(s.Labels) && s.Labels[n] == prompt.IgnoreIndex {
+		for n < len(s.InputIDs) && s.Label(n) == prompt.IgnoreIndex {
 			n++
 		}
 		if n == 0 {

@@ -190,7 +190,7 @@ func inspectSamples(ctx context.Context, sys *system, v events.ConfigValidated, 
 				shown++
 			}
 			if w != nil && dumpErr == nil {
-				dumpErr = writeDumpLine(w, split, t.Rows[i], r, s.InputIDs, s.Labels)
+				dumpErr = writeDumpLine(w, split, t.Rows[i], r, s.InputIDs, s.AppendLabels(nil))
 			}
 		}
 	}

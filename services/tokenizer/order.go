@@ -73,7 +73,7 @@ func Arrange(t *Tokenized, o OrderOptions) (duplicates int) {
 				// Tokens and Trained are the samples' sums: take the
 				// repeat's share off rather than recount the rest.
 				t.Tokens -= int64(len(s.InputIDs))
-				t.Trained -= int64(prompt.Trained(s))
+				t.Trained -= int64(s.CountTrained())
 				continue
 			}
 			seen[k] = struct{}{}
@@ -126,8 +126,8 @@ func sampleKey(buf []byte, s packing.Sample) []byte {
 	for _, v := range s.InputIDs {
 		buf = binary.LittleEndian.AppendUint32(buf, uint32(v))
 	}
-	for _, v := range s.Labels {
-		buf = binary.LittleEndian.AppendUint32(buf, uint32(v))
+	for i := range s.InputIDs {
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(s.Label(i)))
 	}
 	return buf
 }
@@ -166,6 +166,6 @@ func (t *Tokenized) count() {
 	t.Tokens, t.Trained = 0, 0
 	for _, s := range t.Samples {
 		t.Tokens += int64(len(s.InputIDs))
-		t.Trained += int64(prompt.Trained(s))
+		t.Trained += int64(s.CountTrained())
 	}
 }

@@ -146,7 +146,7 @@ func axolotlFilter(in []axolotlRow, seqLen int, dedup bool) []axolotlRow {
 			continue
 		}
 		if dedup && slices.ContainsFunc(out, func(o axolotlRow) bool {
-			return slices.Equal(o.sample.InputIDs, r.sample.InputIDs) && slices.Equal(o.sample.Labels, r.sample.Labels)
+			return slices.Equal(o.sample.InputIDs, r.sample.InputIDs) && slices.Equal(o.sample.AppendLabels(nil), r.sample.AppendLabels(nil))
 		}) {
 			continue
 		}
@@ -168,7 +168,7 @@ func sameRows(t *testing.T, what string, got *Tokenized, want []axolotlRow) {
 		t.Fatalf("%s: rows %v\nwant %v", what, got.Rows, wantRows)
 	}
 	for i, w := range want {
-		if !slices.Equal(got.Samples[i].InputIDs, w.sample.InputIDs) || !slices.Equal(got.Samples[i].Labels, w.sample.Labels) {
+		if !slices.Equal(got.Samples[i].InputIDs, w.sample.InputIDs) || !slices.Equal(got.Samples[i].AppendLabels(nil), w.sample.AppendLabels(nil)) {
 			t.Fatalf("%s: sample %d (row %d) is not Axolotl's", what, i, w.row)
 		}
 	}
@@ -350,7 +350,7 @@ func referenceArrange(in *Tokenized, o OrderOptions) (*Tokenized, int) {
 	seen := map[string]bool{}
 	for _, i := range idx {
 		s := in.Samples[i]
-		key := fmt.Sprint(s.InputIDs, s.Labels)
+		key := fmt.Sprint(s.InputIDs, s.AppendLabels(nil))
 		if o.Dedup && seen[key] {
 			dups++
 			continue
@@ -372,7 +372,7 @@ func sameTokenized(t *testing.T, what string, got, want *Tokenized) {
 		t.Fatalf("%s: %d samples, %d rows, %d slots, want %d", what, len(got.Samples), len(got.Rows), len(got.Slot), len(want.Samples))
 	}
 	for i := range want.Samples {
-		if !slices.Equal(got.Samples[i].InputIDs, want.Samples[i].InputIDs) || !slices.Equal(got.Samples[i].Labels, want.Samples[i].Labels) ||
+		if !slices.Equal(got.Samples[i].InputIDs, want.Samples[i].InputIDs) || !slices.Equal(got.Samples[i].AppendLabels(nil), want.Samples[i].AppendLabels(nil)) ||
 			got.Rows[i] != want.Rows[i] || got.Slot[i] != want.Slot[i] {
 			t.Fatalf("%s: element %d is (%v, row %d, slot %d), want (%v, row %d, slot %d)", what, i,
 				got.Samples[i], got.Rows[i], got.Slot[i], want.Samples[i], want.Rows[i], want.Slot[i])

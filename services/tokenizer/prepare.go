@@ -144,7 +144,7 @@ func tokenizeBlock(out *Tokenized, rows *prompt.Rows, lo, hi int, strategies []p
 			case prompt.Truncated:
 				out.Truncated++
 			}
-			trained := prompt.Trained(s)
+			trained := s.CountTrained()
 			if trained == 0 && o.DropUntrained {
 				out.Dropped++
 				continue

@@ -269,10 +269,12 @@ func encodeRecord(dst []byte, mb packing.MicroBatch, pad int32, rows [][]recordS
 }
 
 // recordSample is one sample of a record's row: its index among the packed
-// samples, and its tokens.
+// samples, its tokens and their labels (labels, or a trained mask as
+// packing.Sample holds it).
 type recordSample struct {
 	id          int32
 	ids, labels []int32
+	mask        []uint64
 }
 
 // resizeRecordRows makes rows n empty rows, reusing their storage.
@@ -296,7 +298,11 @@ func groupRows(rows [][]recordSample, p *packing.Batches, i int) ([][]recordSamp
 	for r, ids := range group {
 		for _, id := range ids {
 			s := p.Sample(id)
-			rows[r] = append(rows[r], recordSample{id: int32(id), ids: s.InputIDs, labels: s.Labels})
+			rs := recordSample{id: int32(id), ids: s.InputIDs, labels: s.Labels}
+			if s.Masked() {
+				rs.mask = s.TrainedMask
+			}
+			rows[r] = append(rows[r], rs)
 		}
 	}
 	return rows, width
@@ -315,6 +321,18 @@ func encodeRows(dst []byte, width int, rows [][]recordSample) ([]byte, error) {
 		length := 0
 		minID, odd := int32(0), uint32(0)
 		for k, s := range row {
+			if s.mask != nil {
+				if len(s.ids) == 0 || len(s.mask) != packing.MaskWords(len(s.ids)) {
+					return nil, fmt.Errorf("row %d: sample %d has %d input ids and a trained mask of %d words", r, k, len(s.ids), len(s.mask))
+				}
+				length += len(s.ids)
+				// A mask's labels copy or ignore their ids: only the ids to scan.
+				for _, id := range s.ids {
+					minID, maxID = min(minID, id), max(maxID, id)
+					escapes += int(uint32(escape-1-id) >> 31)
+				}
+				continue
+			}
 			if len(s.ids) == 0 || len(s.labels) != len(s.ids) {
 				return nil, fmt.Errorf("row %d: sample %d has %d input ids and %d labels", r, k, len(s.ids), len(s.labels))
 			}
@@ -390,8 +408,8 @@ func encodeRows(dst []byte, width int, rows [][]recordSample) ([]byte, error) {
 	if fullLabels {
 		for _, row := range rows {
 			for _, s := range row {
-				for _, l := range s.labels {
-					le.PutUint32(out[at:], uint32(l))
+				for p := range s.ids {
+					le.PutUint32(out[at:], uint32(s.label(p)))
 					at += 4
 				}
 			}
@@ -403,10 +421,25 @@ func encodeRows(dst []byte, width int, rows [][]recordSample) ([]byte, error) {
 	bit := 0
 	for _, row := range rows {
 		for _, s := range row {
-			bit = appendMask(mask, bit, s.labels)
+			if s.mask != nil {
+				bit = appendMaskWords(mask, bit, s.mask, len(s.ids))
+			} else {
+				bit = appendMask(mask, bit, s.labels)
+			}
 		}
 	}
 	return dst, nil
+}
+
+// label is token p's label.
+func (s recordSample) label(p int) int32 {
+	if s.mask == nil {
+		return s.labels[p]
+	}
+	if s.mask[p>>6]>>(p&63)&1 != 0 {
+		return s.ids[p]
+	}
+	return packing.IgnoreIndex
 }
 
 // appendIDs stores ids at out[at:] by the token code and returns where
@@ -464,6 +497,25 @@ func appendMask(mask []byte, bit int, labels []int32) int {
 	}
 	for ; i < len(labels); i, bit = i+1, bit+1 {
 		mask[bit>>3] |= trained(labels[i]) << (bit & 7)
+	}
+	return bit
+}
+
+// appendMaskWords sets the mask bits of a sample's n tokens from its trained
+// mask (packing.Sample.TrainedMask: bits past n clear) at mask's bit, a
+// byte at a time, and returns where they end. mask is clear there.
+func appendMaskWords(mask []byte, bit int, words []uint64, n int) int {
+	for k, w := range words {
+		count := min(64, n-64*k)
+		at, off := bit>>3, uint(bit&7)
+		last := (bit + count - 1) >> 3
+		mask[at] |= byte(w << off)
+		w >>= 8 - off
+		for j := at + 1; j <= last; j++ {
+			mask[j] |= byte(w)
+			w >>= 8
+		}
+		bit += count
 	}
 	return bit
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -36,8 +37,18 @@ func TestWriteBatchesMatchesWrite(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := writeAll(t, mbs, o.PadTokenID)
-		for _, workers := range []int{1, 3} {
-			plan, err := packing.Pack(samples, o)
+		// The same samples with every other one's labels as a trained mask
+		// (where they copy or ignore the ids): the same file.
+		masked := slices.Clone(samples)
+		for i := 0; i < len(masked); i += 2 {
+			masked[i], _ = masked[i].WithTrainedMask()
+		}
+		for _, workers := range []int{1, 3, -3} {
+			in := samples
+			if workers < 0 {
+				in, workers = masked, -workers
+			}
+			plan, err := packing.Pack(in, o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -56,7 +67,7 @@ func TestWriteBatchesMatchesWrite(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(buf.Bytes(), want) {
-				t.Fatalf("%+v, %d workers: WriteBatches wrote %d bytes unlike Write's %d", o, workers, buf.Len(), len(want))
+				t.Fatalf("%+v, %d workers (masks: %v): WriteBatches wrote %d bytes unlike Write's %d", o, workers, &in[0] == &masked[0], buf.Len(), len(want))
 			}
 		}
 	}
@@ -162,7 +173,9 @@ func BenchmarkWriteBatches(b *testing.B) {
 // BenchmarkEncodeRecord: one core encoding micro-batches in turn from the
 // packed samples into the same buffer, as each of WriteBatches' workers does, with
 // ids spread like a Llama-3 text's (~3 % at or above the escape, so escaped
-// ids) and the prompt's third of each sample untrained (labels as a mask).
+// ids) and the prompt's third of each sample untrained (labels as a mask in
+// the file), the samples' labels held as labels or as a trained mask (as the
+// chat strategy makes them).
 func BenchmarkEncodeRecord(b *testing.B) {
 	samples, tokens := chatLikeSamples(4000, 7, func(rng *rand.Rand) int32 {
 		if id := rng.Int32N(30000); rng.IntN(100) >= 3 {
@@ -170,22 +183,34 @@ func BenchmarkEncodeRecord(b *testing.B) {
 		}
 		return 65535 + rng.Int32N(62000)
 	})
-	plan, err := packing.Pack(samples, packing.Options{SequenceLen: 4096, MicroBatchSize: 2, Pack: true, PadTokenID: 128001, Seed: 1})
-	if err != nil {
-		b.Fatal(err)
+	masked := make([]packing.Sample, len(samples))
+	for i, s := range samples {
+		masked[i], _ = s.WithTrainedMask()
 	}
-	var rows [][]recordSample
-	var buf []byte
-	for b.Loop() {
-		for i := range plan.Len() {
-			var width int
-			rows, width = groupRows(rows, plan, i)
-			if buf, err = encodeRows(buf[:0], width, rows); err != nil {
+	for _, form := range []string{"labels", "mask"} {
+		b.Run(form, func(b *testing.B) {
+			in := samples
+			if form == "mask" {
+				in = masked
+			}
+			plan, err := packing.Pack(in, packing.Options{SequenceLen: 4096, MicroBatchSize: 2, Pack: true, PadTokenID: 128001, Seed: 1})
+			if err != nil {
 				b.Fatal(err)
 			}
-		}
+			var rows [][]recordSample
+			var buf []byte
+			for b.Loop() {
+				for i := range plan.Len() {
+					var width int
+					rows, width = groupRows(rows, plan, i)
+					if buf, err = encodeRows(buf[:0], width, rows); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(b.Elapsed().Seconds()*1e9/float64(b.N)/float64(tokens), "ns/token")
+		})
 	}
-	b.ReportMetric(b.Elapsed().Seconds()*1e9/float64(b.N)/float64(tokens), "ns/token")
 }
 
 // chatLikeSamples makes n samples of chat-like lengths (log-normal around

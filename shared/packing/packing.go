@@ -7,15 +7,6 @@ import (
 	"slices"
 )
 
-// IgnoreIndex is the label of a token that does not count in the loss.
-const IgnoreIndex = -100
-
-// Sample is one tokenized training example.
-type Sample struct {
-	InputIDs []int32
-	Labels   []int32 // same length; IgnoreIndex where the token is not trained
-}
-
 // Options configure packing. SequenceLen and MicroBatchSize must be positive.
 type Options struct {
 	SequenceLen      int    // sequence_len: tokens per row
@@ -84,8 +75,8 @@ func Pack(samples []Sample, o Options) (*Batches, error) {
 	}
 	lengths := make([]int, len(samples))
 	for i, s := range samples {
-		if len(s.InputIDs) != len(s.Labels) {
-			return nil, fmt.Errorf("packing: sample %d has %d input ids but %d labels", i, len(s.InputIDs), len(s.Labels))
+		if err := s.Check(); err != nil {
+			return nil, fmt.Errorf("packing: sample %d: %w", i, err)
 		}
 		if len(s.InputIDs) == 0 {
 			return nil, fmt.Errorf("packing: sample %d is empty", i)
@@ -163,7 +154,7 @@ func (p *Batches) LayoutInto(mb *MicroBatch, i int) {
 		for _, id := range ids {
 			s := p.samples[id]
 			copy(mb.InputIDs[row+at:], s.InputIDs)
-			copy(mb.Labels[row+at:], s.Labels)
+			s.AppendLabels(mb.Labels[row+at : row+at])
 			for k := range s.InputIDs {
 				mb.PositionIDs[row+at+k] = int32(k)
 			}

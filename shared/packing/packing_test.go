@@ -179,7 +179,7 @@ func TestBadInput(t *testing.T) {
 		want    string
 	}{
 		{samplesOfLengths([]int{5, 20}), Options{SequenceLen: 16, MicroBatchSize: 1, Pack: true}, "sample 1 has 20 tokens, more than sequence_len 16"},
-		{[]Sample{{InputIDs: []int32{1, 2}, Labels: []int32{1}}}, Options{SequenceLen: 16, MicroBatchSize: 1}, "sample 0 has 2 input ids but 1 labels"},
+		{[]Sample{{InputIDs: []int32{1, 2}, Labels: []int32{1}}}, Options{SequenceLen: 16, MicroBatchSize: 1}, "sample 0: 2 input ids but 1 labels"},
 		{[]Sample{{}}, Options{SequenceLen: 16, MicroBatchSize: 1}, "sample 0 is empty"},
 		{nil, Options{SequenceLen: 0, MicroBatchSize: 1}, "must be positive"},
 	} {

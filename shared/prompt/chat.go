@@ -282,12 +282,10 @@ func (s *chatTemplate) Tokenize(dst []packing.Sample, row datasets.Object) ([]pa
 		}
 		return nil
 	}
-	// The sample's ids and labels share one allocation of their exact size.
-	n := len(encoded)
-	both := make([]int32, 2*n)
-	ids, labels := both[:n:n], both[n:]
-	copy(ids, encoded)
-	fillIgnored(labels)
+	// The sample's ids, copied without first zeroing them, and its labels as
+	// a trained mask: chat labels copy or ignore their ids.
+	ids := append([]int32(nil), encoded...)
+	trained := make([]uint64, packing.MaskWords(len(ids)))
 	// The turns whose tokens matter, and where their content is.
 	var need []int
 	for i, t := range turns {
@@ -325,7 +323,7 @@ func (s *chatTemplate) Tokenize(dst []packing.Sample, row datasets.Object) ([]pa
 			continue
 		}
 		if train {
-			copy(labels[start:end], ids[start:end])
+			packing.MarkTrained(trained, start, end)
 		}
 		for _, special := range []struct {
 			eot    bool
@@ -345,17 +343,17 @@ func (s *chatTemplate) Tokenize(dst []packing.Sample, row datasets.Object) ([]pa
 			}
 			*special.last = idx
 			if special.option == "all" || (special.option == "turn" && train) {
-				labels[idx] = ids[idx]
+				packing.MarkTrained(trained, idx, idx+1)
 			}
 		}
 	}
 	if s.trainOnEOT == "last" && lastEOT >= 0 {
-		labels[lastEOT] = ids[lastEOT]
+		packing.MarkTrained(trained, lastEOT, lastEOT+1)
 	}
 	if s.trainOnEOS == "last" && lastEOS >= 0 {
-		labels[lastEOS] = ids[lastEOS]
+		packing.MarkTrained(trained, lastEOS, lastEOS+1)
 	}
-	return append(dst, packing.Sample{InputIDs: ids, Labels: labels}), nil
+	return append(dst, packing.Sample{InputIDs: ids, TrainedMask: trained}), nil
 }
 
 // findTurn returns the tokens [start, end) of turn i's content, or -1 when
@@ -395,18 +393,6 @@ type labelScratch struct {
 // tokenSpan is the tokens [start, end) of a message's content; -1, -1 when
 // it has none.
 type tokenSpan struct{ start, end int }
-
-// fillIgnored sets every label to IgnoreIndex, doubling the filled part
-// with copy (memmove) rather than storing one label at a time.
-func fillIgnored(labels []int32) {
-	if len(labels) == 0 {
-		return
-	}
-	labels[0] = IgnoreIndex
-	for k := 1; k < len(labels); k *= 2 {
-		copy(labels[k:], labels[:k])
-	}
-}
 
 var scratchPool = sync.Pool{New: func() any { return new(labelScratch) }}
 

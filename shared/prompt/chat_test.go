@@ -91,9 +91,12 @@ func TestChatTemplateMatchesTheOracle(t *testing.T) {
 				if !slices.Equal(got.InputIDs, want.InputIDs) {
 					t.Fatalf("row %d: ids\n got %v\nwant %v", i, got.InputIDs, want.InputIDs)
 				}
+				if err := got.Check(); err != nil || !got.Masked() {
+					t.Fatalf("row %d: chat labels are not a trained mask (%v)", i, err)
+				}
 				if text, shifted := c.AxolotlShifted[strconv.Itoa(i)]; shifted {
 					var trained []int32
-					for k, l := range got.Labels {
+					for k, l := range got.AppendLabels(nil) {
 						if l != IgnoreIndex {
 							trained = append(trained, got.InputIDs[k])
 						}
@@ -103,8 +106,8 @@ func TestChatTemplateMatchesTheOracle(t *testing.T) {
 					}
 					continue
 				}
-				if !slices.Equal(got.Labels, want.Labels) {
-					t.Errorf("row %d: labels\n got %v\nwant %v\n%s", i, got.Labels, want.Labels, Explain(o.tok, got, false))
+				if !slices.Equal(got.AppendLabels(nil), want.Labels) {
+					t.Errorf("row %d: labels\n got %v\nwant %v\n%s", i, got.AppendLabels(nil), want.Labels, Explain(o.tok, got, false))
 				}
 			}
 		})
@@ -275,9 +278,9 @@ func TestWrittenTextsEqualRendered(t *testing.T) {
 						t.Fatalf("%s %s %q: %d and %d samples", tokName, choice, conv, len(written), len(rendered))
 					}
 					for i := range written {
-						if !slices.Equal(written[i].InputIDs, rendered[i].InputIDs) || !slices.Equal(written[i].Labels, rendered[i].Labels) {
+						if !slices.Equal(written[i].InputIDs, rendered[i].InputIDs) || !slices.Equal(written[i].AppendLabels(nil), rendered[i].AppendLabels(nil)) {
 							t.Errorf("%s %s %q round %d: written\n%v %v\nrendered\n%v %v", tokName, choice, conv, round,
-								written[i].InputIDs, written[i].Labels, rendered[i].InputIDs, rendered[i].Labels)
+								written[i].InputIDs, written[i].AppendLabels(nil), rendered[i].InputIDs, rendered[i].AppendLabels(nil))
 						}
 					}
 				}

@@ -28,10 +28,7 @@ func Explain(tok *tokenizer.Tokenizer, s packing.Sample, color bool) string {
 	escape := strings.NewReplacer("\n", `\n`, "\r", `\r`, "\t", `\t`)
 	trained := 0
 	for i, id := range s.InputIDs {
-		label := int32(IgnoreIndex)
-		if i < len(s.Labels) {
-			label = s.Labels[i]
-		}
+		label := s.Label(i)
 		if label != IgnoreIndex {
 			trained++
 		}

@@ -57,10 +57,10 @@ func FuzzStrategies(f *testing.F) {
 				continue
 			}
 			for _, smp := range out {
-				if len(smp.InputIDs) != len(smp.Labels) {
-					t.Fatalf("%s: %d ids, %d labels", s.Name(), len(smp.InputIDs), len(smp.Labels))
+				if err := smp.Check(); err != nil {
+					t.Fatalf("%s: %v", s.Name(), err)
 				}
-				for i, l := range smp.Labels {
+				for i, l := range smp.AppendLabels(nil) {
 					if l != IgnoreIndex && l != smp.InputIDs[i] && !isTokenized(obj) && s.Name() != "pretokenized" {
 						t.Fatalf("%s: label %d at %d for id %d", s.Name(), l, i, smp.InputIDs[i])
 					}

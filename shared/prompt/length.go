@@ -41,23 +41,11 @@ func (p LengthPolicy) Apply(s packing.Sample) (packing.Sample, Fit, error) {
 	}
 	switch p.Strategy {
 	case "truncate":
-		s.InputIDs, s.Labels = s.InputIDs[:p.SequenceLen:p.SequenceLen], s.Labels[:p.SequenceLen:p.SequenceLen]
-		return s, Truncated, nil
+		return s.Prefix(p.SequenceLen), Truncated, nil
 	case "raise":
 		return s, Kept, fmt.Errorf("a sample of %d tokens exceeds sequence_len %d (excess_length_strategy: raise)", n, p.SequenceLen)
 	case "", "drop":
 		return s, DroppedLong, nil
 	}
 	return s, Kept, fmt.Errorf("excess_length_strategy %q is not one of drop, truncate, raise", p.Strategy)
-}
-
-// Trained counts the tokens of s that count in the loss.
-func Trained(s packing.Sample) int {
-	n := 0
-	for _, l := range s.Labels {
-		if l != IgnoreIndex {
-			n++
-		}
-	}
-	return n
 }

@@ -83,8 +83,8 @@ func sameSample(t *testing.T, got, want packing.Sample) {
 	if !slices.Equal(got.InputIDs, want.InputIDs) {
 		t.Fatalf("input_ids\n got %v\nwant %v", got.InputIDs, want.InputIDs)
 	}
-	if !slices.Equal(got.Labels, want.Labels) {
-		t.Fatalf("labels\n got %v\nwant %v", got.Labels, want.Labels)
+	if !slices.Equal(got.AppendLabels(nil), want.AppendLabels(nil)) {
+		t.Fatalf("labels\n got %v\nwant %v", got.AppendLabels(nil), want.AppendLabels(nil))
 	}
 }
 
@@ -102,8 +102,8 @@ func TestAlpacaWithInputOnMistral(t *testing.T) {
 	if got.InputIDs[0] != 1 || got.InputIDs[len(got.InputIDs)-1] != 2 || slices.Contains(got.InputIDs[1:], 1) {
 		t.Fatalf("BOS/EOS placement: %v", got.InputIDs)
 	}
-	if Trained(got) != len(o.encode(t, "Eat well, sleep, move.", false))+1 {
-		t.Fatalf("trained %d tokens: only the response and EOS should be", Trained(got))
+	if got.CountTrained() != len(o.encode(t, "Eat well, sleep, move.", false))+1 {
+		t.Fatalf("trained %d tokens: only the response and EOS should be", got.CountTrained())
 	}
 }
 
@@ -160,8 +160,8 @@ func TestTrainOnInputs(t *testing.T) {
 	s := strategyFor(t, o, "train_on_inputs: true\ndatasets:\n  - path: d.jsonl\n    type: alpaca_instruct.load_no_prompt\n")
 	got := tokenizeOne(t, s, obj("instruction", healthy, "output", "Sleep."))
 	sameSample(t, got, instructExpect(t, o, "### Instruction:\nGive three tips for staying healthy.\n\n### Response:\n", "Sleep.", true))
-	if Trained(got) != len(got.InputIDs) {
-		t.Fatalf("train_on_inputs: %d of %d tokens trained", Trained(got), len(got.InputIDs))
+	if got.CountTrained() != len(got.InputIDs) {
+		t.Fatalf("train_on_inputs: %d of %d tokens trained", got.CountTrained(), len(got.InputIDs))
 	}
 }
 
@@ -208,7 +208,7 @@ func TestCompletionSplitsIntoSequenceLenPieces(t *testing.T) {
 		if len(g.InputIDs) > 8 || (i < len(got)-1 && len(g.InputIDs) != 8) {
 			t.Fatalf("piece %d has %d tokens", i, len(g.InputIDs))
 		}
-		if !slices.Equal(g.InputIDs, g.Labels) {
+		if !slices.Equal(g.InputIDs, g.AppendLabels(nil)) {
 			t.Fatalf("piece %d: completion trains every token", i)
 		}
 		joined = append(joined, g.InputIDs...)
@@ -310,8 +310,8 @@ func TestTruncationKeepsSpecialTokens(t *testing.T) {
 	if !slices.Equal(got.InputIDs, want) {
 		t.Fatalf("got %v\nwant %v", got.InputIDs, want)
 	}
-	if Trained(got) != 5 {
-		t.Fatalf("trained %d", Trained(got))
+	if got.CountTrained() != 5 {
+		t.Fatalf("trained %d", got.CountTrained())
 	}
 }
 
@@ -375,7 +375,7 @@ func TestLengthPolicy(t *testing.T) {
 		{"raise", 8, Kept, 8, false},
 	} {
 		out, fit, err := LengthPolicy{SequenceLen: 8, Strategy: c.strategy}.Apply(s(c.n))
-		if fit != c.fit || len(out.InputIDs) != c.len || len(out.Labels) != c.len || (err != nil) != c.err {
+		if fit != c.fit || len(out.InputIDs) != c.len || len(out.AppendLabels(nil)) != c.len || (err != nil) != c.err {
 			t.Errorf("%s %d: fit %v len %d err %v", c.strategy, c.n, fit, len(out.InputIDs), err)
 		}
 	}
