@@ -207,6 +207,9 @@ func instructionPrompt(cfg *config.Config, tok *tokenizer.Tokenizer) (func(strin
 			return nil, fmt.Errorf("--instruct: dataset %s (type %s) makes %d samples of a row; it is not an instruction format", ds.Path, st.Name(), len(samples))
 		}
 		s := samples[0]
+		if err := s.Check(); err != nil {
+			return nil, fmt.Errorf("--instruct: dataset type %s: %w", st.Name(), err)
+		}
 		n := 0
 		for n < len(s.InputIDs) && s.Label(n) == prompt.IgnoreIndex {
 			n++

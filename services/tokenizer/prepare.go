@@ -133,6 +133,9 @@ func tokenizeBlock(out *Tokenized, rows *prompt.Rows, lo, hi int, strategies []p
 		first := out.Slots
 		out.Slots += axolotlRows(strategies[r.Dataset], len(made))
 		for k, s := range made {
+			if err := s.Check(); err != nil {
+				return fmt.Errorf("%s: %s: %w", r.Source, strategies[r.Dataset].Name(), err)
+			}
 			s, fit, err := o.Length.Apply(s)
 			if err != nil {
 				return fmt.Errorf("%s: %w", r.Source, err)

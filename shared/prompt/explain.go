@@ -27,8 +27,12 @@ func Explain(tok *tokenizer.Tokenizer, s packing.Sample, color bool) string {
 	var b strings.Builder
 	escape := strings.NewReplacer("\n", `\n`, "\r", `\r`, "\t", `\t`)
 	trained := 0
+	labelled := s.Check() == nil // else every label shows as -100
 	for i, id := range s.InputIDs {
-		label := s.Label(i)
+		label := int32(IgnoreIndex)
+		if labelled {
+			label = s.Label(i)
+		}
 		if label != IgnoreIndex {
 			trained++
 		}
