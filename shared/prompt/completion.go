@@ -28,11 +28,12 @@ func (c *completion) Tokenize(dst []packing.Sample, row datasets.Object) ([]pack
 		return dst, err
 	}
 	ids := c.enc.tokenize(nil, text, 64*c.seqLen, true, false)
-	labels := make([]int32, len(ids))
-	copy(labels, ids)
+	// Every token is trained: each piece's mask is all ones.
 	for i := 0; i < len(ids); i += c.seqLen {
 		end := min(i+c.seqLen, len(ids))
-		dst = append(dst, packing.Sample{InputIDs: ids[i:end:end], Labels: labels[i:end:end]})
+		trained := make([]uint64, packing.MaskWords(end-i))
+		packing.MarkTrained(trained, 0, end-i)
+		dst = append(dst, packing.Sample{InputIDs: ids[i:end:end], TrainedMask: trained})
 	}
 	return dst, nil
 }

@@ -24,7 +24,8 @@ func (s *inputOutput) Tokenize(dst []packing.Sample, row datasets.Object) ([]pac
 	if !ok {
 		return dst, fmt.Errorf("field \"segments\" is %s, want a list of {text, label}", datasets.Kind(v))
 	}
-	var ids, labels []int32
+	var ids []int32
+	var trainedRuns [][2]int // token ranges of the trained segments
 	for i, seg := range segments {
 		obj, ok := seg.(datasets.Object)
 		if !ok {
@@ -41,13 +42,13 @@ func (s *inputOutput) Tokenize(dst []packing.Sample, row datasets.Object) ([]pac
 		}
 		start := len(ids)
 		ids = s.enc.encode(ids, text, false, 0)
-		for _, id := range ids[start:] {
-			if label || s.trainOnInputs {
-				labels = append(labels, id)
-			} else {
-				labels = append(labels, IgnoreIndex)
-			}
+		if label || s.trainOnInputs {
+			trainedRuns = append(trainedRuns, [2]int{start, len(ids)})
 		}
 	}
-	return append(dst, packing.Sample{InputIDs: ids, Labels: labels}), nil
+	trained := make([]uint64, packing.MaskWords(len(ids)))
+	for _, r := range trainedRuns {
+		packing.MarkTrained(trained, r[0], r[1])
+	}
+	return append(dst, packing.Sample{InputIDs: ids, TrainedMask: trained}), nil
 }

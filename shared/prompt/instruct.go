@@ -351,14 +351,14 @@ func (s *instruct) Tokenize(dst []packing.Sample, row datasets.Object) ([]packin
 	ids := s.enc.tokenize(make([]int32, 0, (len(text)+len(r.output))/3+8), text, s.maxLen, false, false)
 	promptLen := len(ids)
 	ids = s.enc.tokenize(ids, r.output, s.maxLen, true, true)
-	labels := make([]int32, len(ids))
-	copy(labels, ids)
-	if !s.trainOnInputs {
-		for i := range promptLen {
-			labels[i] = IgnoreIndex
-		}
+	// The response is trained (and the prompt with train_on_inputs).
+	trained := make([]uint64, packing.MaskWords(len(ids)))
+	from := promptLen
+	if s.trainOnInputs {
+		from = 0
 	}
-	return append(dst, packing.Sample{InputIDs: ids, Labels: labels}), nil
+	packing.MarkTrained(trained, from, len(ids))
+	return append(dst, packing.Sample{InputIDs: ids, TrainedMask: trained}), nil
 }
 
 // pyFormat is Python's str.format for the named fields a prompt format uses:
