@@ -256,7 +256,7 @@ func encodeRecord(dst []byte, mb packing.MicroBatch, pad int32, rows [][]recordS
 			if differ != 0 {
 				return nil, rows, fmt.Errorf("row %d: position ids do not restart at sample %d", r, k-1)
 			}
-			rows[r] = append(rows[r], recordSample{id: mb.SampleIDs[r][k-1], ids: ids[b[k-1]:b[k]], labels: labels[b[k-1]:b[k]]})
+			rows[r] = append(rows[r], recordSample{mb.SampleIDs[r][k-1], packing.Sample{InputIDs: ids[b[k-1]:b[k]], Labels: labels[b[k-1]:b[k]]}})
 		}
 		for p := length; p < mb.Width; p++ {
 			if ids[p] != pad || labels[p] != packing.IgnoreIndex || positions[p] != 0 {
@@ -269,12 +269,10 @@ func encodeRecord(dst []byte, mb packing.MicroBatch, pad int32, rows [][]recordS
 }
 
 // recordSample is one sample of a record's row: its index among the packed
-// samples, its tokens and their labels (labels, or a trained mask as
-// packing.Sample holds it).
+// samples, and the sample.
 type recordSample struct {
-	id          int32
-	ids, labels []int32
-	mask        []uint64
+	id int32
+	packing.Sample
 }
 
 // resizeRecordRows makes rows n empty rows, reusing their storage.
@@ -297,12 +295,7 @@ func groupRows(rows [][]recordSample, p *packing.Batches, i int) ([][]recordSamp
 	rows = resizeRecordRows(rows, len(group))
 	for r, ids := range group {
 		for _, id := range ids {
-			s := p.Sample(id)
-			rs := recordSample{id: int32(id), ids: s.InputIDs, labels: s.Labels}
-			if s.Masked() {
-				rs.mask = s.TrainedMask
-			}
-			rows[r] = append(rows[r], rs)
+			rows[r] = append(rows[r], recordSample{int32(id), p.Sample(id)})
 		}
 	}
 	return rows, width
@@ -321,27 +314,26 @@ func encodeRows(dst []byte, width int, rows [][]recordSample) ([]byte, error) {
 		length := 0
 		minID, odd := int32(0), uint32(0)
 		for k, s := range row {
-			if s.mask != nil {
-				if len(s.ids) == 0 || len(s.mask) != packing.MaskWords(len(s.ids)) {
-					return nil, fmt.Errorf("row %d: sample %d has %d input ids and a trained mask of %d words", r, k, len(s.ids), len(s.mask))
-				}
-				length += len(s.ids)
+			if len(s.InputIDs) == 0 {
+				return nil, fmt.Errorf("row %d: sample %d is empty", r, k)
+			}
+			if err := s.Check(); err != nil {
+				return nil, fmt.Errorf("row %d: sample %d: %w", r, k, err)
+			}
+			length += len(s.InputIDs)
+			if s.Masked() {
 				// A mask's labels copy or ignore their ids: only the ids to scan.
-				for _, id := range s.ids {
+				for _, id := range s.InputIDs {
 					minID, maxID = min(minID, id), max(maxID, id)
 					escapes += int(uint32(escape-1-id) >> 31)
 				}
 				continue
 			}
-			if len(s.ids) == 0 || len(s.labels) != len(s.ids) {
-				return nil, fmt.Errorf("row %d: sample %d has %d input ids and %d labels", r, k, len(s.ids), len(s.labels))
-			}
-			length += len(s.ids)
 			// One pass without branches over the tokens (this loop is most
 			// of the encoding's cost): the smallest and largest id, the ids
 			// >= escape, and whether any label is neither -100 nor its id.
-			ls := s.labels[:len(s.ids)]
-			for p, id := range s.ids {
+			ls := s.Labels[:len(s.InputIDs)]
+			for p, id := range s.InputIDs {
 				l := ls[p]
 				minID, maxID = min(minID, id), max(maxID, id)
 				escapes += int(uint32(escape-1-id) >> 31)
@@ -387,7 +379,7 @@ func encodeRows(dst []byte, width int, rows [][]recordSample) ([]byte, error) {
 	for _, row := range rows {
 		length := 0
 		for _, s := range row {
-			length += len(s.ids)
+			length += len(s.InputIDs)
 		}
 		le.PutUint32(out[at:], uint32(length))
 		le.PutUint32(out[at+4:], uint32(len(row)))
@@ -396,20 +388,20 @@ func encodeRows(dst []byte, width int, rows [][]recordSample) ([]byte, error) {
 	for _, row := range rows {
 		for _, s := range row {
 			le.PutUint32(out[at:], uint32(s.id))
-			le.PutUint32(out[at+4:], uint32(len(s.ids)))
+			le.PutUint32(out[at+4:], uint32(len(s.InputIDs)))
 			at += 8
 		}
 	}
 	for _, row := range rows {
 		for _, s := range row {
-			at = appendIDs(out, at, code, s.ids)
+			at = appendIDs(out, at, code, s.InputIDs)
 		}
 	}
 	if fullLabels {
 		for _, row := range rows {
 			for _, s := range row {
-				for p := range s.ids {
-					le.PutUint32(out[at:], uint32(s.label(p)))
+				for p := range s.InputIDs {
+					le.PutUint32(out[at:], uint32(s.Label(p)))
 					at += 4
 				}
 			}
@@ -421,25 +413,14 @@ func encodeRows(dst []byte, width int, rows [][]recordSample) ([]byte, error) {
 	bit := 0
 	for _, row := range rows {
 		for _, s := range row {
-			if s.mask != nil {
-				bit = appendMaskWords(mask, bit, s.mask, len(s.ids))
+			if s.Masked() {
+				bit = appendMaskWords(mask, bit, s.TrainedMask, len(s.InputIDs))
 			} else {
-				bit = appendMask(mask, bit, s.labels)
+				bit = appendMask(mask, bit, s.Labels)
 			}
 		}
 	}
 	return dst, nil
-}
-
-// label is token p's label.
-func (s recordSample) label(p int) int32 {
-	if s.mask == nil {
-		return s.labels[p]
-	}
-	if s.mask[p>>6]>>(p&63)&1 != 0 {
-		return s.ids[p]
-	}
-	return packing.IgnoreIndex
 }
 
 // appendIDs stores ids at out[at:] by the token code and returns where
