@@ -6,6 +6,10 @@
 // Without packing it pads instead (to sequence_len with pad_to_sequence_len,
 // else to the longest row of the micro-batch).
 //
+// A Sample holds its labels as labels or, when they only copy or ignore the
+// input ids (every prompt strategy but pre-tokenized rows), as a bit mask of
+// the trained tokens.
+//
 // Everything is deterministic for a given seed. The package does not
 // tokenize, mask labels or encode batches (see package batches).
 package packing

@@ -119,7 +119,8 @@ func (s Sample) CountTrained() int {
 }
 
 // Prefix is the sample's first n tokens (n <= its length), sharing its
-// memory; a mask's bits past them are cleared.
+// memory: a mask's bits past them are cleared in place, so s itself is not
+// to be used after.
 func (s Sample) Prefix(n int) Sample {
 	out := Sample{InputIDs: s.InputIDs[:n:n]}
 	if !s.Masked() {
