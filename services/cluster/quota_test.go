@@ -9,6 +9,7 @@ import (
 	"github.com/eftml/eft/events"
 	"github.com/eftml/eft/services/runspec/runtest"
 	"github.com/eftml/eft/shared/artifacts"
+	"github.com/eftml/eft/shared/artifacts/artifactstest"
 	"github.com/eftml/eft/shared/bus/bustest"
 )
 
@@ -49,10 +50,7 @@ func TestObjectStoreQuotaWhileCheckpointing(t *testing.T) {
 			t.Fatalf("CheckpointSaved for %s, which did not fit", s.Name)
 		}
 	}
-	store, err := artifacts.Open(ctx, c.bus.JetStream(), artifacts.DefaultBucket, artifacts.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := artifactstest.Open(t, c.bus.JetStream(), artifacts.DefaultBucket)
 	if err := store.GetFiles(ctx, first.Files, t.TempDir()); err != nil {
 		t.Fatalf("the previous checkpoint %s is damaged: %v", first.Name, err)
 	}

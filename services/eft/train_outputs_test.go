@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/eftml/eft/events"
-	"github.com/eftml/eft/shared/artifacts"
+	"github.com/eftml/eft/shared/artifacts/artifactstest"
 	"github.com/eftml/eft/shared/bus/bustest"
 )
 
@@ -21,10 +21,7 @@ import (
 func TestTrainWaitsForEvaluationsAndWritesTrainerState(t *testing.T) {
 	b, _ := bustest.New(t)
 	ctx := t.Context()
-	store, err := artifacts.Open(ctx, b.JetStream(), "", artifacts.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := artifactstest.Open(t, b.JetStream(), "")
 	adapter, _ := store.Put(ctx, strings.NewReader("adapter bytes"))
 	batches, _ := store.Put(ctx, strings.NewReader("batches"))
 	work := t.TempDir()

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/eftml/eft/events"
-	"github.com/eftml/eft/shared/artifacts"
+	"github.com/eftml/eft/shared/artifacts/artifactstest"
 	"github.com/eftml/eft/shared/bus/bustest"
 )
 
@@ -17,10 +17,7 @@ import (
 func TestRunWatcherCopiesOutputs(t *testing.T) {
 	b, _ := bustest.New(t)
 	ctx := t.Context()
-	store, err := artifacts.Open(ctx, b.JetStream(), "", artifacts.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := artifactstest.Open(t, b.JetStream(), "")
 	adapter, _ := store.Put(ctx, strings.NewReader("adapter bytes"))
 	merged, _ := store.Put(ctx, strings.NewReader("merged bytes"))
 	work := t.TempDir()

@@ -13,7 +13,7 @@ import (
 	"github.com/eftml/eft/services/runspec"
 	"github.com/eftml/eft/services/runspec/runtest"
 	"github.com/eftml/eft/services/trainer"
-	"github.com/eftml/eft/shared/artifacts"
+	"github.com/eftml/eft/shared/artifacts/artifactstest"
 	"github.com/eftml/eft/shared/bus/bustest"
 	"github.com/eftml/eft/shared/testfixtures"
 	"github.com/eftml/eft/trainer/cpu"
@@ -106,10 +106,7 @@ func TestEvaluatesBesideTrainingAndTheAdapterReproducesTheLastEvalLoss(t *testin
 		t.Fatal("training did not complete")
 	}
 	out := t.TempDir()
-	store, err := artifacts.Open(ctx, b.JetStream(), "", artifacts.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := artifactstest.Open(t, b.JetStream(), "")
 	if err := store.GetFiles(ctx, done[0].Files, out); err != nil {
 		t.Fatal(err)
 	}
@@ -159,10 +156,7 @@ func TestQLoRAIsEvaluatedOnTheQuantizedBase(t *testing.T) {
 	if len(done) != 1 || done[0].Steps != 4 {
 		t.Fatalf("training did not complete in 4 steps: %+v", done)
 	}
-	store, err := artifacts.Open(ctx, b.JetStream(), "", artifacts.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := artifactstest.Open(t, b.JetStream(), "")
 	out, evalPath := t.TempDir(), filepath.Join(t.TempDir(), "eval.batches")
 	if err := store.GetFiles(ctx, done[0].Files, out); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/eftml/eft/shared/artifacts"
+	"github.com/eftml/eft/shared/artifacts/artifactstest"
 	"github.com/eftml/eft/shared/bus/bustest"
 	"github.com/eftml/eft/shared/config"
 	"github.com/eftml/eft/shared/datasets"
@@ -168,10 +169,7 @@ func writeFile(t *testing.T, path string, data []byte) {
 func TestPutSplitStreamsTheRows(t *testing.T) {
 	b, _ := bustest.New(t)
 	ctx := t.Context()
-	store, err := artifacts.Open(ctx, b.JetStream(), "", artifacts.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := artifactstest.Open(t, b.JetStream(), "")
 	var rows Split
 	var want []byte
 	for i := range 20000 {

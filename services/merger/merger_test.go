@@ -14,7 +14,7 @@ import (
 	"github.com/eftml/eft/events"
 	"github.com/eftml/eft/services/runspec/runtest"
 	"github.com/eftml/eft/services/trainer"
-	"github.com/eftml/eft/shared/artifacts"
+	"github.com/eftml/eft/shared/artifacts/artifactstest"
 	"github.com/eftml/eft/shared/bus/bustest"
 	"github.com/eftml/eft/shared/safetensors"
 	"github.com/eftml/eft/shared/testfixtures"
@@ -180,10 +180,7 @@ output_dir: ./out
 		t.Fatal(err)
 	}
 	done := runtest.Of[events.TrainingCompleted](t, envs)[0]
-	store, err := artifacts.Open(ctx, b.JetStream(), "", artifacts.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := artifactstest.Open(t, b.JetStream(), "")
 	out := t.TempDir()
 	if err := store.GetFiles(ctx, done.Files, out); err != nil {
 		t.Fatal(err)

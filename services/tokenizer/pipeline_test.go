@@ -14,7 +14,7 @@ import (
 	"github.com/eftml/eft/events"
 	"github.com/eftml/eft/services/ingest"
 	"github.com/eftml/eft/services/validate"
-	"github.com/eftml/eft/shared/artifacts"
+	"github.com/eftml/eft/shared/artifacts/artifactstest"
 	"github.com/eftml/eft/shared/bus"
 	"github.com/eftml/eft/shared/bus/bustest"
 	"github.com/eftml/eft/shared/prompt"
@@ -146,10 +146,7 @@ func TestPipelineOverNATS(t *testing.T) {
 
 	// The artifacts read back: the rows as ingested, the batches as counted.
 	ctx := context.Background()
-	store, err := artifacts.Open(ctx, p.bus.JetStream(), "", artifacts.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := artifactstest.Open(t, p.bus.JetStream(), "")
 	rowsPath := filepath.Join(t.TempDir(), "rows.jsonl")
 	if err := store.GetFile(ctx, ing.Train, rowsPath); err != nil {
 		t.Fatal(err)

@@ -9,7 +9,7 @@ import (
 
 	"github.com/eftml/eft/events"
 	"github.com/eftml/eft/services/runspec/runtest"
-	"github.com/eftml/eft/shared/artifacts"
+	"github.com/eftml/eft/shared/artifacts/artifactstest"
 	"github.com/eftml/eft/shared/bus/bustest"
 	"github.com/eftml/eft/shared/safetensors"
 	"github.com/eftml/eft/shared/testfixtures"
@@ -114,10 +114,7 @@ seed: 7
 			continue
 		}
 		want[f.Path] = true
-		st, err := artifacts.Open(t.Context(), b.JetStream(), f.Artifact.Bucket, artifacts.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		st := artifactstest.Open(t, b.JetStream(), f.Artifact.Bucket)
 		if err := st.GetFiles(t.Context(), []events.FileRef{f}, out); err != nil {
 			t.Fatal(err)
 		}

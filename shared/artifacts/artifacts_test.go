@@ -15,17 +15,14 @@ import (
 
 	"github.com/eftml/eft/events"
 	"github.com/eftml/eft/shared/artifacts"
+	"github.com/eftml/eft/shared/artifacts/artifactstest"
 	"github.com/eftml/eft/shared/bus/bustest"
 )
 
 func openStore(t *testing.T) *artifacts.Store {
 	t.Helper()
 	b, _ := bustest.New(t)
-	s, err := artifacts.Open(t.Context(), b.JetStream(), "", artifacts.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return artifactstest.Open(t, b.JetStream(), "")
 }
 
 func randomBytes(n int, seed uint64) []byte {
