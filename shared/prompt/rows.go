@@ -8,10 +8,10 @@ import (
 	"math"
 	"os"
 	"runtime"
-	"sync"
 	"unsafe"
 
 	"github.com/eftml/eft/shared/datasets"
+	"github.com/eftml/eft/shared/parallel"
 )
 
 // RowsFormat names the encoding of the normalized rows the ingest stage
@@ -118,18 +118,15 @@ func readParts(path string) ([]byte, error) {
 		return io.ReadAll(f)
 	}
 	data := make([]byte, size)
-	parts := int64(runtime.GOMAXPROCS(0))
+	parts := runtime.GOMAXPROCS(0)
+	part := (len(data) + parts - 1) / parts
 	errs := make([]error, parts)
-	var wg sync.WaitGroup
-	for p := range parts {
-		wg.Go(func() {
-			lo, hi := size*p/parts, size*(p+1)/parts
-			if _, err := f.ReadAt(data[lo:hi], lo); err != nil {
-				errs[p] = fmt.Errorf("%s: bytes %d to %d of %d: %w (did the file change while it was read?)", path, lo, hi, size, err)
-			}
-		})
-	}
-	wg.Wait()
+	parallel.Chunks(len(data), part, parts, func(_, lo, hi int) bool {
+		if _, err := f.ReadAt(data[lo:hi], int64(lo)); err != nil {
+			errs[lo/part] = fmt.Errorf("%s: bytes %d to %d of %d: %w (did the file change while it was read?)", path, lo, hi, size, err)
+		}
+		return true
+	})
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -211,34 +208,28 @@ func decodeRow(rec []byte) (Row, error) {
 // first bad row's.
 func (r *Rows) All() ([]Row, error) {
 	out := make([]Row, r.Len())
-	parts := partsFor(r.data)
-	errs := make([]error, parts)
-	var wg sync.WaitGroup
-	for p := range parts {
-		wg.Go(func() {
-			for i := p * len(out) / parts; i < (p+1)*len(out)/parts; i++ {
-				var err error
-				if out[i], err = r.Row(i); err != nil {
-					errs[p] = err
-					return
-				}
-			}
-		})
+	workers := 1
+	if len(r.data) >= parallelReadBytes {
+		workers = 0 // every core
 	}
-	wg.Wait()
+	// Blocks are claimed in row order, so every block before a bad one is
+	// decoded whole: the first error in block order is the first bad row's.
+	const block = 1024
+	errs := make([]error, (len(out)+block-1)/block)
+	parallel.Chunks(len(out), block, workers, func(_, lo, hi int) bool {
+		for i := lo; i < hi; i++ {
+			var err error
+			if out[i], err = r.Row(i); err != nil {
+				errs[lo/block] = err
+				return false
+			}
+		}
+		return true
+	})
 	for _, err := range errs {
 		if err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
-}
-
-// partsFor is how many parts a rows file's rows are decoded in: one per
-// core from parallelReadBytes on.
-func partsFor(data []byte) int {
-	if len(data) >= parallelReadBytes {
-		return runtime.GOMAXPROCS(0)
-	}
-	return 1
 }
