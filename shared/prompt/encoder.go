@@ -186,26 +186,7 @@ func (e *encoder) tokenRanges(ids []int32, textLen int, spans []span, order []in
 		thresholds = append(thresholds, sp.from, sp.to-1)
 	}
 	found := thresholds // reused: found[j] is the token that passed threshold j
-	next, th := 0, math.MaxInt
-	if len(thresholds) > 0 {
-		th = thresholds[0]
-	}
-	at := 0
-	for k, id := range ids {
-		if uint(id) >= uint(len(lens)) || lens[id] == 0 {
-			return nil
-		}
-		at += int(lens[id])
-		for at > th {
-			found[next] = k
-			if next++; next < len(thresholds) {
-				th = thresholds[next]
-			} else {
-				th = math.MaxInt
-			}
-		}
-	}
-	if at != textLen || next != len(thresholds) {
+	if !passThresholds(ids, lens, thresholds, textLen) {
 		return nil
 	}
 	j := 0
@@ -216,6 +197,37 @@ func (e *encoder) tokenRanges(ids []int32, textLen int, spans []span, order []in
 		}
 	}
 	return ranges
+}
+
+// passThresholds replaces each threshold (bytes, ascending) with the index
+// of the first token whose end passes it, walking the tokens' byte lengths;
+// false when a token's length is unknown or the lengths do not add up to
+// textLen. Its own function so that the walk, one pass over every token of
+// the text, keeps its state in registers.
+func passThresholds(ids []int32, lens []uint8, thresholds []int, textLen int) bool {
+	next, th := 0, math.MaxInt
+	if len(thresholds) > 0 {
+		th = thresholds[0]
+	}
+	at := 0
+	for k, id := range ids {
+		i := uint(uint32(id))
+		if i >= uint(len(lens)) || lens[i] == 0 {
+			return false
+		}
+		if at += int(lens[i]); at <= th {
+			continue
+		}
+		for at > th {
+			thresholds[next] = k
+			next++
+			th = math.MaxInt
+			if next < len(thresholds) {
+				th = thresholds[next]
+			}
+		}
+	}
+	return at == textLen && next == len(thresholds)
 }
 
 // offsetProbe exercises what could make token lengths differ from text
