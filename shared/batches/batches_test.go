@@ -154,6 +154,21 @@ func TestWriterRefusesWhatItCannotGiveBack(t *testing.T) {
 	if err := w.Write(batches[0]); err == nil || !strings.Contains(err.Error(), "padding") {
 		t.Errorf("pad mismatch: %v", err)
 	}
+	for _, trained := range [][]int32{nil, {4, 8, 12, 9, 10}} { // labels as a mask, as labels
+		negative := packing.Sample{InputIDs: []int32{4, 8, -7, 9, 10}, Labels: trained}
+		if trained == nil {
+			negative.TrainedMask = make([]uint64, 1)
+			packing.MarkTrained(negative.TrainedMask, 1, 5)
+		}
+		p, err := packing.Pack([]packing.Sample{negative}, packing.Options{SequenceLen: 8, MicroBatchSize: 1, Pack: true, PadTokenID: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, _ = NewWriter(&bytes.Buffer{}, 5)
+		if err := w.WriteBatches(p, 1); err == nil || !strings.Contains(err.Error(), "negative token id -7") {
+			t.Errorf("negative id: %v", err)
+		}
+	}
 	mb := batches[0]
 	mb.PositionIDs = slices.Clone(mb.PositionIDs)
 	mb.PositionIDs[1] = 5
@@ -273,6 +288,9 @@ func TestEscapedTokenIDs(t *testing.T) {
 		{append(slices.Clone(mostlySmall), 0xFFFE, 0x10000), escapedIDs},
 		{[]int32{0x10000, 0x10001, 0x10002, 5}, 3}, // escapes would be larger
 		{[]int32{0xFFFF, 1, 2}, 2},
+		{[]int32{0xFFFF, 1, 2, 3, 4, 0xFFFE, 7}, 2}, // four ids at a time, then the rest
+		{[]int32{1 << 24, 1<<24 + 1, 1<<24 + 2, 5}, 4},
+		{[]int32{1<<24 - 1, 1<<24 - 2, 1<<24 - 3, 5}, 3},
 	} {
 		mbs, _, err := packing.Build([]packing.Sample{row(c.ids...)}, packing.Options{SequenceLen: 64, MicroBatchSize: 1, PadToSequenceLen: true, PadTokenID: 3})
 		if err != nil {

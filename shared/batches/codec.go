@@ -307,12 +307,15 @@ func encodeRows(dst []byte, width int, rows [][]recordSample) ([]byte, error) {
 	if len(rows) > maxRows || width < 0 || width > maxWidth {
 		return nil, fmt.Errorf("rows %d × width %d out of range", len(rows), width)
 	}
-	maxID := int32(0)
+	// idBits is every id ORed: negative when one is, at or above 1<<16 or
+	// 1<<24 exactly when the largest id is; cheaper per token than a min
+	// and a max.
+	idBits := int32(0)
 	fullLabels := false
 	tokens, samples, escapes := 0, 0, 0
 	for r, row := range rows {
 		length := 0
-		minID, odd := int32(0), uint32(0)
+		odd := uint32(0)
 		for k, s := range row {
 			if len(s.InputIDs) == 0 {
 				return nil, fmt.Errorf("row %d: sample %d is empty", r, k)
@@ -323,19 +326,18 @@ func encodeRows(dst []byte, width int, rows [][]recordSample) ([]byte, error) {
 			length += len(s.InputIDs)
 			if s.Masked() {
 				// A mask's labels copy or ignore their ids: only the ids to scan.
-				for _, id := range s.InputIDs {
-					minID, maxID = min(minID, id), max(maxID, id)
-					escapes += int(uint32(escape-1-id) >> 31)
-				}
+				bits, n := scanIDs(s.InputIDs)
+				idBits |= bits
+				escapes += n
 				continue
 			}
 			// One pass without branches over the tokens (this loop is most
-			// of the encoding's cost): the smallest and largest id, the ids
-			// >= escape, and whether any label is neither -100 nor its id.
+			// of the encoding's cost): the ids' bits, the ids >= escape, and
+			// whether any label is neither -100 nor its id.
 			ls := s.Labels[:len(s.InputIDs)]
 			for p, id := range s.InputIDs {
 				l := ls[p]
-				minID, maxID = min(minID, id), max(maxID, id)
+				idBits |= id
 				escapes += int(uint32(escape-1-id) >> 31)
 				a, c := uint32(l^packing.IgnoreIndex), uint32(l^id)
 				odd |= (a | -a) & (c | -c)
@@ -344,21 +346,25 @@ func encodeRows(dst []byte, width int, rows [][]recordSample) ([]byte, error) {
 		if length > width {
 			return nil, fmt.Errorf("row %d: %d tokens in a row of width %d", r, length, width)
 		}
-		if minID < 0 {
-			return nil, fmt.Errorf("row %d: negative token id %d", r, minID)
+		if idBits < 0 {
+			for _, s := range row {
+				if k := slices.IndexFunc(s.InputIDs, func(id int32) bool { return id < 0 }); k >= 0 {
+					return nil, fmt.Errorf("row %d: negative token id %d", r, s.InputIDs[k])
+				}
+			}
 		}
 		fullLabels = fullLabels || odd>>31 != 0
 		tokens += length
 		samples += len(row)
 	}
 	code := 2
-	if maxID >= 1<<24 {
+	if idBits >= 1<<24 {
 		code = 4
-	} else if maxID >= 1<<16 {
+	} else if idBits >= 1<<16 {
 		code = 3
 	}
 	tokenSize := code * tokens
-	if escaped := 2*tokens + 4*escapes; maxID >= 1<<16 && escaped < tokenSize {
+	if escaped := 2*tokens + 4*escapes; idBits >= 1<<16 && escaped < tokenSize {
 		code, tokenSize = escapedIDs, escaped
 	}
 	labelBytes := (tokens + 7) / 8
@@ -423,23 +429,36 @@ func encodeRows(dst []byte, width int, rows [][]recordSample) ([]byte, error) {
 	return dst, nil
 }
 
+// scanIDs returns the bitwise OR of ids and how many are >= escape.
+func scanIDs(ids []int32) (bits int32, escapes int) {
+	for _, id := range ids {
+		bits |= id
+		escapes += int(uint32(escape-1-id) >> 31)
+	}
+	return bits, escapes
+}
+
 // appendIDs stores ids at out[at:] by the token code and returns where
-// they end.
+// they end. The two-byte codes store four ids with one write: this loop
+// runs once per token of the file.
 func appendIDs(out []byte, at, code int, ids []int32) int {
 	le := binary.LittleEndian
 	switch code {
-	case escapedIDs:
-		for _, id := range ids {
-			if id < escape {
-				le.PutUint16(out[at:], uint16(id))
-				at += 2
+	case escapedIDs, 2:
+		for len(ids) >= 4 {
+			g := ids[:4:4]
+			ids = ids[4:]
+			a, b, c, d := uint32(g[0]), uint32(g[1]), uint32(g[2]), uint32(g[3])
+			if (a|b|c|d) >= escape && code == escapedIDs {
+				at = appendEscaped(out, at, g)
 				continue
 			}
-			le.PutUint16(out[at:], escape)
-			le.PutUint32(out[at+2:], uint32(id))
-			at += 6
+			le.PutUint64(out[at:at+8], uint64(a&0xFFFF)|uint64(b&0xFFFF)<<16|uint64(c&0xFFFF)<<32|uint64(d&0xFFFF)<<48)
+			at += 8
 		}
-	case 2:
+		if code == escapedIDs {
+			return appendEscaped(out, at, ids)
+		}
 		for _, id := range ids {
 			le.PutUint16(out[at:], uint16(id))
 			at += 2
@@ -455,6 +474,22 @@ func appendIDs(out []byte, at, code int, ids []int32) int {
 			le.PutUint32(out[at:], uint32(id))
 			at += 4
 		}
+	}
+	return at
+}
+
+// appendEscaped stores ids one by one in the escaped code.
+func appendEscaped(out []byte, at int, ids []int32) int {
+	le := binary.LittleEndian
+	for _, id := range ids {
+		if id < escape {
+			le.PutUint16(out[at:], uint16(id))
+			at += 2
+			continue
+		}
+		le.PutUint16(out[at:], escape)
+		le.PutUint32(out[at+2:], uint32(id))
+		at += 6
 	}
 	return at
 }
