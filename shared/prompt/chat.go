@@ -1,6 +1,7 @@
 package prompt
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -461,7 +462,7 @@ func (s *chatTemplate) shapeOf(messages []any) (*shape, error) {
 	defer keyPool.Put(keySpace)
 	key := (*keySpace)[:0]
 	for _, m := range messages {
-		key = appendShapeKey(append(key, '\n'), m.(datasets.Object))
+		key = appendShapeKey(key, m.(datasets.Object))
 	}
 	*keySpace = key
 	return s.shapes.get(key, func() (*shape, error) { return s.renderShape(messages) })
@@ -651,23 +652,27 @@ func (c *shapeCache) get(key []byte, build func() (*shape, error)) (*shape, erro
 // keyPool holds the buffers shape keys are built in.
 var keyPool = sync.Pool{New: func() any { return new([]byte) }}
 
-// appendShapeKey appends msg as JSON with a string content left empty: the
-// part of a message its shape depends on (the same text as
-// AppendJSON(withContent(msg, "")), without copying the message).
+// appendShapeKey appends the part of msg its shape depends on: every field
+// but a string content, which only marks its place. Self-delimiting (counts
+// and lengths first; JSON, which holds no 0xFF byte, ended by one), so that
+// two conversations share a key only when they differ in their string
+// contents alone; binary rather than JSON, as this runs for every row.
 func appendShapeKey(dst []byte, msg datasets.Object) []byte {
-	dst = append(dst, '{')
-	for i, f := range msg {
-		if i > 0 {
-			dst = append(dst, ',')
+	dst = binary.AppendUvarint(dst, uint64(len(msg)))
+	for _, f := range msg {
+		dst = append(binary.AppendUvarint(dst, uint64(len(f.Name))), f.Name...)
+		switch v := f.Value.(type) {
+		case string:
+			if f.Name == "content" {
+				dst = append(dst, 'c')
+				continue
+			}
+			dst = append(binary.AppendUvarint(append(dst, 's'), uint64(len(v))), v...)
+		default:
+			dst = append(datasets.AppendJSON(append(dst, 'j'), v), 0xFF)
 		}
-		dst = append(datasets.AppendJSON(dst, f.Name), ':')
-		if _, isStr := f.Value.(string); isStr && f.Name == "content" {
-			dst = append(dst, `""`...)
-			continue
-		}
-		dst = datasets.AppendJSON(dst, f.Value)
 	}
-	return append(dst, '}')
+	return dst
 }
 
 func withContent(msg datasets.Object, content string) datasets.Object {

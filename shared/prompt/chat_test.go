@@ -509,3 +509,38 @@ func TestTokenRangesEqualOffsetSearch(t *testing.T) {
 		t.Fatal("a token of no known length was walked")
 	}
 }
+
+// TestShapeKeysDifferOnlyByContents: two conversations share a shape key
+// exactly when they differ in nothing but their string contents.
+func TestShapeKeysDifferOnlyByContents(t *testing.T) {
+	msg := func(fields ...any) datasets.Object {
+		var o datasets.Object
+		for i := 0; i < len(fields); i += 2 {
+			o = append(o, datasets.Field{Name: fields[i].(string), Value: fields[i+1]})
+		}
+		return o
+	}
+	key := func(msgs ...datasets.Object) string {
+		var k []byte
+		for _, m := range msgs {
+			k = appendShapeKey(k, m)
+		}
+		return string(k)
+	}
+	base := key(msg("role", "user", "content", "hello"), msg("role", "assistant", "content", "hi"))
+	if same := key(msg("role", "user", "content", "other words"), msg("role", "assistant", "content", "")); same != base {
+		t.Errorf("contents changed the key")
+	}
+	for name, other := range map[string]string{
+		"a role":             key(msg("role", "system", "content", "hello"), msg("role", "assistant", "content", "hi")),
+		"a number content":   key(msg("role", "user", "content", int64(5)), msg("role", "assistant", "content", "hi")),
+		"a field more":       key(msg("role", "user", "content", "hello", "train", true), msg("role", "assistant", "content", "hi")),
+		"a message less":     key(msg("role", "user", "content", "hello")),
+		"names split anew":   key(msg("rol", "euser", "content", "hello"), msg("role", "assistant", "content", "hi")),
+		"fields in messages": key(msg("role", "user", "content", "hello", "role", "assistant"), msg("content", "hi")),
+	} {
+		if other == base {
+			t.Errorf("%s: same key", name)
+		}
+	}
+}
