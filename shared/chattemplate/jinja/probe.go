@@ -197,4 +197,15 @@ func (r *renderer) probeSum(a, b any) {
 }
 
 // Trim is what the trim filter makes of a string: Python's str.strip().
-func Trim(s string) string { return strings.TrimFunc(s, isPySpace) }
+func Trim(s string) string {
+	// Most texts begin and end with a visible ASCII character: nothing to
+	// trim, and no rune to decode at either end.
+	if len(s) > 0 && visibleASCII(s[0]) && visibleASCII(s[len(s)-1]) {
+		return s
+	}
+	return strings.TrimFunc(s, isPySpace)
+}
+
+// visibleASCII: a byte of an ASCII character that is neither whitespace
+// nor a control character (not one Python's strip removes).
+func visibleASCII(c byte) bool { return c > ' ' && c < 0x7f }

@@ -113,3 +113,28 @@ func TestProbeCountsAClockAsLooking(t *testing.T) {
 		t.Fatalf("looked %q, %v", p.Looked, err)
 	}
 }
+
+// TestTrimIsPythonStrip: Trim removes what Python's str.strip() removes
+// (ASCII whitespace, the separators 0x1c-0x1f, NEL, Unicode spaces) and
+// nothing else, its shortcut for visible ASCII ends included.
+func TestTrimIsPythonStrip(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                      "",
+		"word":                  "word",
+		"a b":                   "a b",
+		" \t\n\v\f\r x y \r\n":  "x y",
+		"\x1c\x1d\x1e\x1fz\x1f": "z",
+		"\u0085é\u00a0":         "é",
+		"\u3000日本\u2003":        "日本",
+		"\x00keep\x7f":          "\x00keep\x7f", // control characters are not whitespace
+		"x\u00a0":               "x",
+		"\u00a0x":               "x",
+		"~ ":                    "~",
+		" !":                    "!",
+		"   ":                   "",
+	} {
+		if got := Trim(in); got != want {
+			t.Errorf("Trim(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
