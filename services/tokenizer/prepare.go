@@ -5,10 +5,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 
 	"github.com/eftml/eft/events"
 	"github.com/eftml/eft/shared/batches"
 	"github.com/eftml/eft/shared/config"
+	"github.com/eftml/eft/shared/datasets"
 	"github.com/eftml/eft/shared/packing"
 	"github.com/eftml/eft/shared/parallel"
 	"github.com/eftml/eft/shared/prompt"
@@ -69,12 +71,20 @@ func Tokenize(ctx context.Context, rows *prompt.Rows, strategies []prompt.Strate
 	nBlocks := (rows.Len() + block - 1) / block
 	parts := make([]Tokenized, nBlocks)
 	errs := make([]error, nBlocks)
-	parallel.Chunks(rows.Len(), block, o.Workers, func(_, lo, hi int) bool {
+	workers := o.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	// Each worker decodes its rows into an arena of its own: a strategy is
+	// done with a row when it returns its samples (ids and labels, none of
+	// the row's values), so the next row can reuse the memory.
+	arenas := make([]datasets.Arena, workers)
+	parallel.Chunks(rows.Len(), block, workers, func(worker, lo, hi int) bool {
 		if ctx.Err() != nil {
 			return false
 		}
 		b := lo / block
-		errs[b] = tokenizeBlock(&parts[b], rows, lo, hi, strategies, o)
+		errs[b] = tokenizeBlock(&parts[b], rows, lo, hi, strategies, o, &arenas[worker])
 		return errs[b] == nil
 	})
 	if err := ctx.Err(); err != nil {
@@ -116,10 +126,10 @@ func firstError(errs []error) error {
 	return nil
 }
 
-func tokenizeBlock(out *Tokenized, rows *prompt.Rows, lo, hi int, strategies []prompt.Strategy, o TokenizeOptions) error {
+func tokenizeBlock(out *Tokenized, rows *prompt.Rows, lo, hi int, strategies []prompt.Strategy, o TokenizeOptions, arena *datasets.Arena) error {
 	var made []packing.Sample
 	for i := lo; i < hi; i++ {
-		r, err := rows.Row(i)
+		r, err := rows.RowIn(i, arena)
 		if err != nil {
 			return err
 		}

@@ -79,7 +79,19 @@ func appendBinaryString(dst []byte, s string) []byte {
 // not change while the value is in use. Damaged input is an error giving
 // the byte offset, never a panic or an allocation larger than data.
 func DecodeBinaryShared(data []byte) (any, []byte, error) {
-	d := binDecoder{data: data}
+	return DecodeBinaryArena(data, nil)
+}
+
+// DecodeBinaryArena is DecodeBinaryShared with the value's containers and
+// boxed strings taken from a: it first resets a, so what an earlier call
+// with a returned must no longer be in use (it would change under its
+// holder). A loop decoding row after row with one Arena allocates nothing
+// once the arena has grown to a row's size. A nil a is DecodeBinaryShared.
+func DecodeBinaryArena(data []byte, a *Arena) (any, []byte, error) {
+	if a != nil {
+		a.reset()
+	}
+	d := binDecoder{data: data, arena: a}
 	v := d.value()
 	if d.err != nil {
 		return nil, nil, fmt.Errorf("binary value: byte %d: %w", d.pos, d.err)
@@ -88,12 +100,13 @@ func DecodeBinaryShared(data []byte) (any, []byte, error) {
 }
 
 // binDecoder reads the binary encoding from data[pos:]; the first error
-// stops it.
+// stops it. With an arena, its values' memory comes from there.
 type binDecoder struct {
 	data  []byte
 	pos   int
 	depth int
 	err   error
+	arena *Arena
 }
 
 var errBinaryEnd = errors.New("ends early")
@@ -175,6 +188,9 @@ func (d *binDecoder) value() any {
 		if d.err != nil {
 			return nil
 		}
+		if d.arena != nil {
+			return d.arena.boxString(s)
+		}
 		return s
 	case binList, binObject:
 		if d.depth++; d.depth > maxJSONDepth {
@@ -196,20 +212,124 @@ func (d *binDecoder) container(tag byte) any {
 		return nil
 	}
 	if tag == binList {
-		items := make([]any, n)
+		var items []any
+		if d.arena != nil {
+			items = d.arena.items.take(n)
+		} else {
+			items = make([]any, n)
+		}
 		for i := range items {
 			if items[i] = d.value(); d.err != nil {
 				return nil
 			}
 		}
+		if d.arena != nil {
+			return d.arena.boxList(items)
+		}
 		return items
 	}
-	fields := make(Object, n)
+	var fields Object
+	if d.arena != nil {
+		fields = d.arena.fields.take(n)
+	} else {
+		fields = make(Object, n)
+	}
 	for i := range fields {
 		fields[i].Name = d.str()
 		if fields[i].Value = d.value(); d.err != nil {
 			return nil
 		}
 	}
+	if d.arena != nil {
+		return d.arena.boxObject(fields)
+	}
 	return fields
 }
+
+// Arena holds decoded values for DecodeBinaryArena: the lists' and
+// objects' backing arrays, and the boxes that make strings, lists and
+// objects interface values (each an allocation of its own otherwise: a
+// conversation of seven messages was some 25 small objects for the garbage
+// collector, per row).
+type Arena struct {
+	strs    slab[string]
+	lists   slab[[]any]
+	objects slab[Object]
+	items   slab[any]
+	fields  slab[Field]
+}
+
+func (a *Arena) reset() {
+	a.strs.reset()
+	a.lists.reset()
+	a.objects.reset()
+	a.items.reset()
+	a.fields.reset()
+}
+
+// An interface value is a type and a pointer to the value (for types that
+// are not pointers themselves): the arena's boxes point the interface at
+// a slot of a slab instead of a fresh copy on the heap. The slot is heap
+// memory with the value's own type, which is all the garbage collector
+// and type assertions need; nothing writes to it while the value is in use
+// (DecodeBinaryArena's contract).
+type eface struct{ typ, data unsafe.Pointer }
+
+func typeOf(v any) unsafe.Pointer { return (*eface)(unsafe.Pointer(&v)).typ }
+
+var (
+	stringType = typeOf("")
+	listType   = typeOf([]any(nil))
+	objectType = typeOf(Object(nil))
+)
+
+func boxed[T any](typ unsafe.Pointer, slot *T) any {
+	var v any
+	*(*eface)(unsafe.Pointer(&v)) = eface{typ, unsafe.Pointer(slot)}
+	return v
+}
+
+func (a *Arena) boxString(s string) any {
+	slot := &a.strs.take(1)[0]
+	*slot = s
+	return boxed(stringType, slot)
+}
+
+func (a *Arena) boxList(items []any) any {
+	slot := &a.lists.take(1)[0]
+	*slot = items
+	return boxed(listType, slot)
+}
+
+func (a *Arena) boxObject(fields Object) any {
+	slot := &a.objects.take(1)[0]
+	*slot = fields
+	return boxed(objectType, slot)
+}
+
+// slab hands out runs of Ts from chunks it keeps: reset takes them back
+// for reuse. A run's capacity is its length, so appending to one copies
+// it rather than overwrite the next.
+type slab[T any] struct {
+	chunks [][]T
+	chunk  int // the chunk runs are taken from
+	used   int // its Ts taken
+}
+
+func (s *slab[T]) take(n int) []T {
+	for ; s.chunk < len(s.chunks); s.chunk, s.used = s.chunk+1, 0 {
+		if c := s.chunks[s.chunk]; s.used+n <= len(c) {
+			s.used += n
+			return c[s.used-n : s.used : s.used]
+		}
+	}
+	size := 64
+	if k := len(s.chunks); k > 0 {
+		size = 2 * len(s.chunks[k-1])
+	}
+	s.chunks = append(s.chunks, make([]T, max(size, n)))
+	s.chunk, s.used = len(s.chunks)-1, n
+	return s.chunks[s.chunk][:n:n]
+}
+
+func (s *slab[T]) reset() { s.chunk, s.used = 0, 0 }

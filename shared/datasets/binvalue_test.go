@@ -2,6 +2,7 @@ package datasets
 
 import (
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -74,7 +75,56 @@ func FuzzBinary(f *testing.F) {
 		if err != nil || len(rest) > 0 || string(AppendJSON(nil, back)) != string(AppendJSON(nil, v)) {
 			t.Fatalf("%v encodes to %q, which decodes to %v (%v, %d bytes left)", v, again, back, err, len(rest))
 		}
+		// An arena that held another value first decodes the same value.
+		var a Arena
+		DecodeBinaryArena(AppendBinary(nil, Object{{Name: "k", Value: []any{"x", Object{{Name: "y", Value: "z"}}}}}), &a)
+		inArena, _, err := DecodeBinaryArena(data, &a)
+		if err != nil || string(AppendJSON(nil, inArena)) != string(AppendJSON(nil, v)) {
+			t.Fatalf("in an arena %q decodes to %v (%v), not %v", data, inArena, err, v)
+		}
 	})
+}
+
+// TestArenaDecodesTheSameValues: DecodeBinaryArena's values are
+// DecodeBinaryShared's (types, equality, type switches included), a list
+// or object taken from the arena grows by copying rather than into its
+// neighbour, and once the arena has grown, decoding allocates nothing.
+func TestArenaDecodesTheSameValues(t *testing.T) {
+	rows := []any{
+		Object{{Name: "messages", Value: []any{
+			Object{{Name: "role", Value: "user"}, {Name: "content", Value: "hello"}},
+			Object{{Name: "role", Value: "assistant"}, {Name: "content", Value: ""}, {Name: "train", Value: true}},
+		}}},
+		Object{{Name: "instruction", Value: "do"}, {Name: "n", Value: int64(1 << 40)}, {Name: "f", Value: 2.5},
+			{Name: "z", Value: nil}, {Name: "l", Value: []any{}}, {Name: "o", Value: Object{}}},
+		[]any{"a", []any{"b", []any{"c"}}, Object{{Name: "d", Value: "e"}}},
+		"just a string",
+	}
+	var a Arena
+	for round := range 3 { // the later rounds reuse the arena's memory
+		for _, v := range rows {
+			data := AppendBinary(nil, v)
+			want, _, _ := DecodeBinaryShared(data)
+			got, rest, err := DecodeBinaryArena(data, &a)
+			if err != nil || len(rest) > 0 || !reflect.DeepEqual(got, want) {
+				t.Fatalf("round %d: %#v decodes to %#v (%v)", round, want, got, err)
+			}
+		}
+	}
+	data := AppendBinary(nil, rows[0])
+	v, _, _ := DecodeBinaryArena(data, &a)
+	msgs, _ := v.(Object).Get("messages")
+	first := msgs.([]any)[0].(Object)
+	if role, _ := first.Get("role"); role != "user" || role.(string) != "user" {
+		t.Fatalf("role %v", role)
+	}
+	_ = append(first, Field{Name: "extra", Value: "x"})
+	if second := msgs.([]any)[1].(Object); second[0].Name != "role" || second[0].Value != "assistant" {
+		t.Fatalf("appending to one message changed the next: %v", second)
+	}
+	if n := testing.AllocsPerRun(20, func() { DecodeBinaryArena(data, &a) }); n != 0 {
+		t.Errorf("a grown arena allocates %v times a decode", n)
+	}
 }
 
 // BenchmarkDecodeBinaryChatRow decodes the row BenchmarkParseChatRow parses,

@@ -157,12 +157,18 @@ func (r *Rows) Len() int {
 }
 
 // Row decodes row i (0 <= i < Len()).
-func (r *Rows) Row(i int) (Row, error) {
+func (r *Rows) Row(i int) (Row, error) { return r.RowIn(i, nil) }
+
+// RowIn decodes row i into a (see datasets.DecodeBinaryArena): the row
+// the previous call with a returned is then no longer valid. For loops
+// that are done with each row before the next, which then allocate
+// nothing for rows; a nil a is Row.
+func (r *Rows) RowIn(i int, a *datasets.Arena) (Row, error) {
 	s := r.spans[i]
 	if s.end < 0 {
 		return Row{}, fmt.Errorf("rows: %s: row %d (byte %d): its length runs past the end of the file (%d bytes): was it cut short?", r.name, i, s.start, len(r.data))
 	}
-	row, err := decodeRow(r.data[s.start:s.end])
+	row, err := decodeRow(r.data[s.start:s.end], a)
 	if err != nil {
 		// Named by where its record starts (its length), as a cut one is.
 		record := s.start - len(binary.AppendUvarint(nil, uint64(s.end-s.start)))
@@ -171,8 +177,8 @@ func (r *Rows) Row(i int) (Row, error) {
 	return row, nil
 }
 
-// decodeRow decodes one record, its length already read.
-func decodeRow(rec []byte) (Row, error) {
+// decodeRow decodes one record, its length already read, into a when not nil.
+func decodeRow(rec []byte, a *datasets.Arena) (Row, error) {
 	var row Row
 	var head [4]uint64 // dataset, line, row, length of file
 	for k := range head {
@@ -189,7 +195,7 @@ func decodeRow(rec []byte) (Row, error) {
 	if head[3] > 0 {
 		row.Source.File = unsafe.String(&rec[0], int(head[3]))
 	}
-	v, rest, err := datasets.DecodeBinaryShared(rec[head[3]:])
+	v, rest, err := datasets.DecodeBinaryArena(rec[head[3]:], a)
 	if err != nil {
 		return row, fmt.Errorf("fields: %w", err)
 	}
