@@ -381,3 +381,55 @@ func processCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkPreprocessCounted is for counting instructions, which, unlike
+// this shared machine's timings, come out the same from run to run
+// (valgrind --tool=callgrind on one core with GOGC=off: docs/pipeline.md).
+// After a warm-up of both, each iteration runs the chat pipeline (rows file
+// → batch file) when EFT_PIPELINE_BENCH_SIDE is "pipeline", the raw
+// tokenizer on the same text when "raw", neither when "none" (the setup
+// alone, to subtract); both when it is unset.
+func BenchmarkPreprocessCounted(b *testing.B) {
+	side := os.Getenv("EFT_PIPELINE_BENCH_SIDE")
+	sentences := benchSentences(b)
+	path := writeBenchRows(b, benchRows(), func(rng *rand.Rand) datasets.Object {
+		return datasets.Object{{Name: "messages", Value: synthConversation(rng, sentences)}}
+	})
+	tok := llama3(b)
+	cfg := parseConfigTB(b, "sequence_len: 4096\nmicro_batch_size: 2\nsample_packing: true\neot_tokens: [\"<|eot_id|>\"]\ndatasets:\n  - path: synthetic.jsonl\n    type: chat_template\n")
+	strategies, err := Strategies(cfg, cfg.Datasets, tok, prompt.Env{TokenizerDir: testfixtures.Path(b, "tokenizers", "llama3")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pack := packing.Options{SequenceLen: cfg.SequenceLen, MicroBatchSize: cfg.MicroBatchSize, Pack: true, PadTokenID: prompt.PadTokenID(tok), Seed: 1}
+	pipeline := func() *Tokenized {
+		rows, err := prompt.ReadRows(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t, err := Tokenize(context.Background(), rows, strategies, TokenizeOptions{Length: prompt.LengthPolicy{SequenceLen: cfg.SequenceLen}, DropUntrained: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		p, err := Pack(t.Samples, pack, "", 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		os.Remove(p.Path)
+		return t
+	}
+	var texts []string
+	for _, s := range pipeline().Samples {
+		texts = append(texts, tok.Decode(s.InputIDs, false))
+	}
+	tok.EncodeBatch(texts, false)
+	b.ResetTimer()
+	for range b.N {
+		if side == "" || side == "pipeline" {
+			pipeline()
+		}
+		if side == "" || side == "raw" {
+			tok.EncodeBatch(texts, false)
+		}
+	}
+}

@@ -144,7 +144,7 @@ func TestTokenizerConfigForms(t *testing.T) {
 			t.Errorf("%s: error %v, want one naming cfg.json and %q", c.config, err, c.want)
 		}
 	}
-	tpl, err = Compile("bad", "{% if %}")
+	_, err = Compile("bad", "{% if %}")
 	if err == nil || !strings.Contains(err.Error(), "chat template bad") || !strings.Contains(err.Error(), "line 1") {
 		t.Errorf("syntax error %v should name the template and line", err)
 	}
