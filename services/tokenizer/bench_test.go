@@ -284,10 +284,42 @@ func dumpTexts(b *testing.B, texts []string) {
 func BenchmarkPreprocessChat(b *testing.B) {
 	sentences := benchSentences(b)
 	n := benchRows()
-	path := writeBenchRows(b, n, func(rng *rand.Rand) datasets.Object {
+	path := writeBenchRows(b, n, chatRow(sentences))
+	runPreprocessBench(b, path, n, chatBenchConfig)
+}
+
+// chatBenchConfig is the chat benchmarks' config: Llama-3's own template,
+// every assistant turn trained, packed into rows of 4096 tokens.
+const chatBenchConfig = "sequence_len: 4096\nmicro_batch_size: 2\nsample_packing: true\neot_tokens: [\"<|eot_id|>\"]\ndatasets:\n  - path: synthetic.jsonl\n    type: chat_template\n"
+
+// chatRow makes synthetic conversation rows from sentences.
+func chatRow(sentences []string) func(*rand.Rand) datasets.Object {
+	return func(rng *rand.Rand) datasets.Object {
 		return datasets.Object{{Name: "messages", Value: synthConversation(rng, sentences)}}
-	})
-	runPreprocessBench(b, path, n, "sequence_len: 4096\nmicro_batch_size: 2\nsample_packing: true\neot_tokens: [\"<|eot_id|>\"]\ndatasets:\n  - path: synthetic.jsonl\n    type: chat_template\n")
+	}
+}
+
+// chatStages is what the benchmarks that run the chat pipeline's stages
+// one by one share: a rows file of benchRows() conversations, and the
+// pipeline's parts for it.
+type chatStages struct {
+	path       string
+	tok        *hftok.Tokenizer
+	strategies []prompt.Strategy
+	length     prompt.LengthPolicy
+	pack       packing.Options
+}
+
+func newChatStages(b *testing.B) chatStages {
+	c := chatStages{path: writeBenchRows(b, benchRows(), chatRow(benchSentences(b))), tok: llama3(b)}
+	cfg := parseConfigTB(b, chatBenchConfig)
+	var err error
+	if c.strategies, err = Strategies(cfg, cfg.Datasets, c.tok, prompt.Env{TokenizerDir: testfixtures.Path(b, "tokenizers", "llama3")}); err != nil {
+		b.Fatal(err)
+	}
+	c.length = prompt.LengthPolicy{SequenceLen: cfg.SequenceLen, Strategy: cfg.ExcessLengthStrategy}
+	c.pack = packing.Options{SequenceLen: cfg.SequenceLen, MicroBatchSize: cfg.MicroBatchSize, Pack: true, PadTokenID: prompt.PadTokenID(c.tok), Seed: 1}
+	return c
 }
 
 // BenchmarkPreprocessStages splits the chat pipeline into its stages, each
@@ -299,19 +331,9 @@ func BenchmarkPreprocessChat(b *testing.B) {
 // packing and writing the batch file, and the raw tokenizer on the same
 // text.
 func BenchmarkPreprocessStages(b *testing.B) {
-	sentences := benchSentences(b)
-	n := benchRows()
-	path := writeBenchRows(b, n, func(rng *rand.Rand) datasets.Object {
-		return datasets.Object{{Name: "messages", Value: synthConversation(rng, sentences)}}
-	})
-	tok := llama3(b)
-	cfg := parseConfigTB(b, "sequence_len: 4096\nmicro_batch_size: 2\nsample_packing: true\neot_tokens: [\"<|eot_id|>\"]\ndatasets:\n  - path: synthetic.jsonl\n    type: chat_template\n")
-	strategies, err := Strategies(cfg, cfg.Datasets, tok, prompt.Env{TokenizerDir: testfixtures.Path(b, "tokenizers", "llama3")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	length := prompt.LengthPolicy{SequenceLen: cfg.SequenceLen, Strategy: cfg.ExcessLengthStrategy}
-	pack := packing.Options{SequenceLen: cfg.SequenceLen, MicroBatchSize: cfg.MicroBatchSize, Pack: true, PadTokenID: prompt.PadTokenID(tok), Seed: 1}
+	c := newChatStages(b)
+	path, tok, strategies, length, pack := c.path, c.tok, c.strategies, c.length, c.pack
+	var err error
 	stages := []string{"read", "tokenize", "pack", "raw"}
 	var wall, cpu [4]time.Duration
 	var allocMB [4]float64
@@ -391,27 +413,18 @@ func processCPU() time.Duration {
 // alone, to subtract); both when it is unset.
 func BenchmarkPreprocessCounted(b *testing.B) {
 	side := os.Getenv("EFT_PIPELINE_BENCH_SIDE")
-	sentences := benchSentences(b)
-	path := writeBenchRows(b, benchRows(), func(rng *rand.Rand) datasets.Object {
-		return datasets.Object{{Name: "messages", Value: synthConversation(rng, sentences)}}
-	})
-	tok := llama3(b)
-	cfg := parseConfigTB(b, "sequence_len: 4096\nmicro_batch_size: 2\nsample_packing: true\neot_tokens: [\"<|eot_id|>\"]\ndatasets:\n  - path: synthetic.jsonl\n    type: chat_template\n")
-	strategies, err := Strategies(cfg, cfg.Datasets, tok, prompt.Env{TokenizerDir: testfixtures.Path(b, "tokenizers", "llama3")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	pack := packing.Options{SequenceLen: cfg.SequenceLen, MicroBatchSize: cfg.MicroBatchSize, Pack: true, PadTokenID: prompt.PadTokenID(tok), Seed: 1}
+	c := newChatStages(b)
+	tok := c.tok
 	pipeline := func() *Tokenized {
-		rows, err := prompt.ReadRows(path)
+		rows, err := prompt.ReadRows(c.path)
 		if err != nil {
 			b.Fatal(err)
 		}
-		t, err := Tokenize(context.Background(), rows, strategies, TokenizeOptions{Length: prompt.LengthPolicy{SequenceLen: cfg.SequenceLen}, DropUntrained: true})
+		t, err := Tokenize(context.Background(), rows, c.strategies, TokenizeOptions{Length: c.length, DropUntrained: true})
 		if err != nil {
 			b.Fatal(err)
 		}
-		p, err := Pack(t.Samples, pack, "", 0)
+		p, err := Pack(t.Samples, c.pack, "", 0)
 		if err != nil {
 			b.Fatal(err)
 		}
