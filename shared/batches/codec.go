@@ -307,12 +307,8 @@ func encodeRows(dst []byte, width int, rows [][]recordSample) ([]byte, error) {
 	if len(rows) > maxRows || width < 0 || width > maxWidth {
 		return nil, fmt.Errorf("rows %d × width %d out of range", len(rows), width)
 	}
-	// idBits is every id ORed: negative when one is, at or above 1<<16 or
-	// 1<<24 exactly when the largest id is; cheaper per token than a min
-	// and a max.
-	idBits := int32(0)
 	fullLabels := false
-	tokens, samples, escapes := 0, 0, 0
+	tokens, samples := 0, 0
 	for r, row := range rows {
 		length := 0
 		odd := uint32(0)
@@ -325,20 +321,13 @@ func encodeRows(dst []byte, width int, rows [][]recordSample) ([]byte, error) {
 			}
 			length += len(s.InputIDs)
 			if s.Masked() {
-				// A mask's labels copy or ignore their ids: only the ids to scan.
-				bits, n := scanIDs(s.InputIDs)
-				idBits |= bits
-				escapes += n
-				continue
+				continue // a mask's labels copy or ignore their ids
 			}
-			// One pass without branches over the tokens (this loop is most
-			// of the encoding's cost): the ids' bits, the ids >= escape, and
-			// whether any label is neither -100 nor its id.
+			// Whether any label is neither -100 nor its id, without a branch
+			// per token.
 			ls := s.Labels[:len(s.InputIDs)]
 			for p, id := range s.InputIDs {
 				l := ls[p]
-				idBits |= id
-				escapes += int(uint32(escape-1-id) >> 31)
 				a, c := uint32(l^packing.IgnoreIndex), uint32(l^id)
 				odd |= (a | -a) & (c | -c)
 			}
@@ -346,41 +335,26 @@ func encodeRows(dst []byte, width int, rows [][]recordSample) ([]byte, error) {
 		if length > width {
 			return nil, fmt.Errorf("row %d: %d tokens in a row of width %d", r, length, width)
 		}
-		if idBits < 0 {
-			for _, s := range row {
-				if k := slices.IndexFunc(s.InputIDs, func(id int32) bool { return id < 0 }); k >= 0 {
-					return nil, fmt.Errorf("row %d: negative token id %d", r, s.InputIDs[k])
-				}
-			}
-		}
 		fullLabels = fullLabels || odd>>31 != 0
 		tokens += length
 		samples += len(row)
-	}
-	code := 2
-	if idBits >= 1<<24 {
-		code = 4
-	} else if idBits >= 1<<16 {
-		code = 3
-	}
-	tokenSize := code * tokens
-	if escaped := 2*tokens + 4*escapes; idBits >= 1<<16 && escaped < tokenSize {
-		code, tokenSize = escapedIDs, escaped
 	}
 	labelBytes := (tokens + 7) / 8
 	mode := byte(0)
 	if fullLabels {
 		labelBytes, mode = 4*tokens, 1
 	}
-	// The record's size is known: one allocation at most, then plain stores.
-	size := 10 + 8*len(rows) + 8*samples + tokenSize + labelBytes
+	// Room for the ids in the escaped code, the largest: they are written in
+	// it first, which tells which code is smallest (the same pass, rather
+	// than one more over every id), and rewritten in a smaller one if needed.
+	room := 10 + 8*len(rows) + 8*samples + 6*tokens + labelBytes
 	start := len(dst)
-	dst = slices.Grow(dst, size)[:start+size]
+	dst = slices.Grow(dst, room)[:start+room]
 	out := dst[start:]
 	le := binary.LittleEndian
 	le.PutUint32(out[0:], uint32(len(rows)))
 	le.PutUint32(out[4:], uint32(width))
-	out[8], out[9] = byte(code), mode
+	out[9] = mode
 	at := 10
 	for _, row := range rows {
 		length := 0
@@ -398,9 +372,46 @@ func encodeRows(dst []byte, width int, rows [][]recordSample) ([]byte, error) {
 			at += 8
 		}
 	}
+	// idBits is every id ORed: negative when one is, at or above 1<<16 or
+	// 1<<24 exactly when the largest id is.
+	idsAt, idBits, escapes := at, int32(0), 0
 	for _, row := range rows {
 		for _, s := range row {
-			at = appendIDs(out, at, code, s.InputIDs)
+			var bits int32
+			var n int
+			at, bits, n = appendEscapedIDs(out, at, s.InputIDs)
+			idBits |= bits
+			escapes += n
+		}
+	}
+	if idBits < 0 {
+		for r, row := range rows {
+			for _, s := range row {
+				if k := slices.IndexFunc(s.InputIDs, func(id int32) bool { return id < 0 }); k >= 0 {
+					return nil, fmt.Errorf("row %d: negative token id %d", r, s.InputIDs[k])
+				}
+			}
+		}
+	}
+	fixed := 3
+	if idBits >= 1<<24 {
+		fixed = 4
+	}
+	code := escapedIDs
+	switch {
+	case idBits < 1<<16:
+		code = 2
+	case 2*tokens+4*escapes >= fixed*tokens:
+		code = fixed
+	}
+	out[8] = byte(code)
+	if code != escapedIDs && (code != 2 || escapes > 0) {
+		// Never longer than the escaped ids: it overwrites them from their start.
+		at = idsAt
+		for _, row := range rows {
+			for _, s := range row {
+				at = appendIDs(out, at, code, s.InputIDs)
+			}
 		}
 	}
 	if fullLabels {
@@ -412,7 +423,7 @@ func encodeRows(dst []byte, width int, rows [][]recordSample) ([]byte, error) {
 				}
 			}
 		}
-		return dst, nil
+		return dst[:start+at], nil
 	}
 	mask := out[at : at+labelBytes]
 	clear(mask)
@@ -426,38 +437,47 @@ func encodeRows(dst []byte, width int, rows [][]recordSample) ([]byte, error) {
 			}
 		}
 	}
-	return dst, nil
+	return dst[:start+at+labelBytes], nil
 }
 
-// scanIDs returns the bitwise OR of ids and how many are >= escape.
-func scanIDs(ids []int32) (bits int32, escapes int) {
+// appendEscapedIDs stores ids at out[at:] in the escaped code, four at a
+// time while none of the four needs an escape, and returns where they end,
+// the ids ORed and how many were escaped.
+func appendEscapedIDs(out []byte, at int, ids []int32) (end int, bits int32, escapes int) {
+	for len(ids) >= 4 {
+		g := ids[:4:4]
+		ids = ids[4:]
+		a, b, c, d := uint32(g[0]), uint32(g[1]), uint32(g[2]), uint32(g[3])
+		or := a | b | c | d
+		bits |= int32(or)
+		if or >= escape {
+			for _, id := range g {
+				escapes += int(uint32(escape-1-id) >> 31)
+			}
+			at = appendEscaped(out, at, g)
+			continue
+		}
+		binary.LittleEndian.PutUint64(out[at:at+8], uint64(a)|uint64(b)<<16|uint64(c)<<32|uint64(d)<<48)
+		at += 8
+	}
 	for _, id := range ids {
 		bits |= id
 		escapes += int(uint32(escape-1-id) >> 31)
 	}
-	return bits, escapes
+	return appendEscaped(out, at, ids), bits, escapes
 }
 
-// appendIDs stores ids at out[at:] by the token code and returns where
-// they end. The two-byte codes store four ids with one write: this loop
-// runs once per token of the file.
+// appendIDs stores ids at out[at:] in a fixed-width code (2, 3 or 4 bytes
+// an id) and returns where they end; two-byte ids go four at a time.
 func appendIDs(out []byte, at, code int, ids []int32) int {
 	le := binary.LittleEndian
 	switch code {
-	case escapedIDs, 2:
+	case 2:
 		for len(ids) >= 4 {
 			g := ids[:4:4]
 			ids = ids[4:]
-			a, b, c, d := uint32(g[0]), uint32(g[1]), uint32(g[2]), uint32(g[3])
-			if (a|b|c|d) >= escape && code == escapedIDs {
-				at = appendEscaped(out, at, g)
-				continue
-			}
-			le.PutUint64(out[at:at+8], uint64(a&0xFFFF)|uint64(b&0xFFFF)<<16|uint64(c&0xFFFF)<<32|uint64(d&0xFFFF)<<48)
+			le.PutUint64(out[at:at+8], uint64(uint16(g[0]))|uint64(uint16(g[1]))<<16|uint64(uint16(g[2]))<<32|uint64(uint16(g[3]))<<48)
 			at += 8
-		}
-		if code == escapedIDs {
-			return appendEscaped(out, at, ids)
 		}
 		for _, id := range ids {
 			le.PutUint16(out[at:], uint16(id))
