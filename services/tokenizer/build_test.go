@@ -160,6 +160,60 @@ func TestTokenizeIsRowOrderedAndMatchesTheStrategies(t *testing.T) {
 	}
 }
 
+// TestTokenizeChatRowsInArenas: conversations decoded into the workers'
+// reused arenas (lists and objects of every size, one after another) make
+// the samples the strategy makes from rows decoded on their own.
+func TestTokenizeChatRowsInArenas(t *testing.T) {
+	tok := llama3(t)
+	cfg := parse(t, "sequence_len: 512\nmicro_batch_size: 2\ndatasets:\n  - path: chat.jsonl\n    type: chat_template\n")
+	strategies, err := Strategies(cfg, cfg.Datasets, tok, prompt.Env{TokenizerDir: testfixtures.Path(t, "tokenizers", "llama3")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []prompt.Row
+	for i := range 600 {
+		var msgs []any
+		if i%3 == 0 {
+			msgs = append(msgs, obj("role", "system", "content", "Be brief."))
+		}
+		for k := range 1 + i%5 {
+			msgs = append(msgs, obj("role", "user", "content", fmt.Sprintf("Question %d of row %d: %s?", k, i, strings.Repeat("why ", i%9))),
+				obj("role", "assistant", "content", fmt.Sprintf("Answer %d.%s", k, strings.Repeat(" Because.", (i+k)%6))))
+		}
+		rows = append(rows, prompt.Row{Source: datasets.Source{File: "chat.jsonl", Line: i + 1, Row: i}, Fields: obj("messages", msgs)})
+	}
+	data := make([]byte, 0, 1<<16)
+	for _, r := range rows {
+		data = prompt.AppendRow(data, r)
+	}
+	indexed := prompt.IndexRows(data, "rows.bin")
+	got, err := Tokenize(context.Background(), indexed, strategies, TokenizeOptions{Length: prompt.LengthPolicy{SequenceLen: 512}, Workers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := 0
+	for i := range rows {
+		r, err := indexed.Row(i) // decoded on its own
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := strategies[0].Tokenize(nil, r.Fields)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range want {
+			if k >= len(got.Samples) || got.Rows[k] != i || !slices.Equal(got.Samples[k].InputIDs, s.InputIDs) ||
+				!slices.Equal(got.Samples[k].AppendLabels(nil), s.AppendLabels(nil)) {
+				t.Fatalf("row %d: its sample differs in the arenas", i)
+			}
+			k++
+		}
+	}
+	if k != len(got.Samples) || k < len(rows) {
+		t.Fatalf("%d samples, %d expected from %d rows", len(got.Samples), k, len(rows))
+	}
+}
+
 func TestBuildPacksEverySampleOnce(t *testing.T) {
 	tok := llama3(t)
 	cfg := parse(t, "sequence_len: 128\nmicro_batch_size: 3\nsample_packing: true\nseed: 3\nval_set_size: 40\ndatasets:\n  - path: a.jsonl\n    type: alpaca\n  - path: notes.txt\n    type: completion\n")
