@@ -189,7 +189,7 @@ func (d *binDecoder) value() any {
 			return nil
 		}
 		if d.arena != nil {
-			return d.arena.boxString(s)
+			return box(&d.arena.strs, stringType, s)
 		}
 		return s
 	case binList, binObject:
@@ -224,7 +224,7 @@ func (d *binDecoder) container(tag byte) any {
 			}
 		}
 		if d.arena != nil {
-			return d.arena.boxList(items)
+			return box(&d.arena.lists, listType, items)
 		}
 		return items
 	}
@@ -241,7 +241,7 @@ func (d *binDecoder) container(tag byte) any {
 		}
 	}
 	if d.arena != nil {
-		return d.arena.boxObject(fields)
+		return box(&d.arena.objects, objectType, fields)
 	}
 	return fields
 }
@@ -283,28 +283,13 @@ var (
 	objectType = typeOf(Object(nil))
 )
 
-func boxed[T any](typ unsafe.Pointer, slot *T) any {
-	var v any
-	*(*eface)(unsafe.Pointer(&v)) = eface{typ, unsafe.Pointer(slot)}
-	return v
-}
-
-func (a *Arena) boxString(s string) any {
-	slot := &a.strs.take(1)[0]
-	*slot = s
-	return boxed(stringType, slot)
-}
-
-func (a *Arena) boxList(items []any) any {
-	slot := &a.lists.take(1)[0]
-	*slot = items
-	return boxed(listType, slot)
-}
-
-func (a *Arena) boxObject(fields Object) any {
-	slot := &a.objects.take(1)[0]
-	*slot = fields
-	return boxed(objectType, slot)
+// box makes v an interface value held in a slot of s (typ: T's type).
+func box[T any](s *slab[T], typ unsafe.Pointer, v T) any {
+	slot := &s.take(1)[0]
+	*slot = v
+	var out any
+	*(*eface)(unsafe.Pointer(&out)) = eface{typ, unsafe.Pointer(slot)}
+	return out
 }
 
 // slab hands out runs of Ts from chunks it keeps: reset takes them back
