@@ -119,6 +119,10 @@ func (d *binDecoder) fail(err error) any {
 }
 
 func (d *binDecoder) uvarint() uint64 {
+	if d.pos < len(d.data) && d.data[d.pos] < 0x80 { // one byte: most lengths
+		d.pos++
+		return uint64(d.data[d.pos-1])
+	}
 	v, n := binary.Uvarint(d.data[d.pos:])
 	if n <= 0 {
 		d.fail(errors.New("bad length"))

@@ -20,6 +20,7 @@ func TestBinaryRoundTrip(t *testing.T) {
 		{Name: "nan", Value: math.NaN()}, {Name: "inf", Value: math.Inf(-1)},
 		{Name: "b", Value: true}, {Name: "c", Value: false}, {Name: "z", Value: nil},
 		{Name: "", Value: []any{}}, {Name: "o", Value: Object{}}, {Name: "bad", Value: struct{}{}},
+		{Name: "long", Value: strings.Repeat("a length of two varint bytes ", 10)},
 	}
 	data := append(AppendBinary(nil, v), "rest"...)
 	back, rest, err := DecodeBinaryShared(data)
